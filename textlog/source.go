@@ -1,0 +1,236 @@
+package textlog
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"portknock/sequence"
+)
+
+// Source is one text input: stdin, a FIFO or a file, read line by line,
+// every line parsed, every knock handed on. Set the fields, then call Run
+// once; a Source must not be copied after that.
+type Source struct {
+	// Name identifies the input in events and logs.
+	Name string
+	// Path is "-" for stdin, or the path of a FIFO or a regular file.
+	Path string
+	// Parser decides which lines are knocks.
+	Parser Parser
+	// MaxLine is the longest line parsed, in bytes; DefaultMaxLine if 0.
+	MaxLine int
+	// Now stamps events, since text formats do not reliably carry a usable
+	// time; time.Now if nil.
+	Now func() time.Time
+	// Logger receives skipped lines (debug) and source life-cycle notes;
+	// slog.Default() if nil.
+	Logger *slog.Logger
+
+	// stdin replaces os.Stdin for Path "-", so tests can use a pipe.
+	stdin *os.File
+
+	lc      lineCounters
+	events  atomic.Uint64
+	skipped [reasonCount]atomic.Uint64
+}
+
+// Stats is a snapshot of a Source's counters. Lines == Events + the sum of
+// Skipped, give or take lines in flight.
+type Stats struct {
+	// Lines counts every line read, including skipped ones.
+	Lines uint64
+	// Events counts lines handed on as events.
+	Events uint64
+	// Skipped counts the lines that were not events, indexed by Reason.
+	// Skipped[ReasonTooLong] is the number of overlong lines.
+	Skipped [reasonCount]uint64
+	// Partial counts unterminated lines dropped because a FIFO's writer
+	// closed in the middle of a line; they are not in Lines.
+	Partial uint64
+}
+
+// Stats returns the source's counters so far. It is safe to call while Run
+// is running.
+func (s *Source) Stats() Stats {
+	var st Stats
+	st.Events = s.events.Load()
+	for r := range s.skipped {
+		st.Skipped[r] = s.skipped[r].Load()
+	}
+	st.Skipped[ReasonTooLong] += s.lc.tooLong.Load()
+	st.Lines = s.lc.lines.Load() + s.lc.tooLong.Load()
+	st.Partial = s.lc.partial.Load()
+	return st
+}
+
+// Run reads lines, parses each and calls emit for every event, stamped with
+// Time = Now() and Input = Name. The event is reused for the next line, so
+// emit must copy what it keeps. Lines that are not events are counted per
+// Reason and logged at debug level; they are never fatal.
+//
+// What ends Run depends on Path:
+//   - "-" (stdin): EOF or ctx ending. Reading from a pipe, FIFO or terminal
+//     is interrupted when ctx ends; the daemon decides what EOF means.
+//   - a FIFO: only ctx ending. When the last writer closes, the FIFO is
+//     reopened and Run waits for the next writer; a partial line left by
+//     the writer that went away is counted and dropped.
+//   - a regular file: reading it once from the start to EOF, or ctx ending.
+//
+// Run returns nil in all these cases, and an error when the input cannot
+// be opened or read.
+func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
+	if !s.Parser.Format.valid() {
+		return fmt.Errorf("input %q: unknown format %d", s.Name, s.Parser.Format)
+	}
+	maxLen := s.MaxLine
+	if maxLen <= 0 {
+		maxLen = DefaultMaxLine
+	}
+	now := s.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("input", s.Name)
+
+	var ev sequence.Event
+	handle := func(line []byte) {
+		_, r := s.Parser.Parse(line, &ev)
+		if r != ReasonNone {
+			s.skipped[r].Add(1)
+			if log.Enabled(ctx, slog.LevelDebug) {
+				log.Debug("line is not a knock", "reason", r.String(), "line", quoteLine(line))
+			}
+			return
+		}
+		ev.Time = now()
+		ev.Input = s.Name
+		s.events.Add(1)
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("knock line", "src", ev.Src, "port", ev.Port, "proto", ev.Proto.String())
+		}
+		emit(&ev)
+	}
+
+	r := &reader{ctx: ctx, maxLen: maxLen, c: &s.lc, fn: handle, log: log}
+	var err error
+	if s.Path == "-" {
+		in := s.stdin
+		if in == nil {
+			in = os.Stdin
+		}
+		err = r.stdin(in)
+	} else {
+		err = r.path(s.Path)
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil // failures caused by the shutdown are not failures
+	}
+	if err != nil {
+		return fmt.Errorf("input %q: %w", s.Name, err)
+	}
+	return nil
+}
+
+// quoteLine renders a skipped line for a log, shortened because the line
+// may be up to MaxLine bytes of junk.
+func quoteLine(line []byte) string {
+	const keep = 256
+	if len(line) > keep {
+		return fmt.Sprintf("%q…", line[:keep])
+	}
+	return fmt.Sprintf("%q", line)
+}
+
+// reader holds what the per-kind loops share.
+type reader struct {
+	ctx    context.Context
+	maxLen int
+	c      *lineCounters
+	fn     func([]byte)
+	log    *slog.Logger
+	br     *bufio.Reader
+}
+
+// read reads f to EOF (or ctx ending) through the shared buffer.
+func (r *reader) read(f *os.File, keepPartial bool) error {
+	if r.br == nil {
+		r.br = newLineBuffer(f, r.maxLen)
+	} else {
+		r.br.Reset(f)
+	}
+	return readLinesFrom(r.ctx, f, r.br, r.maxLen, keepPartial, r.c, r.fn)
+}
+
+func (r *reader) stdin(in *os.File) error {
+	f, release, err := pollable(in)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := r.read(f, true); err != nil {
+		return fmt.Errorf("reading stdin: %w", err)
+	}
+	if r.ctx.Err() == nil {
+		r.log.Info("end of stdin")
+	}
+	return nil
+}
+
+func (r *reader) path(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.Mode()&fs.ModeNamedPipe != 0:
+		return r.fifo(path)
+	case fi.Mode().IsRegular():
+		return r.file(path)
+	}
+	return fmt.Errorf("%s is neither a FIFO nor a regular file (%v)", path, fi.Mode().Type())
+}
+
+// file reads a regular file once, from its start to its end.
+func (r *reader) file(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return r.read(f, true)
+}
+
+// fifo reads one writer's lines after another until ctx ends.
+func (r *reader) fifo(path string) error {
+	for {
+		f, err := openFIFO(r.ctx, path, r.log)
+		if err != nil {
+			return err
+		}
+		if f == nil {
+			return nil // ctx ended while waiting for a writer
+		}
+		// A FIFO replaced by a regular file would otherwise be re-read from
+		// the start forever, one "writer" after another.
+		if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+			f.Close()
+			return fmt.Errorf("%s is no longer a FIFO", path)
+		}
+		err = r.read(f, false)
+		f.Close()
+		if err != nil || r.ctx.Err() != nil {
+			return err
+		}
+		r.log.Debug("FIFO writer closed; waiting for the next one")
+	}
+}
