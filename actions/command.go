@@ -1,0 +1,128 @@
+// Package actions turns a sequence.Match into effects on the system: it runs
+// a door's start command, schedules its stop command, and keeps the state
+// that must outlive one knock, such as knockd's one-time sequence files.
+//
+// Commands never run on the matcher's goroutine. The Runner hands them to a
+// fixed pool of workers through a bounded queue, so a slow or hanging
+// command can delay other commands but never the reading of knocks, and a
+// flood of matches costs a counter, not memory.
+package actions
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"portknock/sequence"
+)
+
+// Command is one command line: Shell is run with /bin/sh -c; Argv is exec'd
+// directly. Exactly one is set, or neither (no command).
+type Command struct {
+	Shell string
+	Argv  []string
+}
+
+// IsZero reports whether c runs nothing.
+func (c Command) IsZero() bool { return c.Shell == "" && len(c.Argv) == 0 }
+
+// String renders c for logs: the shell line as written, or the argv quoted
+// element by element so that spaces inside an argument stay visible.
+func (c Command) String() string {
+	if c.Shell != "" {
+		return c.Shell
+	}
+	parts := make([]string, len(c.Argv))
+	for i, a := range c.Argv {
+		parts[i] = strconv.Quote(a)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// Door is what the Runner needs to know about one door: its commands and
+// how long it stays open.
+type Door struct {
+	Name string
+	// Start6 and Stop6 are used for IPv6 sources when set, otherwise Start
+	// and Stop, as knockd's start_command_6 and stop_command_6.
+	Start, Start6, Stop, Stop6 Command
+	// CmdTimeout, together with a Stop command, closes the door this long
+	// after the open. Without both, a knock only runs Start.
+	CmdTimeout time.Duration
+}
+
+// commandsFor picks the start and stop commands for a source: the IPv6
+// variants for IPv6 sources when the door defines them.
+func (d *Door) commandsFor(src netip.Addr) (start, stop Command) {
+	start, stop = d.Start, d.Stop
+	if src.Is6() && !src.Is4In6() {
+		if !d.Start6.IsZero() {
+			start = d.Start6
+		}
+		if !d.Stop6.IsZero() {
+			stop = d.Stop6
+		}
+	}
+	return start, stop
+}
+
+// Substitute replaces the placeholders in c for one match: %IP% with the
+// source address, %DOOR% with the door name, %PORT% and %PROTO% with the
+// last knock's port and protocol.
+//
+// The address is printed from a netip.Addr with its zone removed, and the
+// port and protocol are a number and "tcp"/"udp", so none of them can carry
+// shell syntax into a Shell command. The door name comes from the
+// administrator's configuration and is inserted as written. Argv elements are
+// substituted one by one and never re-split, so a value stays one argument.
+func Substitute(c Command, m sequence.Match) Command {
+	r := replacerFor(m)
+	if c.Shell != "" {
+		return Command{Shell: r.Replace(c.Shell)}
+	}
+	if len(c.Argv) == 0 {
+		return Command{}
+	}
+	argv := make([]string, len(c.Argv))
+	for i, a := range c.Argv {
+		argv[i] = r.Replace(a)
+	}
+	return Command{Argv: argv}
+}
+
+func replacerFor(m sequence.Match) *strings.Replacer {
+	ip := ""
+	if src := sequence.NormalizeAddr(m.Src); src.IsValid() {
+		ip = src.String()
+	}
+	port := ""
+	if m.Last.Port != 0 {
+		port = strconv.Itoa(int(m.Last.Port))
+	}
+	proto := ""
+	// Only the two known names: an invalid Proto prints as "proto(N)", and
+	// parentheses mean something to the shell.
+	if m.Last.Proto == sequence.TCP || m.Last.Proto == sequence.UDP {
+		proto = m.Last.Proto.String()
+	}
+	return strings.NewReplacer(
+		"%IP%", ip,
+		"%DOOR%", m.Door,
+		"%PORT%", port,
+		"%PROTO%", proto,
+	)
+}
+
+// validate reports a Command that sets both forms, which the config loader
+// should have refused; the Runner then runs neither rather than guess.
+func (c Command) validate() error {
+	if c.Shell != "" && len(c.Argv) > 0 {
+		return fmt.Errorf("command sets both a shell line and an argv")
+	}
+	if len(c.Argv) > 0 && c.Argv[0] == "" {
+		return fmt.Errorf("command argv has an empty program name")
+	}
+	return nil
+}

@@ -1,0 +1,563 @@
+package actions
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"portknock/sequence"
+)
+
+// Defaults for the zero Options fields.
+const (
+	DefaultMaxConcurrent  = 8
+	DefaultQueueSize      = 256
+	DefaultCommandTimeout = 30 * time.Second
+)
+
+// Options tune a Runner. The zero value is usable.
+type Options struct {
+	// Logger receives one line per open, close, failure and refusal. Nil
+	// discards them.
+	Logger *slog.Logger
+	// DryRun logs the command that would run and runs nothing; closes are
+	// still scheduled, so the log shows the whole life of an open.
+	DryRun bool
+	// MaxConcurrent is how many commands run at once (default 8).
+	MaxConcurrent int
+	// QueueSize is how many start requests may wait for a free worker
+	// (default 256). Requests beyond it are refused, counted and logged
+	// with door and src, so a flood of matches cannot grow memory.
+	QueueSize int
+	// CommandTimeout is the time limit per command (default 30s); on
+	// expiry the command's whole process group is killed.
+	CommandTimeout time.Duration
+}
+
+// Stats counts what a Runner did since it was made.
+type Stats struct {
+	// Started counts commands started (dry runs excluded).
+	Started uint64
+	// Failed counts commands that did not exit with status 0, including
+	// those killed at the time limit and those that could not start.
+	Failed uint64
+	// TimedOut counts commands killed at the time limit.
+	TimedOut uint64
+	// Dropped counts start requests refused because the queue was full.
+	Dropped uint64
+	// Extended counts re-knocks that moved a pending close instead of
+	// running the start command again.
+	Extended uint64
+	// PendingCloses is the number of open (door, address) pairs whose
+	// stop command has not finished yet.
+	PendingCloses int
+}
+
+// Runner runs doors' commands for matches and closes doors on time.
+//
+// Open may be called from any goroutine, before or while Run runs; it never
+// blocks on a command. Run must be called once for anything to execute.
+type Runner struct {
+	log     *slog.Logger
+	dryRun  bool
+	timeout time.Duration
+	workers int
+
+	// exec runs one command; tests replace it to observe commands under a
+	// fake clock, where real processes cannot take part.
+	exec func(ctx context.Context, c Command, timeout time.Duration) result
+
+	starts chan *startJob // bounded: the queue Open refuses to overfill
+	closes chan *entry    // unbuffered: the scheduler hands closes to workers
+	wake   chan struct{}  // 1-buffered: tells the scheduler the heap changed
+
+	started, failed, timedOut, dropped, extended atomic.Uint64
+
+	mu      sync.Mutex
+	doors   map[string]Door
+	open    map[openKey]*entry
+	due     closeHeap // entries whose start has run, by close deadline
+	running bool      // Run has been called
+	stopped bool      // Run has returned; Open refuses
+}
+
+// openKey identifies one open door for one source.
+type openKey struct {
+	door string
+	src  netip.Addr
+}
+
+// entryState is where an open (door, address) is in its life.
+type entryState uint8
+
+const (
+	// stateQueued: the start command waits for a worker.
+	stateQueued entryState = iota
+	// stateOpen: the start command has run; the close is in the heap.
+	stateOpen
+	// stateClosing: the stop command has been handed to a worker.
+	stateClosing
+)
+
+// entry is one (door, address) with a close to run. The stop command is
+// substituted when the door opens, so a config reload that changes or
+// removes the door does not change how an already open door is closed.
+type entry struct {
+	key      openKey
+	stop     Command
+	deadline time.Time
+	state    entryState
+	// startFailed is set when the start command failed: a re-knock then
+	// runs it again instead of only extending an open that never happened.
+	startFailed bool
+	index       int           // in the heap, -1 when not there
+	done        chan struct{} // closed when the stop command has finished
+}
+
+// startJob is one start command for a worker.
+type startJob struct {
+	door  string
+	src   netip.Addr
+	start Command
+	// e is nil for doors without a timed close.
+	e *entry
+	// after, when set, is the done channel of a close of the same
+	// (door, address) that is still running: the new open must not
+	// overtake it, or the close would shut the door just opened.
+	after <-chan struct{}
+}
+
+// NewRunner returns a Runner for doors. Doors with duplicate names: the
+// last one wins, as the config loader is expected to refuse duplicates.
+func NewRunner(doors []Door, opts Options) *Runner {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultQueueSize
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = DefaultCommandTimeout
+	}
+	r := &Runner{
+		log:     opts.Logger,
+		dryRun:  opts.DryRun,
+		timeout: opts.CommandTimeout,
+		workers: opts.MaxConcurrent,
+		exec:    execCommand,
+		starts:  make(chan *startJob, opts.QueueSize),
+		closes:  make(chan *entry),
+		wake:    make(chan struct{}, 1),
+		open:    make(map[openKey]*entry),
+	}
+	r.SetDoors(doors)
+	return r
+}
+
+// SetDoors replaces the door definitions used by future opens, for a
+// config reload. Pending closes, including those of removed doors, still
+// run at their time with the command they were scheduled with.
+func (r *Runner) SetDoors(doors []Door) {
+	m := make(map[string]Door, len(doors))
+	for _, d := range doors {
+		m[d.Name] = d
+	}
+	r.mu.Lock()
+	r.doors = m
+	r.mu.Unlock()
+}
+
+// Stats returns the counters.
+func (r *Runner) Stats() Stats {
+	r.mu.Lock()
+	pending := len(r.open)
+	r.mu.Unlock()
+	return Stats{
+		Started:       r.started.Load(),
+		Failed:        r.failed.Load(),
+		TimedOut:      r.timedOut.Load(),
+		Dropped:       r.dropped.Load(),
+		Extended:      r.extended.Load(),
+		PendingCloses: pending,
+	}
+}
+
+// Open acts on a match: it queues the door's start command and, for a door
+// with a stop command and a CmdTimeout, schedules the close at
+// now+CmdTimeout. A match for a (door, address) that is already open only
+// moves its close to now+CmdTimeout, so a re-knock never runs the start
+// command twice (which, with firewall rules, would add a rule the single
+// close does not remove).
+//
+// Open never blocks: when the queue is full the request is refused,
+// counted and logged.
+func (r *Runner) Open(m sequence.Match) {
+	src := sequence.NormalizeAddr(m.Src)
+	if !src.IsValid() {
+		r.log.Warn("match without a source address ignored", "door", m.Door)
+		return
+	}
+	m.Src = src
+	now := time.Now()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		r.log.Warn("runner stopped, match ignored", "door", m.Door, "src", src)
+		return
+	}
+	d, ok := r.doors[m.Door]
+	if !ok {
+		r.log.Warn("match for unknown door ignored", "door", m.Door, "src", src)
+		return
+	}
+	start, stop := d.commandsFor(src)
+	start = Substitute(start, m)
+	if stop.IsZero() || d.CmdTimeout <= 0 {
+		r.enqueueLocked(&startJob{door: d.Name, src: src, start: start})
+		return
+	}
+	deadline := now.Add(d.CmdTimeout)
+	key := openKey{d.Name, src}
+	old := r.open[key]
+	if old != nil && old.state != stateClosing {
+		if old.state == stateOpen && old.startFailed {
+			// Nothing was opened last time; try again rather than only
+			// extending. The close stays scheduled either way.
+			r.retryLocked(old, start, deadline)
+			return
+		}
+		old.deadline = deadline
+		if old.index >= 0 {
+			heap.Fix(&r.due, old.index)
+		}
+		r.extended.Add(1)
+		r.log.Info("re-knock extends open", "door", d.Name, "src", src, "until", deadline)
+		r.wakeScheduler()
+		return
+	}
+	e := &entry{
+		key:      key,
+		stop:     Substitute(stop, m),
+		deadline: deadline,
+		state:    stateQueued,
+		index:    -1,
+		done:     make(chan struct{}),
+	}
+	job := &startJob{door: d.Name, src: src, start: start, e: e}
+	if old != nil {
+		job.after = old.done
+	}
+	if r.enqueueLocked(job) {
+		r.open[key] = e
+	}
+}
+
+// retryLocked re-runs the start of an entry whose start failed.
+func (r *Runner) retryLocked(e *entry, start Command, deadline time.Time) {
+	heap.Remove(&r.due, e.index)
+	e.state = stateQueued
+	e.deadline = deadline
+	if !r.enqueueLocked(&startJob{door: e.key.door, src: e.key.src, start: start, e: e}) {
+		e.state = stateOpen
+		heap.Push(&r.due, e)
+	}
+	r.wakeScheduler()
+}
+
+// enqueueLocked hands a start job to the workers without waiting.
+func (r *Runner) enqueueLocked(j *startJob) bool {
+	select {
+	case r.starts <- j:
+		return true
+	default:
+		r.dropped.Add(1)
+		r.log.Warn("command queue full, open refused", "door", j.door, "src", j.src, "cmd", "start")
+		return false
+	}
+}
+
+func (r *Runner) wakeScheduler() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the workers and the close scheduler until ctx ends. Before
+// returning it runs every pending close, with a fresh context bounded by
+// the command time limit, so doors never stay open because the daemon
+// stopped. Start commands still waiting in the queue are not run, and
+// commands running when ctx ends are killed; a stop command already running
+// is allowed to finish. Run returns nil after a shutdown by ctx.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return errors.New("actions: Runner.Run called twice")
+	}
+	r.running = true
+	r.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for range r.workers {
+		wg.Go(func() { r.worker(ctx) })
+	}
+	wg.Go(func() { r.schedule(ctx) })
+	wg.Wait()
+	r.shutdown(context.WithoutCancel(ctx))
+	return nil
+}
+
+// worker runs start and stop commands until ctx ends.
+func (r *Runner) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-r.starts:
+			r.runStart(ctx, j)
+		case e := <-r.closes:
+			// A close must not be cut short by shutdown: the door would
+			// stay open. Its own time limit still bounds it.
+			r.runStop(context.WithoutCancel(ctx), e)
+		}
+	}
+}
+
+func (r *Runner) runStart(ctx context.Context, j *startJob) {
+	if j.after != nil {
+		select {
+		case <-j.after:
+		case <-ctx.Done():
+		}
+	}
+	if ctx.Err() != nil {
+		// Shutting down: a door is not opened on the way out.
+		if j.e != nil {
+			r.mu.Lock()
+			r.abandonLocked(j.e)
+			r.mu.Unlock()
+		}
+		return
+	}
+	var ok bool
+	if j.start.IsZero() {
+		// A door may have only a timed close (or future actions); the
+		// open is still worth a line.
+		r.log.Info("opened", "door", j.door, "src", j.src, "cmd", "start")
+		ok = true
+	} else {
+		ok = r.runCommand(ctx, j.door, j.src, "start", j.start)
+	}
+	if j.e == nil {
+		return
+	}
+	r.mu.Lock()
+	j.e.state = stateOpen
+	j.e.startFailed = !ok
+	heap.Push(&r.due, j.e)
+	r.mu.Unlock()
+	r.wakeScheduler()
+}
+
+func (r *Runner) runStop(ctx context.Context, e *entry) {
+	r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop)
+	r.mu.Lock()
+	r.forgetLocked(e)
+	r.mu.Unlock()
+}
+
+// abandonLocked gives up on a start that was never run. A retry still
+// gets its close, for what the failed first start may have done.
+func (r *Runner) abandonLocked(e *entry) {
+	if e.startFailed {
+		e.state = stateOpen
+		heap.Push(&r.due, e)
+		return
+	}
+	r.forgetLocked(e)
+}
+
+// forgetLocked drops e from the open set, unless a newer open of the same
+// (door, address) has replaced it, and releases opens waiting on it.
+func (r *Runner) forgetLocked(e *entry) {
+	if r.open[e.key] == e {
+		delete(r.open, e.key)
+	}
+	close(e.done)
+}
+
+// runCommand runs one command (or logs it in a dry run) and logs the
+// outcome. It reports whether the command succeeded.
+func (r *Runner) runCommand(ctx context.Context, door string, src netip.Addr, which string, c Command) bool {
+	success := "opened"
+	if which == "stop" {
+		success = "closed"
+	}
+	if r.dryRun {
+		r.log.Info("dry run, not running command", "door", door, "src", src, "cmd", which, "command", c.String())
+		r.log.Info(success, "door", door, "src", src, "cmd", which, "dry_run", true)
+		return true
+	}
+	r.started.Add(1)
+	res := r.exec(ctx, c, r.timeout)
+	output := strings.TrimSpace(res.output)
+	if res.err == nil {
+		r.log.Info(success, "door", door, "src", src, "cmd", which)
+		if output != "" {
+			r.log.Debug("command output", "door", door, "src", src, "cmd", which, "output", output)
+		}
+		return true
+	}
+	r.failed.Add(1)
+	msg := "command failed"
+	if res.timedOut {
+		r.timedOut.Add(1)
+		msg = "command timed out"
+	}
+	r.log.Error(msg, "door", door, "src", src, "cmd", which,
+		"command", c.String(), "exit", res.exitCode, "err", res.err.Error(), "output", output)
+	return false
+}
+
+// schedule hands due closes to the workers until ctx ends.
+func (r *Runner) schedule(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due, next := r.takeDue(time.Now())
+		for i, e := range due {
+			select {
+			case r.closes <- e:
+			case <-ctx.Done():
+				// Shutdown runs what was not handed over.
+				r.mu.Lock()
+				for _, e := range due[i:] {
+					e.state = stateOpen
+					heap.Push(&r.due, e)
+				}
+				r.mu.Unlock()
+				return
+			}
+		}
+		if len(due) > 0 {
+			// Handing over took time; look again before sleeping.
+			continue
+		}
+		var fire <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		case <-fire:
+		}
+	}
+}
+
+// takeDue removes the entries due at now from the heap and returns them,
+// with the next deadline after them (zero when none).
+func (r *Runner) takeDue(now time.Time) (due []*entry, next time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.due.Len() > 0 && !r.due[0].deadline.After(now) {
+		e := heap.Pop(&r.due).(*entry)
+		e.state = stateClosing
+		due = append(due, e)
+	}
+	if r.due.Len() > 0 {
+		next = r.due[0].deadline
+	}
+	return due, next
+}
+
+// shutdown runs every pending close after the workers have stopped.
+func (r *Runner) shutdown(ctx context.Context) {
+	r.mu.Lock()
+	r.stopped = true
+	var pending []*entry
+	for r.due.Len() > 0 {
+		e := heap.Pop(&r.due).(*entry)
+		e.state = stateClosing
+		pending = append(pending, e)
+	}
+	for _, e := range r.open {
+		if e.state != stateQueued {
+			continue
+		}
+		if e.startFailed {
+			// A retry that never ran: the first, failed start may
+			// still have done part of its work, so close anyway.
+			e.state = stateClosing
+			pending = append(pending, e)
+			continue
+		}
+		// Never started: nothing to close.
+		r.forgetLocked(e)
+	}
+	r.mu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	r.log.Info("closing open doors before exit", "count", len(pending))
+
+	// The whole shutdown gets one command time limit; each command also
+	// has its own, so a hanging close cannot keep the daemon alive.
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	sem := make(chan struct{}, r.workers)
+	var wg sync.WaitGroup
+	for _, e := range pending {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			r.log.Error("no time left to close door before exit", "door", e.key.door, "src", e.key.src, "cmd", "stop")
+			r.mu.Lock()
+			r.forgetLocked(e)
+			r.mu.Unlock()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r.runStop(ctx, e)
+		})
+	}
+	wg.Wait()
+}
+
+// closeHeap orders entries by close deadline.
+type closeHeap []*entry
+
+func (h closeHeap) Len() int           { return len(h) }
+func (h closeHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h closeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *closeHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *closeHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*h = old[:len(old)-1]
+	return e
+}
