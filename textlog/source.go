@@ -210,6 +210,9 @@ func (r *reader) file(path string) error {
 	return r.read(f, true)
 }
 
+// fifoWriterGone is logged when a FIFO's last writer has closed it.
+const fifoWriterGone = "FIFO writer closed; waiting for the next one"
+
 // fifo reads one writer's lines after another until ctx ends.
 func (r *reader) fifo(path string) error {
 	for {
@@ -231,6 +234,6 @@ func (r *reader) fifo(path string) error {
 		if err != nil || r.ctx.Err() != nil {
 			return err
 		}
-		r.log.Debug("FIFO writer closed; waiting for the next one")
+		r.log.Debug(fifoWriterGone)
 	}
 }

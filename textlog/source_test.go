@@ -1,0 +1,445 @@
+package textlog
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"portknock/sequence"
+)
+
+var testTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// recorder is a slog handler that keeps records for inspection.
+type recorder struct {
+	mu      sync.Mutex
+	records []string
+	attrs   []slog.Attr
+	// messages receives every record's message, for tests that wait for
+	// the source to reach a point it logs.
+	messages chan string
+}
+
+func newRecorder() *recorder { return &recorder{messages: make(chan string, 1000)} }
+
+// waitFor receives messages until msg arrives.
+func (r *recorder) waitFor(t *testing.T, msg string) {
+	t.Helper()
+	for {
+		select {
+		case m := <-r.messages:
+			if m == msg {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out waiting for log message %q", msg)
+		}
+	}
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Level.String() + " " + rec.Message)
+	for _, a := range r.attrs {
+		b.WriteString(" " + a.String())
+	}
+	rec.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
+	r.mu.Lock()
+	r.records = append(r.records, b.String())
+	r.mu.Unlock()
+	select {
+	case r.messages <- rec.Message:
+	default:
+	}
+	return nil
+}
+func (r *recorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &childRecorder{r, append(append([]slog.Attr{}, r.attrs...), as...)}
+}
+func (r *recorder) WithGroup(string) slog.Handler { return r }
+
+func (r *recorder) lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.records...)
+}
+
+// childRecorder carries With attributes but records into its parent.
+type childRecorder struct {
+	parent *recorder
+	attrs  []slog.Attr
+}
+
+func (c *childRecorder) Enabled(ctx context.Context, l slog.Level) bool {
+	return c.parent.Enabled(ctx, l)
+}
+func (c *childRecorder) Handle(ctx context.Context, rec slog.Record) error {
+	rec = rec.Clone()
+	rec.AddAttrs(c.attrs...)
+	return c.parent.Handle(ctx, rec)
+}
+func (c *childRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &childRecorder{c.parent, append(append([]slog.Attr{}, c.attrs...), as...)}
+}
+func (c *childRecorder) WithGroup(string) slog.Handler { return c }
+
+// run starts s.Run and returns the events channel and Run's result.
+func run(t *testing.T, ctx context.Context, s *Source) (<-chan sequence.Event, chan error) {
+	t.Helper()
+	if s.Now == nil {
+		s.Now = func() time.Time { return testTime }
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	events := make(chan sequence.Event, 100)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(ev *sequence.Event) { events <- *ev }) }()
+	return events, done
+}
+
+// expect receives the wanted events. Run may return while its last events
+// are still buffered; expect then puts Run's result back for waitErr.
+func expect(t *testing.T, events <-chan sequence.Event, done chan error, want ...sequence.Event) {
+	t.Helper()
+	for i, w := range want {
+		var ev sequence.Event
+		select {
+		case ev = <-events:
+		case err := <-done:
+			select {
+			case ev = <-events:
+				done <- err
+			default:
+				t.Fatalf("Run returned %v before event %d", err, i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out waiting for event %d", i)
+		}
+		if ev != w {
+			t.Fatalf("event %d = %+v, want %+v", i, ev, w)
+		}
+	}
+}
+
+func knock(input, src string, port uint16, proto sequence.Proto) sequence.Event {
+	return sequence.Event{Src: netip.MustParseAddr(src), Port: port, Proto: proto, Time: testTime, Input: input}
+}
+
+func checkStats(t *testing.T, s *Source, want Stats) {
+	t.Helper()
+	got := s.Stats()
+	if got != want {
+		t.Errorf("stats = %+v, want %+v", got, want)
+	}
+	var sum uint64
+	for _, n := range got.Skipped {
+		sum += n
+	}
+	if got.Lines != got.Events+sum {
+		t.Errorf("stats %+v: lines != events + skipped", got)
+	}
+}
+
+func skipped(pairs ...any) (a [reasonCount]uint64) {
+	for i := 0; i < len(pairs); i += 2 {
+		a[pairs[i].(Reason)] = uint64(pairs[i+1].(int))
+	}
+	return a
+}
+
+func mkfifo(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "knock.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("cannot make a FIFO: %v", err)
+	}
+	return path
+}
+
+// openWriter opens the FIFO for writing, which waits until Run has it open
+// for reading.
+func openWriter(t *testing.T, path string) *os.File {
+	t.Helper()
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestSourceFIFO(t *testing.T) {
+	path := mkfifo(t)
+	rec := newRecorder()
+	s := &Source{Name: "fifo", Path: path, MaxLine: 40, Logger: slog.New(rec)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, done := run(t, ctx, s)
+
+	w := openWriter(t, path)
+	if _, err := w.WriteString("7000 192.0.2.7\n8000/udp 2001:db8::1\r\ngarbage\n" + strings.Repeat("x", 100) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	expect(t, events, done,
+		knock("fifo", "192.0.2.7", 7000, sequence.TCP),
+		knock("fifo", "2001:db8::1", 8000, sequence.UDP))
+	// Until Run has seen the end of the first writer, a new writer would
+	// join the same session instead of starting the next one.
+	rec.waitFor(t, fifoWriterGone)
+
+	w = openWriter(t, path)
+	if _, err := w.WriteString("9000 ::ffff:192.0.2.8\n10000 192.0.2.9"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	expect(t, events, done, knock("fifo", "192.0.2.8", 9000, sequence.TCP))
+	rec.waitFor(t, fifoWriterGone)
+	checkStats(t, s, Stats{Lines: 5, Events: 3, Skipped: skipped(ReasonUnrecognized, 1, ReasonTooLong, 1), Partial: 1})
+
+	// A writer that writes nothing is a session like any other.
+	openWriter(t, path).Close()
+	rec.waitFor(t, fifoWriterGone)
+
+	// Run now waits, or is about to wait, for a fourth writer.
+	cancel()
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil after cancellation", err)
+	}
+	for _, l := range rec.lines() {
+		if strings.HasPrefix(l, "WARN") {
+			t.Errorf("unexpected warning: %s", l)
+		}
+	}
+	if runtime.GOOS == "linux" && threadInKernel("wait_for_partner") {
+		t.Error("a thread is still blocked opening the FIFO")
+	}
+	select {
+	case ev := <-events:
+		t.Errorf("unexpected event %+v", ev)
+	default:
+	}
+}
+
+// TestSourceFIFOCancelWithoutWriter cancels while Run waits for the first
+// writer ever, whether or not its open(2) has started: it must return and
+// release its opener without falling back to the give-up path.
+func TestSourceFIFOCancelWithoutWriter(t *testing.T) {
+	for range 20 {
+		path := mkfifo(t)
+		rec := newRecorder()
+		s := &Source{Name: "fifo", Path: path, Logger: slog.New(rec)}
+		ctx, cancel := context.WithCancel(context.Background())
+		_, done := run(t, ctx, s)
+		cancel()
+		if err := waitErr(t, done); err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+		for _, l := range rec.lines() {
+			if strings.HasPrefix(l, "WARN") {
+				t.Errorf("unexpected warning: %s", l)
+			}
+		}
+		if runtime.GOOS == "linux" && threadInKernel("wait_for_partner") {
+			t.Error("a thread is still blocked opening the FIFO")
+		}
+	}
+}
+
+// TestOpenFIFOReleasesBlockedOpen cancels an openFIFO whose open(2) is
+// certainly blocked in the kernel, as Linux shows in /proc.
+func TestOpenFIFOReleasesBlockedOpen(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc/self/task/*/wchan")
+	}
+	path := mkfifo(t)
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		f, err := openFIFO(ctx, path, slog.New(rec))
+		done <- result{f, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !threadInKernel("wait_for_partner") {
+		if time.Now().After(deadline) {
+			t.Skip("cannot see the open(2) blocked in /proc")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, not ordering
+	}
+	cancel()
+	select {
+	case res := <-done:
+		if res.f != nil || res.err != nil {
+			t.Fatalf("openFIFO after cancel = %v, %v; want nil, nil", res.f, res.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("openFIFO did not return after cancel")
+	}
+	for _, l := range rec.lines() {
+		if strings.HasPrefix(l, "WARN") {
+			t.Errorf("unexpected warning: %s", l)
+		}
+	}
+	if threadInKernel("wait_for_partner") {
+		t.Error("a thread is still blocked opening the FIFO")
+	}
+}
+
+// threadInKernel reports whether a thread of this process is waiting in
+// the kernel function fn.
+func threadInKernel(fn string) bool {
+	tasks, _ := filepath.Glob("/proc/self/task/*/wchan")
+	for _, task := range tasks {
+		if b, err := os.ReadFile(task); err == nil && strings.TrimSpace(string(b)) == fn {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSourceStdinPipe(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	s := &Source{Name: "stdin", Path: "-", stdin: pr, Parser: Parser{Prefix: "knock"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, done := run(t, ctx, s)
+	if _, err := pw.WriteString("knock 7000 192.0.2.7\n7000 192.0.2.7\nknock 8000/UDP fe80::1%eth0\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, events, done,
+		knock("stdin", "192.0.2.7", 7000, sequence.TCP),
+		knock("stdin", "fe80::1", 8000, sequence.UDP))
+	// Run is blocked reading a pipe nobody writes to.
+	cancel()
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil after cancellation", err)
+	}
+	checkStats(t, s, Stats{Lines: 3, Events: 2, Skipped: skipped(ReasonPrefix, 1)})
+}
+
+func TestSourceStdinEOF(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	s := &Source{Name: "stdin", Path: "-", stdin: pr}
+	events, done := run(t, context.Background(), s)
+	if _, err := pw.WriteString("7000 192.0.2.7\n8000 192.0.2.8"); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	expect(t, events, done,
+		knock("stdin", "192.0.2.7", 7000, sequence.TCP),
+		knock("stdin", "192.0.2.8", 8000, sequence.TCP))
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil at EOF", err)
+	}
+	checkStats(t, s, Stats{Lines: 2, Events: 2})
+}
+
+func TestSourceStdinDevNull(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &Source{Name: "stdin", Path: "-", stdin: f}
+	_, done := run(t, context.Background(), s)
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil at EOF", err)
+	}
+}
+
+func TestSourceStdinRegularFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lines")
+	if err := os.WriteFile(path, []byte("7000 192.0.2.7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &Source{Name: "stdin", Path: "-", stdin: f}
+	events, done := run(t, context.Background(), s)
+	expect(t, events, done, knock("stdin", "192.0.2.7", 7000, sequence.TCP))
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil at EOF", err)
+	}
+}
+
+func TestSourceFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "knocks.log")
+	data := "7000 192.0.2.7\r\n0 192.0.2.7\n7000 192.0.2.300\n7000/sctp 192.0.2.7\n\x00\xff\n" +
+		strings.Repeat("9", 5000) + "\n9000/udp 2001:0db8:0000:0000:0000:0000:0000:0001"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	s := &Source{Name: "file", Path: path, Logger: slog.New(rec)}
+	events, done := run(t, context.Background(), s)
+	expect(t, events, done,
+		knock("file", "192.0.2.7", 7000, sequence.TCP),
+		knock("file", "2001:db8::1", 9000, sequence.UDP))
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil at EOF", err)
+	}
+	checkStats(t, s, Stats{Lines: 7, Events: 2, Skipped: skipped(
+		ReasonBadPort, 1, ReasonBadAddress, 1, ReasonBadProto, 1, ReasonUnrecognized, 1, ReasonTooLong, 1)})
+
+	var debug []string
+	for _, l := range rec.lines() {
+		if strings.HasPrefix(l, "DEBUG line is not a knock") {
+			debug = append(debug, l)
+		}
+	}
+	if len(debug) != 4 {
+		t.Fatalf("debug lines for skipped lines = %q, want 4", debug)
+	}
+	for _, l := range debug {
+		if !strings.Contains(l, "input=file") || !strings.Contains(l, "reason=") {
+			t.Errorf("debug line %q lacks input or reason", l)
+		}
+	}
+}
+
+func TestSourceErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		s    *Source
+		want string
+	}{
+		{"missing path", &Source{Name: "x", Path: filepath.Join(dir, "missing")}, "no such file"},
+		{"directory", &Source{Name: "x", Path: dir}, "neither a FIFO nor a regular file"},
+		{"bad format", &Source{Name: "x", Path: "-", Parser: Parser{Format: 77}}, "unknown format"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Run(context.Background(), func(*sequence.Event) { t.Error("event from a broken source") })
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"x"`) {
+				t.Fatalf("Run = %v, want an error naming the input and containing %q", err, tc.want)
+			}
+		})
+	}
+}
