@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"portknock/sequence"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -214,4 +216,49 @@ func splitLines(data []byte, maxLen int, keepPartial bool) (lines []string, tooL
 		lines = append(lines, string(p))
 	}
 	return lines, tooLong, partial
+}
+
+// BenchmarkReadAndParse measures the whole text path short of the
+// matcher: splitting a stream into lines and parsing each.
+func BenchmarkReadAndParse(b *testing.B) {
+	var buf bytes.Buffer
+	lines := 0
+	for i := 0; buf.Len() < 1<<20; i++ {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&buf, "%d 192.0.2.%d\n", 7000+i%3, i%250)
+		case 1:
+			fmt.Fprintf(&buf, "%d/udp 2001:db8::%x\r\n", 9000, i%65536)
+		case 2:
+			fmt.Fprintf(&buf, "%d ::ffff:198.51.100.%d\n", 8000, i%250)
+		case 3:
+			buf.WriteString("Jan  1 00:00:00 host sshd[1]: Connection closed\n")
+		}
+		lines++
+	}
+	data := buf.Bytes()
+	r := bytes.NewReader(data)
+	br := newLineBuffer(r, DefaultMaxLine)
+	var c lineCounters
+	var p Parser
+	var ev sequence.Event
+	events := 0
+	fn := func(line []byte) {
+		if _, r := p.Parse(line, &ev); r == ReasonNone {
+			events++
+		}
+	}
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(data)
+		br.Reset(r)
+		if err := readLines(ctx, br, DefaultMaxLine, true, &c, fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	total := float64(b.N) * float64(lines)
+	b.ReportMetric(b.Elapsed().Seconds()*1e9/total, "ns/line")
+	b.ReportMetric(total/b.Elapsed().Seconds(), "lines/s")
 }

@@ -16,7 +16,8 @@ type Parser struct {
 	// Prefix, when not empty, keeps only lines logged by the knock rule,
 	// because any local user can write a convincing fake line. How the
 	// prefix appears depends on the format; for FormatSimple the line must
-	// start with Prefix followed by at least one blank, and blanks around
+	// start with Prefix as a field of its own (followed by a blank, or by
+	// nothing, which leaves a line without the fields), and blanks around
 	// Prefix itself are ignored. The comparison is case-sensitive, like the
 	// firewalls' own log prefixes.
 	Prefix string
@@ -88,7 +89,7 @@ func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 	s := trimBlanks(line)
 	if pfx := trimBlanksString(p.Prefix); pfx != "" {
 		// The string conversion in a comparison does not allocate.
-		if len(s) <= len(pfx) || string(s[:len(pfx)]) != pfx || !isBlank(s[len(pfx)]) {
+		if len(s) < len(pfx) || string(s[:len(pfx)]) != pfx || len(s) > len(pfx) && !isBlank(s[len(pfx)]) {
 			return ReasonPrefix
 		}
 		s = trimBlanks(s[len(pfx):])
@@ -192,6 +193,19 @@ func parseAddr(b []byte) (netip.Addr, bool) {
 	return sequence.NormalizeAddr(a), true
 }
 
+// addrChars is the set of bytes an address may contain (hex digits, '.'
+// and ':'), as a bitmap over the low 128 byte values.
+const (
+	addrCharsLo = 1<<'.' | 1<<':' | (1<<10-1)<<'0' // bytes 0..63
+	addrCharsHi = (1<<6-1)<<('a'-64) | (1<<6-1)<<('A'-64)
+)
+
 func isAddrChar(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':'
+	switch {
+	case c < 64:
+		return addrCharsLo>>c&1 != 0
+	case c < 128:
+		return addrCharsHi>>(c-64)&1 != 0
+	}
+	return false
 }

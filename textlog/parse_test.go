@@ -148,8 +148,9 @@ var simpleCases = []parseCase{
 	{name: "prefix glued", prefix: "knock", line: "knock7000 192.0.2.7", reason: ReasonPrefix},
 	{name: "prefix longer word", prefix: "knock", line: "knocker 7000 192.0.2.7", reason: ReasonPrefix},
 	{name: "prefix case", prefix: "knock", line: "KNOCK 7000 192.0.2.7", reason: ReasonPrefix},
-	{name: "prefix alone", prefix: "knock", line: "knock", reason: ReasonPrefix},
-	{name: "prefix and blanks only", prefix: "knock", line: "knock  ", reason: ReasonPrefix},
+	{name: "prefix alone", prefix: "knock", line: "knock", reason: ReasonUnrecognized},
+	{name: "prefix and blanks only", prefix: "knock", line: "knock  ", reason: ReasonUnrecognized},
+	{name: "line shorter than prefix", prefix: "knock", line: "kno", reason: ReasonPrefix},
 	{name: "prefix then one field", prefix: "knock", line: "knock 7000", reason: ReasonUnrecognized},
 	{name: "prefix then bad port", prefix: "knock", line: "knock 0 192.0.2.7", reason: ReasonBadPort},
 	{name: "prefix twice", prefix: "knock", line: "knock knock 7000 192.0.2.7", reason: ReasonUnrecognized},
@@ -229,5 +230,14 @@ func BenchmarkParseSimple(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
+	}
+}
+
+func TestIsAddrChar(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':'
+		if got := isAddrChar(byte(c)); got != want {
+			t.Errorf("isAddrChar(%#x) = %v, want %v", c, got, want)
+		}
 	}
 }
