@@ -21,7 +21,6 @@
 package config
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -141,6 +140,37 @@ func (in *Input) String() string {
 	}
 }
 
+// ParseInput parses an input given on the command line, where knockd.conf
+// users give theirs: "nflog:GROUP[,GROUP...]" or "text:[FORMAT:]PATH", such
+// as "nflog:5", "text:-" or "text:netfilter:/var/log/kern.log". The result
+// is validated; Line is 0.
+func ParseInput(spec string) (Input, error) {
+	typ, rest, _ := strings.Cut(spec, ":")
+	var in Input
+	switch typ {
+	case InputNFLOG:
+		in.Type = InputNFLOG
+		for g := range strings.SplitSeq(rest, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(g), 10, 16)
+			if err != nil {
+				return Input{}, fmt.Errorf("input %q: NFLOG group %q is not a number 0-65535", spec, g)
+			}
+			in.Groups = append(in.Groups, uint16(n))
+		}
+	case InputText:
+		in.Type, in.Format, in.Path = InputText, DefaultTextFormat, rest
+		if f, path, ok := strings.Cut(rest, ":"); ok && slices.Contains(TextFormats(), f) {
+			in.Format, in.Path = f, path
+		}
+	default:
+		return Input{}, fmt.Errorf("input %q: want nflog:GROUP[,GROUP...] or text:[FORMAT:]PATH", spec)
+	}
+	if err := in.Validate(); err != nil {
+		return Input{}, fmt.Errorf("input %q: %w", spec, err)
+	}
+	return in, nil
+}
+
 // Validate checks an input on its own. Parse already applies the same rules
 // with file positions; this is for inputs built from the command line.
 func (in *Input) Validate() error {
@@ -151,6 +181,9 @@ func (in *Input) Validate() error {
 		}
 		if len(in.Groups) > 0 {
 			return errors.New("text input cannot have NFLOG groups")
+		}
+		if in.Format == "" {
+			return fmt.Errorf("text input has no format (%q recognises each line)", DefaultTextFormat)
 		}
 		if !slices.Contains(TextFormats(), in.Format) {
 			return fmt.Errorf("unknown text format %q (want %s)", in.Format, strings.Join(TextFormats(), ", "))
@@ -290,11 +323,17 @@ func Load(path string) (*Config, error) {
 // Parse parses a configuration in either format, chosen by DetectFormat. It
 // touches no files: path is used for messages and to anchor relative file
 // names. On any error the returned error joins every problem found, each an
-// *Error, sorted by line.
+// *Error, sorted by line, those about the file as a whole last.
 func Parse(path string, data []byte) (*Config, error) {
+	return parseAs(path, data, DetectFormat(path, data))
+}
+
+// parseAs parses data in the given format, whatever it looks like; the
+// fuzz targets use it to reach each parser with any input.
+func parseAs(path string, data []byte, format string) (*Config, error) {
 	c := &Config{
 		Path:   path,
-		Format: DetectFormat(path, data),
+		Format: format,
 		Daemon: Daemon{
 			StateDir:    DefaultStateDir,
 			MaxSources:  DefaultMaxSources,
@@ -312,7 +351,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, pr.err()
 	}
 	c.Doors = finishDoors(drafts, c.Format, pr)
-	if len(c.Doors) == 0 && len(drafts) == 0 {
+	if len(drafts) == 0 && (!pr.doorSeen || len(pr.errs) == 0) {
 		if c.Format == FormatKnockd {
 			pr.errorf(0, "", "no door: a knockd.conf needs at least one [name] section with a sequence")
 		} else {
@@ -396,6 +435,9 @@ type problems struct {
 	// fatal is set when the file could not be read at all, so that checks
 	// on the (absent) result would only add noise.
 	fatal bool
+	// doorSeen is set when the file defines doors, even unusable ones, so
+	// that "no door" is not added to the errors about them.
+	doorSeen bool
 }
 
 func (p *problems) errorf(line int, key, format string, args ...any) {
@@ -406,8 +448,16 @@ func (p *problems) warnf(line int, key, format string, args ...any) {
 	p.warnings = append(p.warnings, &Error{Path: p.path, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// sortProblems orders problems by line, with those about the whole file
+// last, where they read as a conclusion.
 func sortProblems(list []*Error) {
-	slices.SortStableFunc(list, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	key := func(e *Error) int {
+		if e.Line <= 0 {
+			return int(^uint(0) >> 1)
+		}
+		return e.Line
+	}
+	slices.SortStableFunc(list, func(a, b *Error) int { return cmp.Compare(key(a), key(b)) })
 }
 
 func (p *problems) err() error {
@@ -640,6 +690,3 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
-
-// hasNUL reports whether data holds a NUL byte, the mark of a binary file.
-func hasNUL(data []byte) bool { return bytes.IndexByte(data, 0) >= 0 }

@@ -47,7 +47,7 @@ func parseTOML(c *Config, data []byte, pr *problems) []*doorDraft {
 		pr.fatal = true
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			pr.errorf(pe.Position.Line, "", "%s", pe.Message)
+			pr.errorf(pe.Position.Line, "", "TOML syntax: %s", pe.Message)
 		} else {
 			pr.errorf(0, "", "%v", err)
 		}
@@ -76,6 +76,7 @@ func parseTOML(c *Config, data []byte, pr *problems) []*doorDraft {
 				r.input(tbl, key, elem(i))
 			}
 		case "door":
+			pr.doorSeen = true
 			tbls, ok := tables(v)
 			if !ok {
 				pr.errorf(line, key, "want an array of tables ([[door]]), got %s", typeName(v))
@@ -163,7 +164,7 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 	// the type itself is bad, that has been reported and this would be noise.
 	onlyFor := func(key, typ string) bool {
 		if in.Type != "" && in.Type != typ {
-			r.pr.errorf(keyLine(key), key, "only %s inputs take a %s", typ, key)
+			r.pr.errorf(keyLine(key), key, "only %s inputs take this key", typ)
 			return false
 		}
 		return true

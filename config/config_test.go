@@ -1,0 +1,426 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"portknock/sequence"
+)
+
+// problemList returns the individual problems of an error from Parse.
+func problemList(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]string, len(list))
+	for i, e := range list {
+		var ce *Error
+		if !errors.As(e, &ce) {
+			t.Errorf("problem %q is a %T, not an *Error", e, e)
+		}
+		out[i] = e.Error()
+	}
+	return out
+}
+
+// checkProblems fails unless the problems are exactly want, in order, each
+// given as a prefix (file:line: key: and the start of the message).
+func checkProblems(t *testing.T, got []string, want []string) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = strings.HasPrefix(got[i], want[i])
+	}
+	if !ok {
+		t.Errorf("problems:\n\t%s\nwant (as prefixes):\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	var files []string
+	for _, pat := range []string{"*.toml", "*.conf"} {
+		m, err := filepath.Glob(filepath.Join("..", "examples", pat))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 3 {
+		t.Fatalf("found only %d example configurations: %v", len(files), files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c, err := Load(f)
+			if err != nil {
+				t.Fatalf("does not load:\n%v", err)
+			}
+			if len(c.Warnings) > 0 {
+				t.Errorf("warnings: %q", c.Warnings)
+			}
+			wantFormat := FormatTOML
+			if strings.HasSuffix(f, ".conf") {
+				wantFormat = FormatKnockd
+			}
+			if c.Format != wantFormat {
+				t.Errorf("format %q, want %q", c.Format, wantFormat)
+			}
+			checkInvariants(t, c)
+			// A one-time door is only as good as its file: it must exist
+			// and hold a usable sequence.
+			for _, d := range c.Doors {
+				if d.OneTimeSequences == "" {
+					continue
+				}
+				if _, err := firstOneTimeSequence(d.OneTimeSequences); err != nil {
+					t.Errorf("door %q: %v", d.Name, err)
+				}
+			}
+		})
+	}
+}
+
+// firstOneTimeSequence reads a knockd one-time sequences file as knockd
+// does: the first line that is neither blank, a comment nor invalid.
+func firstOneTimeSequence(path string) ([]sequence.Step, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if steps, err := sequence.ParseSteps(line); err == nil {
+			return steps, nil
+		}
+	}
+	return nil, errors.New(path + ": no usable sequence")
+}
+
+// checkInvariants checks what every successfully parsed Config promises.
+func checkInvariants(t *testing.T, c *Config) {
+	t.Helper()
+	if c.Format != FormatTOML && c.Format != FormatKnockd {
+		t.Errorf("format %q", c.Format)
+	}
+	if c.Daemon.MaxSources < 1 || c.Daemon.MaxCommands < 1 || c.Daemon.StateDir == "" {
+		t.Errorf("bad daemon settings %+v", c.Daemon)
+	}
+	for i := range c.Inputs {
+		if err := c.Inputs[i].Validate(); err != nil {
+			t.Errorf("input %d: %v", i, err)
+		}
+	}
+	if len(c.Doors) == 0 {
+		t.Error("no doors")
+	}
+	names := map[string]bool{}
+	for i := range c.Doors {
+		d := &c.Doors[i]
+		if d.Name == "" || names[d.Name] {
+			t.Errorf("door name %q empty or repeated", d.Name)
+		}
+		names[d.Name] = true
+		if (len(d.Sequence) == 0) == (d.OneTimeSequences == "") {
+			t.Errorf("door %q: sequence %v and one_time_sequences %q", d.Name, d.Sequence, d.OneTimeSequences)
+		}
+		if len(d.Sequence) > sequence.MaxSteps {
+			t.Errorf("door %q: %d steps", d.Name, len(d.Sequence))
+		}
+		if d.SeqTimeout <= 0 || d.CmdTimeout <= 0 {
+			t.Errorf("door %q: timeouts %v, %v", d.Name, d.SeqTimeout, d.CmdTimeout)
+		}
+		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() {
+			t.Errorf("door %q does nothing", d.Name)
+		}
+		md := d.MatcherDoor()
+		if d.OneTimeSequences == "" {
+			if err := md.Validate(); err != nil {
+				t.Errorf("door %q: matcher rejects it: %v", d.Name, err)
+			}
+		}
+	}
+	ks := c.KnockSpace()
+	if !slices.IsSortedFunc(ks, compareSteps) || len(slices.Compact(slices.Clone(ks))) != len(ks) {
+		t.Errorf("knock space not sorted and unique: %v", ks)
+	}
+}
+
+func TestQuickstart(t *testing.T) {
+	c, err := Load(filepath.Join("..", "examples", "quickstart.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIn := []Input{{Line: c.Inputs[0].Line, Type: InputText, Path: "-", Format: "simple"}}
+	if !reflect.DeepEqual(c.Inputs, wantIn) {
+		t.Errorf("inputs %+v, want %+v", c.Inputs, wantIn)
+	}
+	if len(c.Doors) != 1 {
+		t.Fatalf("%d doors", len(c.Doors))
+	}
+	d := c.Doors[0]
+	want := []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}}
+	if d.Name != "ssh" || !slices.Equal(d.Sequence, want) || d.SeqTimeout != 5*time.Second || d.CmdTimeout != 10*time.Second {
+		t.Errorf("door %+v", d)
+	}
+	if !strings.HasPrefix(d.StartCommand.Shell, "echo ") || !strings.Contains(d.StartCommand.Shell, "%IP%") ||
+		!strings.HasPrefix(d.StopCommand.Shell, "echo ") {
+		t.Errorf("commands %q, %q", d.StartCommand, d.StopCommand)
+	}
+	if !slices.Equal(c.KnockSpace(), want) {
+		t.Errorf("knock space %v", c.KnockSpace())
+	}
+}
+
+func TestKnockdExample(t *testing.T) {
+	path := filepath.Join("..", "examples", "knockd.conf")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range c.Doors {
+		names = append(names, d.Name)
+	}
+	if want := []string{"openSSH", "closeSSH", "opencloseSSH", "openHTTPS", "opencloseSMTP"}; !slices.Equal(names, want) {
+		t.Errorf("doors %q, want %q", names, want)
+	}
+	if c.Daemon.LogFile != "/var/log/knockd.log" || len(c.Inputs) != 0 {
+		t.Errorf("daemon %+v, inputs %+v", c.Daemon, c.Inputs)
+	}
+	smtp := c.Doors[4]
+	if smtp.OneTimeSequences != filepath.Join("..", "examples", "smtp_sequences") {
+		t.Errorf("one_time_sequences = %q, want it next to the configuration", smtp.OneTimeSequences)
+	}
+	if smtp.TCPFlags != (sequence.FlagFilter{Set: sequence.FIN, Clear: sequence.ACK}) {
+		t.Errorf("tcpflags %v", smtp.TCPFlags)
+	}
+	if !strings.Contains(smtp.StartCommand6.Shell, "ip6tables") || !strings.Contains(smtp.StopCommand6.Shell, "ip6tables") {
+		t.Errorf("IPv6 commands %q, %q", smtp.StartCommand6, smtp.StopCommand6)
+	}
+	ssh := c.Doors[0]
+	if ssh.StartCommand6.Shell != ssh.StartCommand.Shell || !ssh.StopCommand.IsZero() || ssh.SeqTimeout != 10*time.Second {
+		t.Errorf("openSSH %+v", ssh)
+	}
+	https := c.Doors[3]
+	if https.CmdTimeout != 10*time.Second || https.StopCommand.IsZero() {
+		t.Errorf("openHTTPS %+v", https)
+	}
+}
+
+func TestKnockSpace(t *testing.T) {
+	c := &Config{Doors: []Door{
+		{Sequence: []sequence.Step{{Port: 9000, Proto: sequence.UDP}, {Port: 7000, Proto: sequence.TCP}}},
+		{OneTimeSequences: "x"},
+		{Sequence: []sequence.Step{{Port: 7000, Proto: sequence.UDP}, {Port: 7000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}}},
+	}}
+	want := []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 7000, Proto: sequence.UDP}, {Port: 9000, Proto: sequence.UDP}}
+	if got := c.KnockSpace(); !slices.Equal(got, want) {
+		t.Errorf("KnockSpace() = %v, want %v", got, want)
+	}
+	if got := (&Config{}).KnockSpace(); len(got) != 0 {
+		t.Errorf("empty config: %v", got)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(filepath.Join(dir, "missing.toml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	big := filepath.Join(dir, "big.toml")
+	if err := os.WriteFile(big, make([]byte, maxFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "not a configuration file") {
+		t.Errorf("oversized file: %v", err)
+	}
+}
+
+func TestRelativePaths(t *testing.T) {
+	src := `
+[daemon]
+state_dir = "state"
+logfile = "/abs/log"
+pidfile = "run/pid"
+
+[[input]]
+type = "text"
+path = "kern.log"
+
+[[input]]
+type = "text"
+path = "-"
+
+[[door]]
+name = "a"
+one_time_sequences = "seqs"
+command = "true"
+`
+	c, err := Parse("/etc/pk/portknockd.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{c.Daemon.StateDir, c.Daemon.LogFile, c.Daemon.PIDFile, c.Inputs[0].Path, c.Inputs[1].Path, c.Doors[0].OneTimeSequences}
+	want := []string{"/etc/pk/state", "/abs/log", "/etc/pk/run/pid", "/etc/pk/kern.log", "-", "/etc/pk/seqs"}
+	if !slices.Equal(got, want) {
+		t.Errorf("paths %q, want %q", got, want)
+	}
+	// Without a file name there is nothing to anchor to.
+	c, err = Parse("", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Daemon.StateDir != "state" || c.Doors[0].OneTimeSequences != "seqs" {
+		t.Errorf("unanchored paths changed: %q, %q", c.Daemon.StateDir, c.Doors[0].OneTimeSequences)
+	}
+}
+
+func TestInputValidate(t *testing.T) {
+	tests := []struct {
+		in   Input
+		want string // "" for valid
+	}{
+		{Input{Type: InputText, Path: "-", Format: "auto"}, ""},
+		{Input{Type: InputText, Path: "/var/log/kern.log", Format: "filterlog"}, ""},
+		{Input{Type: InputNFLOG, Groups: []uint16{0, 65535}, Prefix: "knock"}, ""},
+		{Input{Type: InputText, Format: "auto"}, "needs a path"},
+		{Input{Type: InputText, Path: "-", Format: ""}, "has no format"},
+		{Input{Type: InputText, Path: "-", Format: "xml"}, "unknown text format"},
+		{Input{Type: InputText, Path: "-", Format: "auto", Groups: []uint16{1}}, "cannot have NFLOG groups"},
+		{Input{Type: InputNFLOG}, "at least one group"},
+		{Input{Type: InputNFLOG, Groups: []uint16{5, 5}}, "listed twice"},
+		{Input{Type: InputNFLOG, Groups: []uint16{5}, Path: "-"}, "neither path nor format"},
+		{Input{Type: "pcap"}, "unknown input type"},
+		{Input{Type: InputNFLOG, Groups: []uint16{5}, Prefix: "a\nb"}, "control character"},
+	}
+	for _, tt := range tests {
+		err := tt.in.Validate()
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: Validate() = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestInputString(t *testing.T) {
+	for _, tt := range []struct {
+		in   Input
+		want string
+	}{
+		{Input{Type: InputText, Path: "-"}, "text:-"},
+		{Input{Type: InputNFLOG, Groups: []uint16{5, 6}}, "nflog:5,6"},
+	} {
+		if got := tt.in.String(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestCommand(t *testing.T) {
+	if !(Command{}).IsZero() || (Command{Shell: "x"}).IsZero() || (Command{Argv: []string{"x"}}).IsZero() {
+		t.Error("IsZero wrong")
+	}
+	got := Command{Argv: []string{"/usr/sbin/nft", "add", "element", "{ %IP% }", ""}}.String()
+	if want := `/usr/sbin/nft add element "{ %IP% }" ""`; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	for _, tt := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{Path: "a.toml", Line: 3, Key: "name", Msg: "bad"}, "a.toml:3: name: bad"},
+		{Error{Path: "a.toml", Msg: "no door"}, "a.toml: no door"},
+		{Error{Line: 2, Msg: "x"}, "config:2: x"},
+	} {
+		if got := tt.e.Error(); got != tt.want {
+			t.Errorf("%q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestTooManyErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[[door]]\nname = \"a\"\nsequence = [\"1\"]\ncommand = \"x\"\n")
+	for i := range 2 * maxErrors {
+		b.WriteString("bogus" + strings.Repeat("x", i) + " = 1\n")
+	}
+	_, err := Parse("t.toml", []byte(b.String()))
+	got := problemList(t, err)
+	if len(got) != maxErrors+1 || !strings.Contains(got[maxErrors], "more errors not shown") {
+		t.Errorf("%d problems, last %q", len(got), got[len(got)-1])
+	}
+}
+
+func TestMatcherDoor(t *testing.T) {
+	d := Door{
+		Name:       "x",
+		Sequence:   []sequence.Step{{Port: 1, Proto: sequence.TCP}},
+		SeqTimeout: time.Second,
+		TCPFlags:   sequence.FlagFilter{Set: sequence.SYN},
+		Target:     netip.MustParseAddr("192.0.2.1"),
+	}
+	md := d.MatcherDoor()
+	if md.Name != d.Name || !slices.Equal(md.Sequence, d.Sequence) || md.Timeout != d.SeqTimeout ||
+		md.Flags != d.TCPFlags || md.Target != d.Target || md.OneTime != nil {
+		t.Errorf("%+v", md)
+	}
+	md.Sequence[0].Port = 2
+	if d.Sequence[0].Port != 1 {
+		t.Error("MatcherDoor shares the sequence with the config")
+	}
+}
+
+func TestParseInput(t *testing.T) {
+	tests := []struct {
+		spec string
+		want Input
+		err  string
+	}{
+		{"nflog:5", Input{Type: InputNFLOG, Groups: []uint16{5}}, ""},
+		{"nflog:5, 6", Input{Type: InputNFLOG, Groups: []uint16{5, 6}}, ""},
+		{"text:-", Input{Type: InputText, Path: "-", Format: "auto"}, ""},
+		{"text:netfilter:/var/log/kern.log", Input{Type: InputText, Path: "/var/log/kern.log", Format: "netfilter"}, ""},
+		{"text:/tmp/a:b", Input{Type: InputText, Path: "/tmp/a:b", Format: "auto"}, ""},
+		{"nflog:", Input{}, "not a number"},
+		{"nflog:70000", Input{}, "not a number"},
+		{"nflog:1,1", Input{}, "listed twice"},
+		{"text:", Input{}, "needs a path"},
+		{"pcap:eth0", Input{}, "want nflog:GROUP"},
+		{"eth0", Input{}, "want nflog:GROUP"},
+	}
+	for _, tt := range tests {
+		got, err := ParseInput(tt.spec)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseInput(%q) error %v, want %q", tt.spec, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseInput(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
+		}
+	}
+}
+
+func TestEmptyDoorArray(t *testing.T) {
+	_, err := Parse("t.toml", []byte("door = []\n"))
+	checkProblems(t, problemList(t, err), []string{"t.toml: no door"})
+}
