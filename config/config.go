@@ -140,37 +140,6 @@ func (in *Input) String() string {
 	}
 }
 
-// ParseInput parses an input given on the command line, where knockd.conf
-// users give theirs: "nflog:GROUP[,GROUP...]" or "text:[FORMAT:]PATH", such
-// as "nflog:5", "text:-" or "text:netfilter:/var/log/kern.log". The result
-// is validated; Line is 0.
-func ParseInput(spec string) (Input, error) {
-	typ, rest, _ := strings.Cut(spec, ":")
-	var in Input
-	switch typ {
-	case InputNFLOG:
-		in.Type = InputNFLOG
-		for g := range strings.SplitSeq(rest, ",") {
-			n, err := strconv.ParseUint(strings.TrimSpace(g), 10, 16)
-			if err != nil {
-				return Input{}, fmt.Errorf("input %q: NFLOG group %q is not a number 0-65535", spec, g)
-			}
-			in.Groups = append(in.Groups, uint16(n))
-		}
-	case InputText:
-		in.Type, in.Format, in.Path = InputText, DefaultTextFormat, rest
-		if f, path, ok := strings.Cut(rest, ":"); ok && slices.Contains(TextFormats(), f) {
-			in.Format, in.Path = f, path
-		}
-	default:
-		return Input{}, fmt.Errorf("input %q: want nflog:GROUP[,GROUP...] or text:[FORMAT:]PATH", spec)
-	}
-	if err := in.Validate(); err != nil {
-		return Input{}, fmt.Errorf("input %q: %w", spec, err)
-	}
-	return in, nil
-}
-
 // Validate checks an input on its own. Parse already applies the same rules
 // with file positions; this is for inputs built from the command line.
 func (in *Input) Validate() error {

@@ -388,7 +388,7 @@ func TestMatcherDoor(t *testing.T) {
 	}
 }
 
-func TestParseInput(t *testing.T) {
+func TestParseInputSpec(t *testing.T) {
 	tests := []struct {
 		spec string
 		want Input
@@ -399,23 +399,25 @@ func TestParseInput(t *testing.T) {
 		{"text:-", Input{Type: InputText, Path: "-", Format: "auto"}, ""},
 		{"text:netfilter:/var/log/kern.log", Input{Type: InputText, Path: "/var/log/kern.log", Format: "netfilter"}, ""},
 		{"text:/tmp/a:b", Input{Type: InputText, Path: "/tmp/a:b", Format: "auto"}, ""},
-		{"nflog:", Input{}, "not a number"},
-		{"nflog:70000", Input{}, "not a number"},
+		{"-", Input{Type: InputText, Path: "-", Format: "auto"}, ""},
+		{"/run/knock.fifo", Input{Type: InputText, Path: "/run/knock.fifo", Format: "auto"}, ""},
+		{"text:simple:-", Input{Type: InputText, Path: "-", Format: "simple"}, ""},
+		{"nflog:", Input{}, "bad NFLOG group"},
+		{"nflog:70000", Input{}, "bad NFLOG group"},
 		{"nflog:1,1", Input{}, "listed twice"},
 		{"text:", Input{}, "needs a path"},
-		{"pcap:eth0", Input{}, "want nflog:GROUP"},
-		{"eth0", Input{}, "want nflog:GROUP"},
+		{"", Input{}, "needs a path"},
 	}
 	for _, tt := range tests {
-		got, err := ParseInput(tt.spec)
+		got, err := ParseInputSpec(tt.spec)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("ParseInput(%q) error %v, want %q", tt.spec, err, tt.err)
+				t.Errorf("ParseInputSpec(%q) error %v, want %q", tt.spec, err, tt.err)
 			}
 			continue
 		}
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("ParseInput(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
+			t.Errorf("ParseInputSpec(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
 	}
 }
