@@ -1,3 +1,5 @@
+//go:build unix
+
 package textlog
 
 import (
@@ -312,13 +314,31 @@ func threadInKernel(fn string) bool {
 	return false
 }
 
-func TestSourceStdinPipe(t *testing.T) {
-	pr, pw, err := os.Pipe()
+// stdinPipe returns a pipe whose read end is like os.Stdin when a shell
+// pipes into the daemon: a blocking descriptor wrapped by os.NewFile, which
+// Go reads with plain blocking system calls. (os.Pipe's ends are already
+// pollable and would not show whether Run can interrupt such reads.)
+func stdinPipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	var fds [2]int
+	syscall.ForkLock.RLock()
+	err := syscall.Pipe(fds[:])
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pr.Close()
-	defer pw.Close()
+	r = os.NewFile(uintptr(fds[0]), "stdin-pipe")
+	w = os.NewFile(uintptr(fds[1]), "stdin-pipe-writer")
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return r, w
+}
+
+func TestSourceStdinPipe(t *testing.T) {
+	pr, pw := stdinPipe(t)
 	s := &Source{Name: "stdin", Path: "-", stdin: pr, Parser: Parser{Prefix: "knock"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -338,11 +358,7 @@ func TestSourceStdinPipe(t *testing.T) {
 }
 
 func TestSourceStdinEOF(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
+	pr, pw := stdinPipe(t)
 	s := &Source{Name: "stdin", Path: "-", stdin: pr}
 	events, done := run(t, context.Background(), s)
 	if _, err := pw.WriteString("7000 192.0.2.7\n8000 192.0.2.8"); err != nil {
