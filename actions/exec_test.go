@@ -101,7 +101,7 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 func TestExecBackgroundChildAfterSuccess(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
-	res := execCommand(t.Context(), Command{Shell: "sleep 1000 & echo $! > " + pidFile + "; echo started"}, 30*time.Second)
+	res := execCommand(t.Context(), Command{Shell: "sleep 30 & echo $! > " + pidFile + "; echo started"}, 30*time.Second)
 	pid := readPid(t, pidFile)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	if res.err != nil || res.exitCode != 0 || res.timedOut {

@@ -471,7 +471,7 @@ func TestRunnerDryRun(t *testing.T) {
 	door := Door{
 		Name:       "ssh",
 		Start:      Command{Shell: "touch " + marker + " # %IP%"},
-		Stop:       Command{Argv: []string{"touch", marker, "%IP%"}},
+		Stop:       Command{Argv: []string{"touch", marker + "-%IP%"}},
 		CmdTimeout: 10 * time.Second,
 	}
 	synctest.Test(t, func(t *testing.T) {
@@ -493,7 +493,7 @@ func TestRunnerDryRun(t *testing.T) {
 		}
 		want := []map[string]string{
 			{"cmd": "start", "command": "touch " + marker + " # 192.0.2.1", "door": "ssh", "src": "192.0.2.1"},
-			{"cmd": "stop", "command": `["touch" "` + marker + `" "192.0.2.1"]`, "door": "ssh", "src": "192.0.2.1"},
+			{"cmd": "stop", "command": `["touch" "` + marker + `-192.0.2.1"]`, "door": "ssh", "src": "192.0.2.1"},
 		}
 		for i, w := range want {
 			for k, v := range w {
@@ -506,8 +506,8 @@ func TestRunnerDryRun(t *testing.T) {
 			t.Errorf("Started = %d in a dry run", s.Started)
 		}
 	})
-	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("dry run ran a command: %s exists (%v)", marker, err)
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("dry run ran a command: %s holds %v", dir, names)
 	}
 }
 
