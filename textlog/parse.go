@@ -66,25 +66,13 @@ func trimBlanksString(s string) string {
 	return s
 }
 
-// cutField splits b, which has no leading blanks, at its first run of
-// blanks.
-func cutField(b []byte) (field, rest []byte) {
-	for i, c := range b {
-		if isBlank(c) {
-			rest = b[i+1:]
-			for len(rest) > 0 && isBlank(rest[0]) {
-				rest = rest[1:]
-			}
-			return b[:i], rest
-		}
-	}
-	return b, nil
-}
-
 // parseSimple parses "[prefix] dport[/proto] srcip". A line is taken to be
 // in this format when, after the prefix, it has exactly two fields and the
 // first starts with a digit; only then are bad ports and addresses reported
 // as such, so that other formats' lines stay "unrecognized".
+//
+// Each byte is looked at once on the way to netip.ParseAddr, which is why
+// the fields are not simply split first: this runs for every logged packet.
 func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 	s := trimBlanks(line)
 	if pfx := trimBlanksString(p.Prefix); pfx != "" {
@@ -94,28 +82,48 @@ func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 		}
 		s = trimBlanks(s[len(pfx):])
 	}
-	portField, rest := cutField(s)
-	addrField, extra := cutField(rest)
-	if len(portField) == 0 || len(addrField) == 0 || len(extra) != 0 {
-		return ReasonUnrecognized
-	}
-	if c := portField[0]; c < '0' || c > '9' {
+	if len(s) == 0 || s[0] < '0' || s[0] > '9' {
 		return ReasonUnrecognized
 	}
 
-	port := 0
-	i := 0
-	for ; i < len(portField) && portField[i] != '/'; i++ {
-		c := portField[i]
-		if c < '0' || c > '9' {
-			return ReasonBadPort
-		}
-		port = port*10 + int(c-'0')
-		if port > 65535 {
-			return ReasonBadPort
+	// The first field: digits, then possibly "/proto". The port is capped
+	// rather than checked here, since a wrong field count decides first.
+	port, i := 0, 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if port <= 65535 {
+			port = port*10 + int(s[i]-'0')
 		}
 	}
-	if port == 0 {
+	end := i
+	for end < len(s) && !isBlank(s[end]) {
+		end++
+	}
+	portField := s[:end]
+
+	// The second field, the last since s has no trailing blanks.
+	addr := s[end:]
+	for len(addr) > 0 && isBlank(addr[0]) {
+		addr = addr[1:]
+	}
+	if len(addr) == 0 {
+		return ReasonUnrecognized
+	}
+	zone, clean := -1, true // where the zone starts; no stray bytes before it
+	for k, c := range addr {
+		if isAddrChar(c) {
+			continue
+		}
+		switch {
+		case isBlank(c):
+			return ReasonUnrecognized // a third field
+		case c == '%' && zone < 0:
+			zone = k
+		case zone < 0:
+			clean = false
+		}
+	}
+
+	if i < len(portField) && portField[i] != '/' || port == 0 || port > 65535 {
 		return ReasonBadPort
 	}
 	proto := sequence.TCP
@@ -128,8 +136,10 @@ func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 			return ReasonBadProto
 		}
 	}
-
-	src, ok := parseAddr(addrField)
+	if !clean {
+		return ReasonBadAddress
+	}
+	src, ok := parseAddr(addr, zone)
 	if !ok {
 		return ReasonBadAddress
 	}
@@ -156,29 +166,24 @@ func equalFoldASCII(b []byte, lower string) bool {
 	return true
 }
 
-// parseAddr parses an IPv4 or IPv6 address, with an optional IPv6 zone,
-// into the normalised form events use (unmapped, zone dropped).
+// parseAddr parses an IPv4 or IPv6 address into the normalised form
+// events use (unmapped, zone dropped). The caller has checked that the
+// bytes before zone (the index of the '%' that starts an IPv6 zone, or -1)
+// are all isAddrChar.
 //
 // netip.ParseAddr takes a string, and converting the field allocates because
 // the string escapes into the error value. The field is therefore viewed as
 // a string in place: ParseAddr keeps nothing of its input on success (an
 // Addr holds only the 128-bit value; zones, which would be interned, are cut
 // off here first), and on failure the error, the only thing that refers to
-// the bytes, is dropped at once. Characters are checked first so that most
+// the bytes, is dropped at once. Checking the characters first means most
 // garbage is rejected without building that error.
-func parseAddr(b []byte) (netip.Addr, bool) {
-	hasZone := false
-	for i, c := range b {
-		if c == '%' {
-			if i+1 == len(b) {
-				return netip.Addr{}, false // ParseAddr rejects an empty zone too
-			}
-			b, hasZone = b[:i], true
-			break
+func parseAddr(b []byte, zone int) (netip.Addr, bool) {
+	if zone >= 0 {
+		if zone+1 == len(b) {
+			return netip.Addr{}, false // ParseAddr rejects an empty zone too
 		}
-		if !isAddrChar(c) {
-			return netip.Addr{}, false
-		}
+		b = b[:zone]
 	}
 	if len(b) == 0 {
 		return netip.Addr{}, false
@@ -187,7 +192,7 @@ func parseAddr(b []byte) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	if hasZone && !a.Is6() {
+	if zone >= 0 && !a.Is6() {
 		return netip.Addr{}, false // zones exist only on IPv6 addresses
 	}
 	return sequence.NormalizeAddr(a), true
@@ -201,11 +206,9 @@ const (
 )
 
 func isAddrChar(c byte) bool {
-	switch {
-	case c < 64:
-		return addrCharsLo>>c&1 != 0
-	case c < 128:
-		return addrCharsHi>>(c-64)&1 != 0
+	m := uint64(addrCharsLo)
+	if c >= 64 {
+		m = addrCharsHi
 	}
-	return false
+	return c < 128 && m>>(c&63)&1 != 0
 }
