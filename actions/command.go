@@ -31,7 +31,7 @@ func (c Command) IsZero() bool { return c.Shell == "" && len(c.Argv) == 0 }
 // String renders c for logs: the shell line as written, or the argv quoted
 // element by element so that spaces inside an argument stay visible.
 func (c Command) String() string {
-	if c.Shell != "" {
+	if len(c.Argv) == 0 {
 		return c.Shell
 	}
 	parts := make([]string, len(c.Argv))
@@ -45,27 +45,22 @@ func (c Command) String() string {
 // how long it stays open.
 type Door struct {
 	Name string
-	// Start6 and Stop6 are used for IPv6 sources when set, otherwise Start
-	// and Stop, as knockd's start_command_6 and stop_command_6.
+	// Start and Stop serve IPv4 sources, Start6 and Stop6 IPv6 ones, with
+	// no fallback between them: the configuration already copies the IPv4
+	// command into an unset _6 one (as knockd does), so an empty Start6 here
+	// means the administrator asked for nothing to run for IPv6.
 	Start, Start6, Stop, Stop6 Command
 	// CmdTimeout, together with a Stop command, closes the door this long
 	// after the open. Without both, a knock only runs Start.
 	CmdTimeout time.Duration
 }
 
-// commandsFor picks the start and stop commands for a source: the IPv6
-// variants for IPv6 sources when the door defines them.
+// commandsFor picks the start and stop commands for a source's family.
 func (d *Door) commandsFor(src netip.Addr) (start, stop Command) {
-	start, stop = d.Start, d.Stop
 	if src.Is6() && !src.Is4In6() {
-		if !d.Start6.IsZero() {
-			start = d.Start6
-		}
-		if !d.Stop6.IsZero() {
-			stop = d.Stop6
-		}
+		return d.Start6, d.Stop6
 	}
-	return start, stop
+	return d.Start, d.Stop
 }
 
 // Substitute replaces the placeholders in c for one match: %IP% with the

@@ -109,8 +109,9 @@ func TestCommandsFor(t *testing.T) {
 		{"v4 source uses plain commands", full, "192.0.2.1", "start4", `["stop4"]`},
 		{"v6 source uses _6 commands", full, "2001:db8::1", "start6", `["stop6"]`},
 		{"mapped v4 source uses plain commands", full, "::ffff:192.0.2.1", "start4", `["stop4"]`},
-		{"v6 source without _6 falls back", only4, "2001:db8::1", "start4", `["stop4"]`},
-		{"each _6 falls back on its own", startOnly6, "2001:db8::1", "start6", "stop4"},
+		{"v6 source without _6 runs nothing", only4, "2001:db8::1", "", ""},
+		{"each _6 stands on its own", startOnly6, "2001:db8::1", "start6", ""},
+		{"v4 source ignores _6", startOnly6, "192.0.2.1", "start4", "stop4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,10 @@ type Runner struct {
 	due     closeHeap // entries whose start has run, by close deadline
 	running bool      // Run has been called
 	stopped bool      // Run has returned; Open refuses
+	// starts queued or running, and a channel closed when that reaches
+	// zero, for Drain.
+	inflight int
+	idle     chan struct{}
 }
 
 // openKey identifies one open door for one source.
@@ -278,6 +282,7 @@ func (r *Runner) retryLocked(e *entry, start Command, deadline time.Time) {
 func (r *Runner) enqueueLocked(j *startJob) bool {
 	select {
 	case r.starts <- j:
+		r.inflight++
 		return true
 	default:
 		r.dropped.Add(1)
@@ -335,6 +340,7 @@ func (r *Runner) worker(ctx context.Context) {
 }
 
 func (r *Runner) runStart(ctx context.Context, j *startJob) {
+	defer r.startDone()
 	if j.after != nil {
 		select {
 		case <-j.after:
@@ -368,6 +374,37 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 	heap.Push(&r.due, j.e)
 	r.mu.Unlock()
 	r.wakeScheduler()
+}
+
+// startDone counts a start job as finished, waking Drain at zero.
+func (r *Runner) startDone() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight--
+	if r.inflight == 0 && r.idle != nil {
+		close(r.idle)
+		r.idle = nil
+	}
+}
+
+// Drain waits until every start command asked for so far has run, or ctx
+// ends. The daemon calls it when its inputs have ended, so that the last
+// knocks of a log still open their doors before shutdown closes them.
+func (r *Runner) Drain(ctx context.Context) {
+	r.mu.Lock()
+	if r.inflight == 0 {
+		r.mu.Unlock()
+		return
+	}
+	if r.idle == nil {
+		r.idle = make(chan struct{})
+	}
+	idle := r.idle
+	r.mu.Unlock()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
 }
 
 func (r *Runner) runStop(ctx context.Context, e *entry) {
@@ -413,9 +450,13 @@ func (r *Runner) runCommand(ctx context.Context, door string, src netip.Addr, wh
 	res := r.exec(ctx, c, r.timeout)
 	output := strings.TrimSpace(res.output)
 	if res.err == nil {
-		r.log.Info(success, "door", door, "src", src, "cmd", which)
+		// The output (its tail) goes on the same line: one line per open
+		// or close, and what the command said is often what the
+		// administrator wants to see.
 		if output != "" {
-			r.log.Debug("command output", "door", door, "src", src, "cmd", which, "output", output)
+			r.log.Info(success, "door", door, "src", src, "cmd", which, "output", output)
+		} else {
+			r.log.Info(success, "door", door, "src", src, "cmd", which)
 		}
 		return true
 	}

@@ -150,7 +150,9 @@ func knock(door, src string) sequence.Match {
 var sshDoor = Door{
 	Name:       "ssh",
 	Start:      Command{Shell: "open %IP%"},
+	Start6:     Command{Shell: "open %IP%"},
 	Stop:       Command{Shell: "close %IP%"},
+	Stop6:      Command{Shell: "close %IP%"},
 	CmdTimeout: 10 * time.Second,
 }
 
@@ -417,10 +419,12 @@ func TestRunnerShutdownWaitsForRunningClose(t *testing.T) {
 
 func TestRunnerIPv6Commands(t *testing.T) {
 	door := Door{
-		Name:       "ssh",
-		Start:      Command{Shell: "iptables -A %IP%"},
-		Start6:     Command{Argv: []string{"ip6tables", "-A", "%IP%"}},
-		Stop:       Command{Shell: "iptables -D %IP%"},
+		Name:   "ssh",
+		Start:  Command{Shell: "iptables -A %IP%"},
+		Start6: Command{Argv: []string{"ip6tables", "-A", "%IP%"}},
+		Stop:   Command{Shell: "iptables -D %IP%"},
+		// As the configuration fills an unset stop_command_6.
+		Stop6:      Command{Shell: "iptables -D %IP%"},
 		CmdTimeout: time.Second,
 	}
 	synctest.Test(t, func(t *testing.T) {
@@ -431,7 +435,7 @@ func TestRunnerIPv6Commands(t *testing.T) {
 		h.sleepTo(2 * time.Second)
 		h.wantCalls(
 			call{0, `["ip6tables" "-A" "2001:db8::7"]`},
-			call{time.Second, "iptables -D 2001:db8::7"}, // no stop_command_6: the plain one
+			call{time.Second, "iptables -D 2001:db8::7"},
 			call{time.Second, "iptables -A 192.0.2.7"},
 			call{2 * time.Second, "iptables -D 192.0.2.7"},
 		)
@@ -543,7 +547,7 @@ func TestRunnerRealCommands(t *testing.T) {
 	shellOut := filepath.Join(dir, "shell")
 	argvOut := filepath.Join(dir, "argv")
 	doors := []Door{
-		{Name: "shell", Start: Command{Shell: "echo %IP% %DOOR% %PORT% %PROTO% > " + shellOut}},
+		{Name: "shell", Start6: Command{Shell: "echo %IP% %DOOR% %PORT% %PROTO% > " + shellOut}},
 		{Name: "argv", Start: Command{Argv: []string{"/bin/sh", "-c", `printf '%s|%s' "$1" "$2" > "$3"`, "sh", "%IP%", "%DOOR% x", argvOut}}},
 		{Name: "fails", Start: Command{Shell: "echo denied >&2; exit 4"}},
 	}
@@ -622,4 +626,24 @@ func TestRunnerRealTimeoutKillsGroup(t *testing.T) {
 		t.Fatalf("grandchild %d survived the time limit", pid)
 	}
 	assertDead(t, pid)
+}
+
+func TestRunnerDrainWaitsForQueuedStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{MaxConcurrent: 1})
+		h.fake.setSlow("open 192.0.2.1", 5*time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.r.Open(knock("ssh", "192.0.2.2"))
+		h.r.Drain(t.Context())
+		if d := time.Since(epoch); d != 5*time.Second {
+			t.Errorf("Drain returned at %v, want 5s, when the queued start had run", d)
+		}
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{5 * time.Second, "open 192.0.2.2"})
+		// With nothing queued, Drain returns at once.
+		h.r.Drain(t.Context())
+		if d := time.Since(epoch); d != 5*time.Second {
+			t.Errorf("idle Drain returned at %v", d)
+		}
+		h.shutdown()
+	})
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	flag "github.com/spf13/pflag"
+
+	"portknock/config"
+	"portknock/sequence"
+)
+
+// runCheck validates a configuration and prints what it would do: the
+// doors, and the knock space the firewall must log.
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("portknockd check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.StringP("config", "c", defaultConfig, "configuration `file` (TOML or knockd.conf)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() == 1 {
+		*cfgPath = fs.Arg(0)
+	} else if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "usage: portknockd check [-c] FILE")
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	printConfig(stdout, cfg)
+	return 0
+}
+
+func printConfig(w io.Writer, cfg *config.Config) {
+	fmt.Fprintf(w, "%s: %s format, %d door(s), %d input(s)\n\n", cfg.Path, cfg.Format, len(cfg.Doors), len(cfg.Inputs))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, d := range cfg.Doors {
+		fmt.Fprintf(tw, "door %s\n", d.Name)
+		if d.OneTimeSequences != "" {
+			fmt.Fprintf(tw, "  sequence\tone-time, from %s\n", d.OneTimeSequences)
+		} else {
+			fmt.Fprintf(tw, "  sequence\t%s\n", joinSteps(d.Sequence, " "))
+		}
+		fmt.Fprintf(tw, "  seq_timeout\t%s\n", d.SeqTimeout)
+		if !d.TCPFlags.IsZero() {
+			fmt.Fprintf(tw, "  tcpflags\t%s\n", d.TCPFlags)
+		}
+		if d.Target.IsValid() {
+			fmt.Fprintf(tw, "  target\t%s\n", d.Target)
+		}
+		printCommand(tw, "start_command", d.StartCommand)
+		if d.StartCommand6.String() != d.StartCommand.String() {
+			printCommand(tw, "start_command_6", d.StartCommand6)
+		}
+		if d.HasStop() {
+			fmt.Fprintf(tw, "  cmd_timeout\t%s\n", d.CmdTimeout)
+			printCommand(tw, "stop_command", d.StopCommand)
+			if d.StopCommand6.String() != d.StopCommand.String() {
+				printCommand(tw, "stop_command_6", d.StopCommand6)
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	for _, in := range cfg.Inputs {
+		fmt.Fprintf(w, "input %s", in.String())
+		if in.Type == config.InputText {
+			fmt.Fprintf(w, " format %s", in.Format)
+		}
+		if in.Prefix != "" {
+			fmt.Fprintf(w, " prefix %q", in.Prefix)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", joinSteps(cfg.KnockSpace(), " "))
+}
+
+func printCommand(w io.Writer, key string, c config.Command) {
+	if c.IsZero() {
+		fmt.Fprintf(w, "  %s\t(none)\n", key)
+		return
+	}
+	how := "sh -c"
+	if len(c.Argv) > 0 {
+		how = "exec"
+	}
+	fmt.Fprintf(w, "  %s\t%s: %s\n", key, how, c.String())
+}
+
+func joinSteps(steps []sequence.Step, sep string) string {
+	parts := make([]string, len(steps))
+	for i, s := range steps {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, sep)
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+
+	flag "github.com/spf13/pflag"
+
+	"portknock/sequence"
+	"portknock/textlog"
+)
+
+// parsedEvent is one knock line as `portknockd parse` prints it.
+type parsedEvent struct {
+	Src    netip.Addr  `json:"src"`
+	Dst    *netip.Addr `json:"dst,omitempty"`
+	DPort  uint16      `json:"dport"`
+	Proto  string      `json:"proto"`
+	Flags  *string     `json:"flags,omitempty"`
+	Format string      `json:"format"`
+}
+
+// runParse shows what the daemon sees in a log: one JSON object per knock
+// line on stdout, and a count of the other lines on stderr.
+func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("portknockd parse", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	formatName := fs.StringP("format", "f", "auto", "line `format` (auto, simple, ...)")
+	prefix := fs.String("prefix", "", "keep only lines logged with this `prefix`")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	format, err := textlog.ParseFormat(*formatName)
+	if err != nil {
+		fmt.Fprintf(stderr, "portknockd parse: %v\n", err)
+		return 2
+	}
+	p := textlog.Parser{Format: format, Prefix: *prefix}
+	out := bufio.NewWriter(stdout)
+	enc := json.NewEncoder(out)
+	var (
+		ev      sequence.Event
+		events  uint64
+		skipped [256]uint64 // by textlog.Reason
+		encErr  error
+	)
+	st, err := textlog.ReadLines(context.Background(), stdin, 0, func(line []byte) {
+		f, reason := p.Parse(line, &ev)
+		if reason != textlog.ReasonNone {
+			skipped[reason]++
+			return
+		}
+		events++
+		pe := parsedEvent{Src: ev.Src, DPort: ev.Port, Proto: ev.Proto.String(), Format: f.String()}
+		if ev.Dst.IsValid() {
+			dst := ev.Dst
+			pe.Dst = &dst
+		}
+		if ev.FlagsKnown {
+			flags := ev.Flags.String()
+			pe.Flags = &flags
+		}
+		if err := enc.Encode(pe); err != nil && encErr == nil {
+			encErr = err
+		}
+	})
+	if ferr := out.Flush(); encErr == nil {
+		encErr = ferr
+	}
+	if err == nil {
+		err = encErr
+	}
+	skipped[textlog.ReasonTooLong] += st.TooLong
+	total := st.Lines + st.TooLong
+	fmt.Fprintf(stderr, "%d lines: %d knock events", total, events)
+	for r, n := range skipped {
+		if n > 0 {
+			fmt.Fprintf(stderr, ", %d %s", n, textlog.Reason(r))
+		}
+	}
+	fmt.Fprintln(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "portknockd parse: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,320 @@
+// Package daemon wires portknockd together: inputs feed events through a
+// bounded queue to one matcher goroutine, whose matches go to the action
+// runner; a timer drives eager expiry and a reload swaps the doors without
+// losing progress at unchanged ones.
+//
+// It exists so that the whole daemon — inputs, matching, commands, reload
+// and shutdown — can be driven by tests without a process or signals.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"portknock/actions"
+	"portknock/config"
+	"portknock/sequence"
+	"portknock/textlog"
+)
+
+// QueueSize is how many events may wait between the inputs and the
+// matcher. Text inputs wait when it is full (a pipe just slows down).
+const QueueSize = 4096
+
+// Options configure a Daemon.
+type Options struct {
+	// Logger receives everything the daemon and its parts log.
+	Logger *slog.Logger
+	// DryRun logs commands instead of running them.
+	DryRun bool
+	// ExtraInputs are added to the configuration's inputs, and survive
+	// reloads: they come from the command line.
+	ExtraInputs []config.Input
+	// Load reads the configuration again on Reload; nil disables reload.
+	Load func() (*config.Config, error)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Daemon is a configured portknockd, ready to Run.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	cfg    *config.Config
+	inputs []config.Input
+
+	matcher *sequence.Matcher
+	runner  *actions.Runner
+	sources []*textlog.Source
+
+	events chan sequence.Event
+	reload chan chan error
+}
+
+// New checks cfg and builds every part of the daemon. Nothing runs until
+// Run.
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	d := &Daemon{
+		opts:   opts,
+		log:    opts.Logger,
+		now:    opts.Now,
+		cfg:    cfg,
+		events: make(chan sequence.Event, QueueSize),
+		reload: make(chan chan error),
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.inputs = append(append([]config.Input(nil), cfg.Inputs...), opts.ExtraInputs...)
+	if len(d.inputs) == 0 {
+		return nil, errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
+	}
+	doors, err := d.matcherDoors(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	d.runner = actions.NewRunner(actionDoors(cfg), actions.Options{
+		Logger:        d.log,
+		DryRun:        opts.DryRun,
+		MaxConcurrent: cfg.Daemon.MaxCommands,
+	})
+	for _, in := range d.inputs {
+		src, err := d.newSource(in)
+		if err != nil {
+			return nil, err
+		}
+		d.sources = append(d.sources, src)
+	}
+	return d, nil
+}
+
+// matcherDoors turns the configured doors into the matcher's, opening each
+// one-time sequence file.
+func (d *Daemon) matcherDoors(cfg *config.Config) ([]sequence.Door, error) {
+	doors := make([]sequence.Door, len(cfg.Doors))
+	for i := range cfg.Doors {
+		cd := &cfg.Doors[i]
+		doors[i] = cd.MatcherDoor()
+		if cd.OneTimeSequences != "" {
+			ot, err := actions.OpenOneTime(cd.OneTimeSequences, d.log.With("door", cd.Name))
+			if err != nil {
+				return nil, fmt.Errorf("door %q: %w", cd.Name, err)
+			}
+			doors[i].OneTime = ot
+		}
+	}
+	return doors, nil
+}
+
+func actionDoors(cfg *config.Config) []actions.Door {
+	doors := make([]actions.Door, len(cfg.Doors))
+	for i, cd := range cfg.Doors {
+		doors[i] = actions.Door{
+			Name:       cd.Name,
+			Start:      actions.Command(cd.StartCommand),
+			Start6:     actions.Command(cd.StartCommand6),
+			Stop:       actions.Command(cd.StopCommand),
+			Stop6:      actions.Command(cd.StopCommand6),
+			CmdTimeout: cd.CmdTimeout,
+		}
+		if !cd.HasStop() {
+			doors[i].CmdTimeout = 0
+		}
+	}
+	return doors
+}
+
+func (d *Daemon) newSource(in config.Input) (*textlog.Source, error) {
+	switch in.Type {
+	case config.InputText:
+		format, err := textlog.ParseFormat(in.Format)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+		}
+		return &textlog.Source{
+			Name:   in.String(),
+			Path:   in.Path,
+			Parser: textlog.Parser{Format: format, Prefix: in.Prefix},
+			Now:    d.now,
+			Logger: d.log,
+		}, nil
+	case config.InputNFLOG:
+		return nil, fmt.Errorf("input %s: NFLOG input is not available in this build", in.String())
+	}
+	return nil, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)
+}
+
+// Reload reads the configuration again and applies it: doors whose rules
+// did not change keep their attempts in progress. An invalid configuration
+// is reported and the running one stays. Reload waits until the new
+// configuration is in force or refused, or ctx ends.
+func (d *Daemon) Reload(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case d.reload <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run runs the daemon until ctx ends or every input has ended (stdin or a
+// file reaching its end). It then lets running commands finish and closes
+// every open door before returning.
+func (d *Daemon) Run(ctx context.Context) error {
+	runnerCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRunner()
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- d.runner.Run(runnerCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	inputsDone := make(chan struct{})
+	var inputs sync.WaitGroup
+	for _, src := range d.sources {
+		inputs.Go(func() {
+			err := src.Run(gctx, func(ev *sequence.Event) {
+				select {
+				case d.events <- *ev:
+				case <-gctx.Done():
+				}
+			})
+			if err != nil && gctx.Err() == nil {
+				g.Go(func() error { return fmt.Errorf("input %s: %w", src.Name, err) })
+			}
+		})
+	}
+	go func() { inputs.Wait(); close(inputsDone) }()
+	g.Go(func() error { return d.loop(gctx, inputsDone) })
+	err := g.Wait()
+	inputs.Wait()
+
+	// When the inputs ran out (rather than a signal stopping us), let the
+	// commands their last knocks asked for run; then close what is open.
+	if ctx.Err() == nil {
+		d.runner.Drain(ctx)
+	}
+	stopRunner()
+	if rerr := <-runnerDone; err == nil {
+		err = rerr
+	}
+	d.logStats()
+	return err
+}
+
+// loop is the only goroutine that touches the matcher.
+func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var armed time.Time // when the timer fires; zero when stopped
+	arm := func() {
+		next, ok := d.matcher.NextExpiry()
+		if !ok || (!armed.IsZero() && !next.Before(armed)) {
+			return
+		}
+		armed = next
+		timer.Reset(max(next.Sub(d.now()), 0))
+	}
+	var out []sequence.Match
+	handle := func(ev *sequence.Event) {
+		out = d.matcher.Handle(ev, out[:0])
+		for _, m := range out {
+			d.log.Info("knock sequence complete", "door", m.Door, "src", m.Src, "input", m.Input)
+			d.runner.Open(m)
+		}
+		arm()
+	}
+	for {
+		select {
+		case ev := <-d.events:
+			handle(&ev)
+		case <-timer.C:
+			armed = time.Time{}
+			d.matcher.Expire(d.now())
+			arm()
+		case done := <-d.reload:
+			err := d.apply()
+			done <- err
+			arm()
+		case <-inputsDone:
+			// Every input has ended: take what is still queued, then stop.
+			for {
+				select {
+				case ev := <-d.events:
+					handle(&ev)
+				default:
+					d.log.Info("all inputs ended; shutting down")
+					return nil
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// apply loads and installs a new configuration, on the loop goroutine.
+func (d *Daemon) apply() error {
+	if d.opts.Load == nil {
+		return errors.New("reload is not enabled")
+	}
+	cfg, err := d.opts.Load()
+	if err != nil {
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return err
+	}
+	doors, err := d.matcherDoors(cfg)
+	if err == nil {
+		err = d.matcher.Reconfigure(doors)
+	}
+	if err != nil {
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return err
+	}
+	d.runner.SetDoors(actionDoors(cfg))
+	for _, w := range cfg.Warnings {
+		d.log.Warn(w)
+	}
+	if !reflect.DeepEqual(cfg.Inputs, d.cfg.Inputs) {
+		d.log.Warn("inputs changed in the configuration; restart portknockd to apply them")
+	}
+	d.cfg = cfg
+	d.log.Info("configuration reloaded", "doors", len(cfg.Doors))
+	return nil
+}
+
+// logStats reports what every part did, once, at exit.
+func (d *Daemon) logStats() {
+	ms := d.matcher.Stats()
+	d.log.Info("matcher totals", "events", ms.Events, "outside", ms.Outside, "matches", ms.Matches,
+		"wrong_knocks", ms.WrongKnocks, "timeouts", ms.Timeouts, "evictions", ms.Evictions)
+	for _, src := range d.sources {
+		st := src.Stats()
+		var skipped uint64
+		for _, n := range st.Skipped {
+			skipped += n
+		}
+		d.log.Info("input totals", "input", src.Name, "lines", st.Lines, "events", st.Events, "skipped", skipped)
+	}
+	rs := d.runner.Stats()
+	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped)
+}

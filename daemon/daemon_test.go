@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"portknock/config"
+)
+
+// syncBuffer is a log destination tests can read while the daemon writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// doorConfig is a TOML configuration whose doors report to signal, a FIFO
+// the test reads: each line there is a command that ran.
+func doorConfig(t *testing.T, input, signal, extraDoors string) *config.Config {
+	t.Helper()
+	src := fmt.Sprintf(`
+[[input]]
+type = "text"
+path = %q
+format = "simple"
+
+[[door]]
+name = "ssh"
+sequence = ["7000/tcp", "8000/tcp", "9000/udp"]
+seq_timeout = "1m"
+start_command = ["sh", "-c", "echo open %%DOOR%% %%IP%% > %s"]
+stop_command = ["sh", "-c", "echo close %%DOOR%% %%IP%% > %s"]
+cmd_timeout = "1h"
+%s`, input, signal, signal, extraDoors)
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "test.toml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func mkfifo(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// signals reads the lines commands write to the signal FIFO.
+func signals(t *testing.T, path string) <-chan string {
+	t.Helper()
+	ch := make(chan string, 16)
+	// Opening read-write keeps the FIFO open across writers and never
+	// blocks, so each command's single write arrives as one line.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	go func() {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+func expect(t *testing.T, ch <-chan string, want string) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got != want {
+			t.Fatalf("command ran %q, want %q", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no command ran; want %q", want)
+	}
+}
+
+// running is a daemon started by a test; done closes when Run returns,
+// after which err holds its result.
+type running struct {
+	*Daemon
+	done chan struct{}
+	err  error
+}
+
+func start(t *testing.T, cfg *config.Config, opts Options) *running {
+	t.Helper()
+	d, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Daemon: d, done: make(chan struct{})}
+	go func() {
+		r.err = d.Run(ctx)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+// wait waits for the daemon to stop by itself.
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop after its only input ended")
+		return nil
+	}
+}
+
+func TestFileInputOpensAndClosesOnExit(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "knocks.log")
+	lines := "7000 192.0.2.10\nnot a knock line\n22 192.0.2.10\n8000/tcp 192.0.2.10\n9000/udp 192.0.2.10\n"
+	if err := os.WriteFile(in, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sig := mkfifo(t, "signal")
+	ch := signals(t, sig)
+	var logs syncBuffer
+	d := start(t, doorConfig(t, in, sig, ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	expect(t, ch, "open ssh 192.0.2.10")
+	// The file ends, so the daemon stops, and closes the open door first.
+	expect(t, ch, "close ssh 192.0.2.10")
+	if err := d.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, want := range []string{"knock sequence complete", "door=ssh", "src=192.0.2.10", "all inputs ended"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// writeLines writes to a FIFO input as one writer that then goes away.
+func writeLines(t *testing.T, fifo string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloadKeepsProgressAndSurvivesBadConfig(t *testing.T) {
+	in := mkfifo(t, "input")
+	sig := mkfifo(t, "signal")
+	ch := signals(t, sig)
+	first := doorConfig(t, in, sig, "")
+	second := doorConfig(t, in, sig, `
+[[door]]
+name = "web"
+sequence = ["1000", "2000"]
+start_command = ["sh", "-c", "echo open %DOOR% %IP% > `+sig+`"]
+`)
+	next := make(chan func() (*config.Config, error), 1)
+	var logs syncBuffer
+	d := start(t, first, Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Load:   func() (*config.Config, error) { return (<-next)() },
+	})
+
+	// A knock in progress when the configuration is reloaded...
+	writeLines(t, in, "7000 2001:db8::7")
+	ctx := context.Background()
+	next <- func() (*config.Config, error) { return second, nil }
+	if err := d.Reload(ctx); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	// ...completes afterwards, and the new door works.
+	writeLines(t, in, "8000 2001:db8::7", "9000/udp 2001:db8::7", "1000 192.0.2.1", "2000 192.0.2.1")
+	expect(t, ch, "open ssh 2001:db8::7")
+	expect(t, ch, "open web 192.0.2.1")
+
+	// A broken configuration is refused and the running one stays.
+	next <- func() (*config.Config, error) { return nil, errors.New("test.toml:3: door: bad") }
+	if err := d.Reload(ctx); err == nil {
+		t.Fatal("Reload accepted a broken configuration")
+	}
+	if !strings.Contains(logs.String(), "reload failed; keeping the running configuration") {
+		t.Errorf("refused reload not logged:\n%s", logs.String())
+	}
+	writeLines(t, in, "1000 192.0.2.2", "2000 192.0.2.2")
+	expect(t, ch, "open web 192.0.2.2")
+}
+
+func TestFIFOWriterGoesAwayDaemonStays(t *testing.T) {
+	in := mkfifo(t, "input")
+	sig := mkfifo(t, "signal")
+	ch := signals(t, sig)
+	start(t, doorConfig(t, in, sig, ""), Options{})
+	// Three writers, one knock each: the daemon keeps reading.
+	writeLines(t, in, "7000 192.0.2.5")
+	writeLines(t, in, "8000 192.0.2.5")
+	writeLines(t, in, "9000/udp 192.0.2.5")
+	expect(t, ch, "open ssh 192.0.2.5")
+}
+
+func TestDryRunRunsNothing(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "knocks.log")
+	if err := os.WriteFile(in, []byte("7000 192.0.2.10\n8000 192.0.2.10\n9000/udp 192.0.2.10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	var logs syncBuffer
+	d := start(t, doorConfig(t, in, marker, ""), Options{DryRun: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := d.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dry run ran a command: %v", err)
+	}
+	if !strings.Contains(logs.String(), "echo open %DOOR%") && !strings.Contains(logs.String(), "open ssh 192.0.2.10") {
+		t.Errorf("dry run did not log the command:\n%s", logs.String())
+	}
+}
+
+func TestNewNeedsAnInput(t *testing.T) {
+	cfg := doorConfig(t, "-", "/dev/null", "")
+	cfg.Inputs = nil
+	if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "-i") {
+		t.Errorf("New without inputs: %v; want an error that suggests -i", err)
+	}
+}
