@@ -23,6 +23,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 2
 	}
 	if fs.NArg() == 1 {

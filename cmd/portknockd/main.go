@@ -87,6 +87,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 2
 	}
 	if *showVer {

@@ -36,6 +36,7 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
 		return 2
 	}
 	format, err := textlog.ParseFormat(*formatName)

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckExamples(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"quickstart.toml", []string{"toml format, 1 door(s)", "door ssh", "7000/tcp 8000/tcp 9000/udp", "input text:- format simple"}},
+		{"knockd.conf", []string{"knockd format", "door openSSH", "tcpflags       syn", "one-time, from", "knock space (log these, drop them): 2222/udp"}},
+		{"portknockd.toml", []string{"toml format"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			code, out, errOut := runArgs(t, "", "check", "-c", filepath.Join("..", "..", "examples", tc.file))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("check output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckNamesLineOfMisspelledKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	src := "[[door]]\nname = \"ssh\"\nsequence = [\"7000\", \"8000\"]\nseq_timout = \"5s\"\nstart_command = \"true\"\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runArgs(t, "", "check", path)
+	if code == 0 {
+		t.Fatal("check accepted a misspelled key")
+	}
+	if !strings.Contains(errOut, path+":4:") || !strings.Contains(errOut, "seq_timout") {
+		t.Errorf("error does not name file:line and key: %q", errOut)
+	}
+}
+
+func TestParsePrintsJSONEvents(t *testing.T) {
+	in := "7000 192.0.2.7\r\ngarbage\n9000/udp 2001:0db8:0000:0000:0000:0000:0000:0001\n\x00\xff\n"
+	code, out, errOut := runArgs(t, in, "parse")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []map[string]any
+	for line := range strings.Lines(out) {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		got = append(got, ev)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d events, want 2:\n%s", len(got), out)
+	}
+	if got[0]["src"] != "192.0.2.7" || got[0]["dport"] != 7000.0 || got[0]["proto"] != "tcp" || got[0]["format"] != "simple" {
+		t.Errorf("first event = %v", got[0])
+	}
+	if _, ok := got[0]["flags"]; ok {
+		t.Errorf("simple lines have no flags, but flags were printed: %v", got[0])
+	}
+	if got[1]["src"] != "2001:db8::1" || got[1]["proto"] != "udp" {
+		t.Errorf("second event = %v", got[1])
+	}
+	if !strings.Contains(errOut, "4 lines: 2 knock events") {
+		t.Errorf("summary on stderr = %q", errOut)
+	}
+}
+
+func TestKnockdConfRunsAsIs(t *testing.T) {
+	knocks := filepath.Join(t.TempDir(), "knocks.log")
+	if err := os.WriteFile(knocks, []byte("7000 192.0.2.7\n8000 192.0.2.7\n9000 192.0.2.7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runArgs(t, "", "-c", "../../examples/knockd.conf", "-i", knocks, "--dry-run", "-g", filepath.Join(t.TempDir(), "log"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		`msg="knock sequence complete" door=openSSH src=192.0.2.7`,
+		`command="/usr/sbin/iptables -A INPUT -s 192.0.2.7 --dport 22 -j ACCEPT"`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("log lacks %s:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	if code, out, _ := runArgs(t, "", "-V"); code != 0 || !strings.HasPrefix(out, "portknockd ") {
+		t.Errorf("-V: exit %d, %q", code, out)
+	}
+	if code, _, errOut := runArgs(t, "", "--no-such-flag"); code != 2 || !strings.Contains(errOut, "no-such-flag") {
+		t.Errorf("unknown flag: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runArgs(t, "", "-h"); code != 0 || !strings.Contains(errOut, "--dry-run") {
+		t.Errorf("-h: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runArgs(t, "", "-c", "/nonexistent/portknockd.toml"); code != 1 || !strings.Contains(errOut, "/nonexistent/portknockd.toml") {
+		t.Errorf("missing config: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runArgs(t, "", "-c", "../../examples/knockd.conf"); code != 1 || !strings.Contains(errOut, "no inputs") {
+		t.Errorf("knockd.conf without -i: exit %d, %q", code, errOut)
+	}
+}
