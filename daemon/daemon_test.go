@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,6 +112,25 @@ type running struct {
 	err  error
 }
 
+// expectSet waits for commands that may run in any order.
+func expectSet(t *testing.T, ch <-chan string, want ...string) {
+	t.Helper()
+	var got []string
+	for range want {
+		select {
+		case line := <-ch:
+			got = append(got, line)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("commands ran %q; want %q", got, want)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("commands ran %q; want %q", got, want)
+	}
+}
+
 func start(t *testing.T, cfg *config.Config, opts Options) *running {
 	t.Helper()
 	d, err := New(cfg, opts)
@@ -206,8 +226,7 @@ start_command = ["sh", "-c", "echo open %DOOR% %IP% > `+sig+`"]
 	}
 	// ...completes afterwards, and the new door works.
 	writeLines(t, in, "8000 2001:db8::7", "9000/udp 2001:db8::7", "1000 192.0.2.1", "2000 192.0.2.1")
-	expect(t, ch, "open ssh 2001:db8::7")
-	expect(t, ch, "open web 192.0.2.1")
+	expectSet(t, ch, "open ssh 2001:db8::7", "open web 192.0.2.1")
 
 	// A broken configuration is refused and the running one stays.
 	next <- func() (*config.Config, error) { return nil, errors.New("test.toml:3: door: bad") }
@@ -225,7 +244,13 @@ func TestFIFOWriterGoesAwayDaemonStays(t *testing.T) {
 	in := mkfifo(t, "input")
 	sig := mkfifo(t, "signal")
 	ch := signals(t, sig)
-	start(t, doorConfig(t, in, sig, ""), Options{})
+	var logs syncBuffer
+	start(t, doorConfig(t, in, sig, ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
 	// Three writers, one knock each: the daemon keeps reading.
 	writeLines(t, in, "7000 192.0.2.5")
 	writeLines(t, in, "8000 192.0.2.5")

@@ -31,7 +31,6 @@ type LineStats struct {
 type lineCounters struct {
 	lines   atomic.Uint64
 	tooLong atomic.Uint64
-	partial atomic.Uint64
 }
 
 // ReadLines calls fn for every line of r until EOF or until ctx ends. The
@@ -53,7 +52,7 @@ func ReadLines(ctx context.Context, r io.Reader, maxLen int, fn func(line []byte
 		maxLen = DefaultMaxLine
 	}
 	var c lineCounters
-	err := readLinesFrom(ctx, r, newLineBuffer(r, maxLen), maxLen, true, &c, fn)
+	err := readLinesFrom(ctx, r, newLineBuffer(r, maxLen), maxLen, &c, fn)
 	return LineStats{Lines: c.lines.Load(), TooLong: c.tooLong.Load()}, err
 }
 
@@ -69,7 +68,7 @@ type readDeadliner interface {
 
 // readLinesFrom is ReadLines on br (which reads from r), arranging for ctx
 // to interrupt r's blocked reads where r allows it.
-func readLinesFrom(ctx context.Context, r io.Reader, br *bufio.Reader, maxLen int, keepPartial bool, c *lineCounters, fn func([]byte)) error {
+func readLinesFrom(ctx context.Context, r io.Reader, br *bufio.Reader, maxLen int, c *lineCounters, fn func([]byte)) error {
 	if d, ok := r.(readDeadliner); ok {
 		fired := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
@@ -85,14 +84,12 @@ func readLinesFrom(ctx context.Context, r io.Reader, br *bufio.Reader, maxLen in
 			}
 		}()
 	}
-	return readLines(ctx, br, maxLen, keepPartial, c, fn)
+	return readLines(ctx, br, maxLen, c, fn)
 }
 
 // readLines is the loop behind ReadLines. br's buffer must be at least
-// maxLen+2 bytes. keepPartial says what an unterminated line at EOF is: a
-// line (files, stdin) or a torn write to be counted and dropped (a FIFO
-// whose writer went away).
-func readLines(ctx context.Context, br *bufio.Reader, maxLen int, keepPartial bool, c *lineCounters, fn func([]byte)) error {
+// maxLen+2 bytes. An unterminated line at EOF is a line.
+func readLines(ctx context.Context, br *bufio.Reader, maxLen int, c *lineCounters, fn func([]byte)) error {
 	skipping := false // inside a line already counted as too long
 	for {
 		if br.Buffered() == 0 {
@@ -119,14 +116,7 @@ func readLines(ctx context.Context, br *bufio.Reader, maxLen int, keepPartial bo
 			}
 		case errors.Is(err, io.EOF):
 			if len(b) > 0 && !skipping {
-				switch {
-				case keepPartial:
-					deliver(b, maxLen, c, fn)
-				case len(b) > maxLen:
-					c.tooLong.Add(1) // torn, but too long in any case
-				default:
-					c.partial.Add(1)
-				}
+				deliver(b, maxLen, c, fn)
 			}
 			return nil
 		default:

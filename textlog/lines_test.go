@@ -150,7 +150,7 @@ func TestReadLinesNoAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(10, func() {
 		r.Reset(data)
 		br.Reset(r)
-		if err := readLines(ctx, br, 20, true, &c, fn); err != nil {
+		if err := readLines(ctx, br, 20, &c, fn); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -173,39 +173,24 @@ func FuzzReadLines(f *testing.F) {
 		} else {
 			r = iotest.HalfReader(r)
 		}
-		for _, keepPartial := range []bool{true, false} {
-			var got []string
-			var c lineCounters
-			br := bufio.NewReaderSize(r, 16)
-			if err := readLines(context.Background(), br, maxLen, keepPartial, &c, func(l []byte) { got = append(got, string(l)) }); err != nil {
-				t.Fatal(err)
-			}
-			want, tooLong, partial := splitLines(data, maxLen, keepPartial)
-			if !equalLines(got, want) || c.tooLong.Load() != tooLong || c.partial.Load() != partial || c.lines.Load() != uint64(len(want)) {
-				t.Fatalf("keepPartial=%v: got %q too long %d partial %d; want %q too long %d partial %d",
-					keepPartial, got, c.tooLong.Load(), c.partial.Load(), want, tooLong, partial)
-			}
-			r = bytes.NewReader(data)
+		var got []string
+		var c lineCounters
+		br := bufio.NewReaderSize(r, 16)
+		if err := readLines(context.Background(), br, maxLen, &c, func(l []byte) { got = append(got, string(l)) }); err != nil {
+			t.Fatal(err)
+		}
+		want, tooLong := splitLines(data, maxLen)
+		if !equalLines(got, want) || c.tooLong.Load() != tooLong || c.lines.Load() != uint64(len(want)) {
+			t.Fatalf("got %q too long %d; want %q too long %d", got, c.tooLong.Load(), want, tooLong)
 		}
 	})
 }
 
 // splitLines is the obvious, whole-input version of readLines.
-func splitLines(data []byte, maxLen int, keepPartial bool) (lines []string, tooLong, partial uint64) {
+func splitLines(data []byte, maxLen int) (lines []string, tooLong uint64) {
 	parts := bytes.Split(data, []byte("\n"))
-	last := parts[len(parts)-1]
-	parts = parts[:len(parts)-1]
-	if len(last) > 0 {
-		if keepPartial {
-			parts = append(parts, last)
-		} else {
-			// A torn line is dropped, and counted as too long if it is.
-			if len(last) > maxLen {
-				tooLong++
-			} else {
-				partial++
-			}
-		}
+	if len(parts[len(parts)-1]) == 0 {
+		parts = parts[:len(parts)-1]
 	}
 	for _, p := range parts {
 		p = bytes.TrimSuffix(p, []byte("\r"))
@@ -215,7 +200,7 @@ func splitLines(data []byte, maxLen int, keepPartial bool) (lines []string, tooL
 		}
 		lines = append(lines, string(p))
 	}
-	return lines, tooLong, partial
+	return lines, tooLong
 }
 
 // BenchmarkReadAndParse measures the whole text path short of the
@@ -254,7 +239,7 @@ func BenchmarkReadAndParse(b *testing.B) {
 	for b.Loop() {
 		r.Reset(data)
 		br.Reset(r)
-		if err := readLines(ctx, br, DefaultMaxLine, true, &c, fn); err != nil {
+		if err := readLines(ctx, br, DefaultMaxLine, &c, fn); err != nil {
 			b.Fatal(err)
 		}
 	}

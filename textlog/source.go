@@ -50,9 +50,6 @@ type Stats struct {
 	// Skipped counts the lines that were not events, indexed by Reason.
 	// Skipped[ReasonTooLong] is the number of overlong lines.
 	Skipped [reasonCount]uint64
-	// Partial counts unterminated lines dropped because a FIFO's writer
-	// closed in the middle of a line; they are not in Lines.
-	Partial uint64
 }
 
 // Stats returns the source's counters so far. It is safe to call while Run
@@ -65,7 +62,6 @@ func (s *Source) Stats() Stats {
 	}
 	st.Skipped[ReasonTooLong] += s.lc.tooLong.Load()
 	st.Lines = s.lc.lines.Load() + s.lc.tooLong.Load()
-	st.Partial = s.lc.partial.Load()
 	return st
 }
 
@@ -77,9 +73,8 @@ func (s *Source) Stats() Stats {
 // What ends Run depends on Path:
 //   - "-" (stdin): EOF or ctx ending. Reading from a pipe, FIFO or terminal
 //     is interrupted when ctx ends; the daemon decides what EOF means.
-//   - a FIFO: only ctx ending. When the last writer closes, the FIFO is
-//     reopened and Run waits for the next writer; a partial line left by
-//     the writer that went away is counted and dropped.
+//   - a FIFO: only ctx ending. Writers may come and go; Run keeps reading
+//     whatever the next one writes.
 //   - a regular file: reading it once from the start to EOF, or ctx ending.
 //
 // Run returns nil in all these cases, and an error when the input cannot
@@ -162,13 +157,13 @@ type reader struct {
 }
 
 // read reads f to EOF (or ctx ending) through the shared buffer.
-func (r *reader) read(f *os.File, keepPartial bool) error {
+func (r *reader) read(f *os.File) error {
 	if r.br == nil {
 		r.br = newLineBuffer(f, r.maxLen)
 	} else {
 		r.br.Reset(f)
 	}
-	return readLinesFrom(r.ctx, f, r.br, r.maxLen, keepPartial, r.c, r.fn)
+	return readLinesFrom(r.ctx, f, r.br, r.maxLen, r.c, r.fn)
 }
 
 func (r *reader) stdin(in *os.File) error {
@@ -177,7 +172,7 @@ func (r *reader) stdin(in *os.File) error {
 		return err
 	}
 	defer release()
-	if err := r.read(f, true); err != nil {
+	if err := r.read(f); err != nil {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
 	if r.ctx.Err() == nil {
@@ -207,33 +202,30 @@ func (r *reader) file(path string) error {
 		return err
 	}
 	defer f.Close()
-	return r.read(f, true)
+	return r.read(f)
 }
 
-// fifoWriterGone is logged when a FIFO's last writer has closed it.
-const fifoWriterGone = "FIFO writer closed; waiting for the next one"
-
-// fifo reads one writer's lines after another until ctx ends.
+// fifo reads a FIFO until ctx ends. It opens the FIFO for reading and
+// writing, which Linux and the BSDs allow and which never blocks. Holding a
+// write end itself, the daemon never sees end-of-file when a writer goes
+// away, so writers come and go without a reopen. A reader that closed and
+// reopened at each end-of-file would drop whatever a new writer wrote in
+// between: the pipe's buffer goes when its last descriptor closes. The
+// price is that an unterminated last line of a writer that vanished is
+// joined to the next writer's first line, which then fails to parse and is
+// counted.
 func (r *reader) fifo(path string) error {
-	for {
-		f, err := openFIFO(r.ctx, path, r.log)
-		if err != nil {
-			return err
-		}
-		if f == nil {
-			return nil // ctx ended while waiting for a writer
-		}
-		// A FIFO replaced by a regular file would otherwise be re-read from
-		// the start forever, one "writer" after another.
-		if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
-			f.Close()
-			return fmt.Errorf("%s is no longer a FIFO", path)
-		}
-		err = r.read(f, false)
-		f.Close()
-		if err != nil || r.ctx.Err() != nil {
-			return err
-		}
-		r.log.Debug(fifoWriterGone)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
 	}
+	defer f.Close()
+	// The path may have been replaced since it was checked.
+	if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+		return fmt.Errorf("%s is no longer a FIFO", path)
+	}
+	if err := r.read(f); err != nil && r.ctx.Err() == nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }

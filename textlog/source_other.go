@@ -2,17 +2,7 @@
 
 package textlog
 
-import (
-	"context"
-	"errors"
-	"log/slog"
-	"os"
-)
-
-// openFIFO reports that FIFOs need a Unix system.
-func openFIFO(context.Context, string, *slog.Logger) (*os.File, error) {
-	return nil, errors.New("FIFOs are supported only on Unix systems")
-}
+import "os"
 
 // pollable returns in as it is: without Unix descriptors there is no way to
 // make stdin's reads interruptible.
