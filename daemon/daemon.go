@@ -20,6 +20,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/nflog"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -53,7 +54,7 @@ type Daemon struct {
 
 	matcher *sequence.Matcher
 	runner  *actions.Runner
-	sources []*textlog.Source
+	sources []source
 
 	events chan sequence.Event
 	reload chan chan error
@@ -139,22 +140,89 @@ func actionDoors(cfg *config.Config) []actions.Door {
 	return doors
 }
 
-func (d *Daemon) newSource(in config.Input) (*textlog.Source, error) {
+// source is an input as the daemon runs it.
+type source interface {
+	// name identifies the input in logs.
+	name() string
+	// run reads until ctx ends or the input does, handing events to d.
+	run(ctx context.Context, d *Daemon) error
+	// logStats reports the input's totals.
+	logStats(log *slog.Logger)
+}
+
+// textSource is a text input. It waits when the queue is full: a pipe or
+// file just slows down, and nothing is lost.
+type textSource struct{ *textlog.Source }
+
+func (s textSource) name() string { return s.Name }
+
+func (s textSource) run(ctx context.Context, d *Daemon) error {
+	return s.Run(ctx, func(ev *sequence.Event) {
+		select {
+		case d.events <- *ev:
+		case <-ctx.Done():
+		}
+	})
+}
+
+func (s textSource) logStats(log *slog.Logger) {
+	st := s.Stats()
+	var skipped uint64
+	for _, n := range st.Skipped {
+		skipped += n
+	}
+	log.Info("input totals", "input", s.Name, "lines", st.Lines, "events", st.Events, "skipped", skipped)
+}
+
+// nflogSource is an NFLOG input. It never waits: the kernel drops what
+// the socket cannot hold, so a full queue drops the event and counts it.
+type nflogSource struct{ *nflog.Input }
+
+func (s nflogSource) name() string { return s.Name }
+
+func (s nflogSource) run(ctx context.Context, d *Daemon) error {
+	return s.Run(ctx, func(ev *sequence.Event) bool {
+		select {
+		case d.events <- *ev:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+func (s nflogSource) logStats(log *slog.Logger) {
+	st := s.Stats()
+	var skipped uint64
+	for _, n := range st.Skipped {
+		skipped += n
+	}
+	log.Info("input totals", "input", s.Name, "packets", st.Packets, "events", st.Events, "skipped", skipped,
+		"queue_overflow", st.Overflow, "kernel_drops", st.KernelDrops, "overruns", st.Overruns)
+}
+
+func (d *Daemon) newSource(in config.Input) (source, error) {
 	switch in.Type {
 	case config.InputText:
 		format, err := textlog.ParseFormat(in.Format)
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", in.String(), err)
 		}
-		return &textlog.Source{
+		return textSource{&textlog.Source{
 			Name:   in.String(),
 			Path:   in.Path,
 			Parser: textlog.Parser{Format: format, Prefix: in.Prefix},
 			Now:    d.now,
 			Logger: d.log,
-		}, nil
+		}}, nil
 	case config.InputNFLOG:
-		return nil, fmt.Errorf("input %s: NFLOG input is not available in this build", in.String())
+		return nflogSource{&nflog.Input{
+			Name:   in.String(),
+			Groups: in.Groups,
+			Prefix: in.Prefix,
+			Now:    d.now,
+			Logger: d.log,
+		}}, nil
 	}
 	return nil, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)
 }
@@ -187,26 +255,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- d.runner.Run(runnerCtx) }()
 
+	// An input that fails stops the daemon: running with an input
+	// silently gone would leave its doors unknockable.
 	g, gctx := errgroup.WithContext(ctx)
 	inputsDone := make(chan struct{})
 	var inputs sync.WaitGroup
 	for _, src := range d.sources {
-		inputs.Go(func() {
-			err := src.Run(gctx, func(ev *sequence.Event) {
-				select {
-				case d.events <- *ev:
-				case <-gctx.Done():
-				}
-			})
-			if err != nil && gctx.Err() == nil {
-				g.Go(func() error { return fmt.Errorf("input %s: %w", src.Name, err) })
+		inputs.Add(1)
+		g.Go(func() error {
+			defer inputs.Done()
+			if err := src.run(gctx, d); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("input %s: %w", src.name(), err)
 			}
+			return nil
 		})
 	}
 	go func() { inputs.Wait(); close(inputsDone) }()
 	g.Go(func() error { return d.loop(gctx, inputsDone) })
 	err := g.Wait()
-	inputs.Wait()
 
 	// When the inputs ran out (rather than a signal stopping us), let the
 	// commands their last knocks asked for run; then close what is open.
@@ -308,12 +374,7 @@ func (d *Daemon) logStats() {
 	d.log.Info("matcher totals", "events", ms.Events, "outside", ms.Outside, "matches", ms.Matches,
 		"wrong_knocks", ms.WrongKnocks, "timeouts", ms.Timeouts, "evictions", ms.Evictions)
 	for _, src := range d.sources {
-		st := src.Stats()
-		var skipped uint64
-		for _, n := range st.Skipped {
-			skipped += n
-		}
-		d.log.Info("input totals", "input", src.Name, "lines", st.Lines, "events", st.Events, "skipped", skipped)
+		src.logStats(d.log)
 	}
 	rs := d.runner.Stats()
 	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped)
