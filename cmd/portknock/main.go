@@ -26,8 +26,12 @@ import (
 )
 
 func main() {
-	r := knock.Runner{Resolver: net.DefaultResolver, Sender: knock.Net{}}
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, r))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, systemRunner()))
+}
+
+// systemRunner knocks for real: the system's resolver and real sockets.
+func systemRunner() knock.Runner {
+	return knock.Runner{Resolver: net.DefaultResolver, Sender: knock.Net{}}
 }
 
 const usageHead = `Usage: portknock [options] host port[:proto] ...
