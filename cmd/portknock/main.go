@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, r knock.R
 	// Errors are reported below, in one style, rather than by pflag.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	fs.SortFlags = false // knock's order, which its users know
 	var opts knock.Options
 	fs.BoolVarP(&opts.UDP, "udp", "u", false, "knock with UDP on ports that do not name a protocol (default TCP)")
 	fs.IntVarP(&opts.DelayMS, "delay", "d", 0, "wait `ms` milliseconds between knocks")
