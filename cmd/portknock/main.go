@@ -18,10 +18,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime/debug"
 
 	flag "github.com/spf13/pflag"
 
+	"portknock/internal/buildinfo"
 	"portknock/knock"
 )
 
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, r knock.R
 		return 0
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, version())
+		fmt.Fprintln(stdout, buildinfo.Version("portknock"))
 		return 0
 	}
 	opts.Args = fs.Args()
@@ -99,19 +99,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, r knock.R
 func usageError(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "portknock: %v\nUsage: portknock [-u] [-d ms] [-4|-6] [-v] host port[:proto] ...\nTry 'portknock --help' for more information.\n", err)
 	return 2
-}
-
-func version() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
-		}
-	}
-	return "portknock " + v
 }

@@ -21,7 +21,6 @@ import (
 	"log/syslog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -29,6 +28,7 @@ import (
 
 	"portknock/config"
 	"portknock/daemon"
+	"portknock/internal/buildinfo"
 )
 
 const defaultConfig = "/etc/portknockd.toml"
@@ -48,21 +48,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	return runDaemon(args, stdout, stderr)
-}
-
-func version() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
-		}
-	}
-	return "portknockd " + v
 }
 
 func runDaemon(args []string, stdout, stderr io.Writer) int {
@@ -91,7 +76,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *showVer {
-		fmt.Fprintln(stdout, version())
+		fmt.Fprintln(stdout, buildinfo.Version("portknockd"))
 		return 0
 	}
 	if fs.NArg() > 0 {
@@ -172,7 +157,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	log.Info("portknockd started", "version", version(), "config", cfg.Path, "doors", len(cfg.Doors), "dry_run", *dryRun)
+	log.Info("portknockd started", "version", buildinfo.Version("portknockd"), "config", cfg.Path, "doors", len(cfg.Doors), "dry_run", *dryRun)
 	if err := d.Run(ctx); err != nil {
 		log.Error("portknockd stopped", "err", err)
 		return 1
