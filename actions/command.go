@@ -15,31 +15,13 @@ import (
 	"strings"
 	"time"
 
+	"portknock/config"
 	"portknock/sequence"
 )
 
-// Command is one command line: Shell is run with /bin/sh -c; Argv is exec'd
-// directly. Exactly one is set, or neither (no command).
-type Command struct {
-	Shell string
-	Argv  []string
-}
-
-// IsZero reports whether c runs nothing.
-func (c Command) IsZero() bool { return c.Shell == "" && len(c.Argv) == 0 }
-
-// String renders c for logs: the shell line as written, or the argv quoted
-// element by element so that spaces inside an argument stay visible.
-func (c Command) String() string {
-	if len(c.Argv) == 0 {
-		return c.Shell
-	}
-	parts := make([]string, len(c.Argv))
-	for i, a := range c.Argv {
-		parts[i] = strconv.Quote(a)
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
+// Command is what a door runs, as the configuration describes it: a
+// Shell line run by /bin/sh -c, or an Argv exec'd directly.
+type Command = config.Command
 
 // Door is what the Runner needs to know about one door: its commands and
 // how long it stays open.
@@ -112,7 +94,8 @@ func replacerFor(m sequence.Match) *strings.Replacer {
 
 // validate reports a Command that sets both forms, which the config loader
 // should have refused; the Runner then runs neither rather than guess.
-func (c Command) validate() error {
+// validateCommand refuses a command that could not be run as meant.
+func validateCommand(c Command) error {
 	if c.Shell != "" && len(c.Argv) > 0 {
 		return fmt.Errorf("command sets both a shell line and an argv")
 	}

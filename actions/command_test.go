@@ -106,9 +106,9 @@ func TestCommandsFor(t *testing.T) {
 		src                 string
 		wantStart, wantStop string
 	}{
-		{"v4 source uses plain commands", full, "192.0.2.1", "start4", `["stop4"]`},
-		{"v6 source uses _6 commands", full, "2001:db8::1", "start6", `["stop6"]`},
-		{"mapped v4 source uses plain commands", full, "::ffff:192.0.2.1", "start4", `["stop4"]`},
+		{"v4 source uses plain commands", full, "192.0.2.1", "start4", "stop4"},
+		{"v6 source uses _6 commands", full, "2001:db8::1", "start6", "stop6"},
+		{"mapped v4 source uses plain commands", full, "::ffff:192.0.2.1", "start4", "stop4"},
 		{"v6 source without _6 runs nothing", only4, "2001:db8::1", "", ""},
 		{"each _6 stands on its own", startOnly6, "2001:db8::1", "start6", ""},
 		{"v4 source ignores _6", startOnly6, "192.0.2.1", "start4", "stop4"},

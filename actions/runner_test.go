@@ -434,7 +434,7 @@ func TestRunnerIPv6Commands(t *testing.T) {
 		h.r.Open(knock("ssh", "192.0.2.7"))
 		h.sleepTo(2 * time.Second)
 		h.wantCalls(
-			call{0, `["ip6tables" "-A" "2001:db8::7"]`},
+			call{0, "ip6tables -A 2001:db8::7"},
 			call{time.Second, "iptables -D 2001:db8::7"},
 			call{time.Second, "iptables -A 192.0.2.7"},
 			call{2 * time.Second, "iptables -D 192.0.2.7"},
@@ -497,7 +497,7 @@ func TestRunnerDryRun(t *testing.T) {
 		}
 		want := []map[string]string{
 			{"cmd": "start", "command": "touch " + marker + " # 192.0.2.1", "door": "ssh", "src": "192.0.2.1"},
-			{"cmd": "stop", "command": `["touch" "` + marker + `-192.0.2.1"]`, "door": "ssh", "src": "192.0.2.1"},
+			{"cmd": "stop", "command": "touch " + marker + "-192.0.2.1", "door": "ssh", "src": "192.0.2.1"},
 		}
 		for i, w := range want {
 			for k, v := range w {

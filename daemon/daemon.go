@@ -127,10 +127,10 @@ func actionDoors(cfg *config.Config) []actions.Door {
 	for i, cd := range cfg.Doors {
 		doors[i] = actions.Door{
 			Name:       cd.Name,
-			Start:      actions.Command(cd.StartCommand),
-			Start6:     actions.Command(cd.StartCommand6),
-			Stop:       actions.Command(cd.StopCommand),
-			Stop6:      actions.Command(cd.StopCommand6),
+			Start:      cd.StartCommand,
+			Start6:     cd.StartCommand6,
+			Stop:       cd.StopCommand,
+			Stop6:      cd.StopCommand6,
 			CmdTimeout: cd.CmdTimeout,
 		}
 		if !cd.HasStop() {
