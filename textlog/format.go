@@ -10,8 +10,8 @@ import (
 // single log stream (syslog, a journal) often mixes dialects.
 type Format uint8
 
-// The implemented formats. New formats are appended, so the values are not
-// stable across versions and must not be stored; use the names.
+// The formats. New formats are appended, so the values are not stable
+// across versions and must not be stored; use the names.
 const (
 	// FormatAuto recognises each line by its shape. As a result of Parse it
 	// means that no format recognised the line.
@@ -19,56 +19,80 @@ const (
 	// FormatSimple is Kroon's ulogport protocol: "dport srcip" or
 	// "dport/proto srcip", one logged packet per line.
 	FormatSimple
+	// FormatNetfilter is the Linux LOG target's and nft log's kernel line
+	// ("IN=eth0 OUT= ... SRC=... DST=... PROTO=TCP SPT=... DPT=..."), bare
+	// or wrapped in syslog, dmesg, /dev/kmsg or journalctl -k framing.
+	FormatNetfilter
+	// FormatUlogd is ulogd2's LOGEMU text and JSON output.
+	FormatUlogd
+	// FormatJournal is journalctl -o json: one JSON object per line.
+	FormatJournal
+	// FormatPflog is tcpdump -n -e -l -i pflog0 output (OpenBSD and
+	// upstream tcpdump dialects).
+	FormatPflog
+	// FormatIpfw is FreeBSD ipfw's kernel log line.
+	FormatIpfw
+	// FormatFilterlog is pfSense/OPNsense filterlog CSV.
+	FormatFilterlog
 
 	formatCount
 )
 
-// formatNames lists every name the configuration may use, including
-// formats that are planned but not written yet, so that a configuration
-// naming one of them gets a clear "not implemented" error instead of
-// "unknown format".
-var formatNames = [...]struct {
-	name string
-	f    Format
-	impl bool
-}{
-	{"auto", FormatAuto, true},
-	{"simple", FormatSimple, true},
-	{"netfilter", 0, false},
-	{"ulogd", 0, false},
-	{"journal", 0, false},
-	{"pflog", 0, false},
-	{"ipfw", 0, false},
-	{"filterlog", 0, false},
+// formatNames are the configuration names, indexed by Format.
+var formatNames = [formatCount]string{
+	FormatAuto:      "auto",
+	FormatSimple:    "simple",
+	FormatNetfilter: "netfilter",
+	FormatUlogd:     "ulogd",
+	FormatJournal:   "journal",
+	FormatPflog:     "pflog",
+	FormatIpfw:      "ipfw",
+	FormatFilterlog: "filterlog",
 }
+
+// implemented tells which formats this version parses; a configuration
+// naming one that is not gets a clear error instead of silence.
+var implemented = [formatCount]bool{
+	FormatAuto:      true,
+	FormatSimple:    true,
+	FormatNetfilter: netfilterImplemented,
+	FormatUlogd:     ulogdImplemented,
+	FormatJournal:   journalImplemented,
+	FormatPflog:     pflogImplemented,
+	FormatIpfw:      ipfwImplemented,
+	FormatFilterlog: filterlogImplemented,
+}
+
+// autoOrder is the order FormatAuto tries formats in: each parser rejects
+// a line without its own markers in a few nanoseconds, and the cheapest,
+// strictest shapes come first.
+var autoOrder = [...]Format{FormatSimple, FormatJournal, FormatUlogd, FormatFilterlog, FormatIpfw, FormatPflog, FormatNetfilter}
 
 // ParseFormat returns the format with the given configuration name. Names
 // are exact (lower case) because they come from a strict config file.
 func ParseFormat(s string) (Format, error) {
-	for _, n := range formatNames {
-		if n.name != s {
+	for f, name := range formatNames {
+		if name != s {
 			continue
 		}
-		if !n.impl {
+		if !implemented[f] {
 			return 0, fmt.Errorf("format %q is not implemented yet", s)
 		}
-		return n.f, nil
+		return Format(f), nil
 	}
 	return 0, fmt.Errorf("unknown format %q (want auto, simple, netfilter, ulogd, journal, pflog, ipfw or filterlog)", s)
 }
 
 // String returns the configuration name of the format.
 func (f Format) String() string {
-	for _, n := range formatNames {
-		if n.impl && n.f == f {
-			return n.name
-		}
+	if f < formatCount {
+		return formatNames[f]
 	}
 	return "format(" + strconv.Itoa(int(f)) + ")"
 }
 
 // valid reports whether f is a format this version can parse.
-func (f Format) valid() bool { return f < formatCount }
+func (f Format) valid() bool { return f < formatCount && implemented[f] }
 
 // Reason says why a line is not an event. Skipped lines are counted per
 // reason so that an operator can tell a misconfigured prefix or format
@@ -96,6 +120,17 @@ const (
 	// ReasonTooLong means the line exceeded the input's maximum length
 	// and was skipped unread.
 	ReasonTooLong
+	// ReasonOutbound means the packet was leaving the host (an OUTPUT
+	// rule, or a log line with an output interface but no input one).
+	ReasonOutbound
+	// ReasonFragment means a non-first fragment: it carries no ports.
+	ReasonFragment
+	// ReasonNoPorts means a protocol without ports (ICMP, ESP, ...). The
+	// ports an ICMP error quotes from another packet are never a knock.
+	ReasonNoPorts
+	// ReasonTruncated means the line was cut short (by syslog's size
+	// limit, say) before the fields a knock needs.
+	ReasonTruncated
 
 	reasonCount
 )
@@ -108,6 +143,10 @@ var reasonNames = [reasonCount]string{
 	ReasonBadProto:     "bad_proto",
 	ReasonPrefix:       "prefix",
 	ReasonTooLong:      "too_long",
+	ReasonOutbound:     "outbound",
+	ReasonFragment:     "fragment",
+	ReasonNoPorts:      "no_ports",
+	ReasonTruncated:    "truncated",
 }
 
 // String returns a short snake_case name, suitable as a log value or a

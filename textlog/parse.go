@@ -2,6 +2,7 @@ package textlog
 
 import (
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"portknock/sequence"
@@ -31,15 +32,44 @@ type Parser struct {
 // FormatAuto parser learned about the line. It is FormatAuto exactly when no
 // format recognised it (ReasonUnrecognized). line is not retained.
 func (p *Parser) Parse(line []byte, ev *sequence.Event) (Format, Reason) {
-	switch p.Format {
-	case FormatAuto, FormatSimple:
-		r := p.parseSimple(line, ev)
+	if p.Format != FormatAuto {
+		r := p.parseAs(p.Format, line, ev)
 		if r == ReasonUnrecognized {
 			return FormatAuto, r
 		}
-		return FormatSimple, r
+		return p.Format, r
+	}
+	for _, f := range autoOrder {
+		if !implemented[f] {
+			continue
+		}
+		if r := p.parseAs(f, line, ev); r != ReasonUnrecognized {
+			return f, r
+		}
 	}
 	return FormatAuto, ReasonUnrecognized
+}
+
+// parseAs parses line as format f. Each format's parser sets ev.Time to the
+// time the line carries, or to the zero time when it carries none.
+func (p *Parser) parseAs(f Format, line []byte, ev *sequence.Event) Reason {
+	switch f {
+	case FormatSimple:
+		return p.parseSimple(line, ev)
+	case FormatNetfilter:
+		return p.parseNetfilter(line, ev)
+	case FormatUlogd:
+		return p.parseUlogd(line, ev)
+	case FormatJournal:
+		return p.parseJournal(line, ev)
+	case FormatPflog:
+		return p.parsePflog(line, ev)
+	case FormatIpfw:
+		return p.parseIpfw(line, ev)
+	case FormatFilterlog:
+		return p.parseFilterlog(line, ev)
+	}
+	return ReasonUnrecognized
 }
 
 // isBlank reports whether c separates fields. CR is a blank so that lines
@@ -149,6 +179,7 @@ func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 	ev.Proto = proto
 	ev.Flags = 0
 	ev.FlagsKnown = false
+	ev.Time = time.Time{}
 	return ReasonNone
 }
 

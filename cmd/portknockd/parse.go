@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"time"
 
 	flag "github.com/spf13/pflag"
 
@@ -23,6 +24,8 @@ type parsedEvent struct {
 	Proto  string      `json:"proto"`
 	Flags  *string     `json:"flags,omitempty"`
 	Format string      `json:"format"`
+	// Time is the time the line carries, when it carries one.
+	Time *time.Time `json:"time,omitempty"`
 }
 
 // runParse shows what the daemon sees in a log: one JSON object per knock
@@ -64,6 +67,10 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if ev.Dst.IsValid() {
 			dst := ev.Dst
 			pe.Dst = &dst
+		}
+		if !ev.Time.IsZero() {
+			t := ev.Time
+			pe.Time = &t
 		}
 		if ev.FlagsKnown {
 			flags := ev.Flags.String()
