@@ -12,6 +12,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"portknock/internal/netnstest"
 )
@@ -484,6 +487,47 @@ func TestIPv6EndToEnd(t *testing.T) {
 	r.assertSet("allow6")
 }
 
+// TestIPv6ExtensionHeaders sends the last knock with hop-by-hop and
+// destination options headers, so the logged packet's UDP header is not
+// right after the IPv6 header and the daemon must walk the chain to find
+// the port.
+func TestIPv6ExtensionHeaders(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	// A counter before the knock rule proves the headers were sent.
+	r.loadNft(strings.Replace(nftRuleset(), "udp dport 9000 log",
+		"udp dport 9000 exthdr hbh exists exthdr dst exists counter\n\t\tudp dport 9000 log", 1))
+	r.startDaemon(r.config(nftDoor{
+		start:  "true",
+		start6: r.nft + " add element inet knock allow6 { %IP% }",
+	}))
+	r.knock(r.client, "-6", "::1", "7000", "8000")
+	// Each options header is 8 bytes: next header and length (filled in
+	// by the kernel), then a PadN option covering the other 6 bytes.
+	padN := string([]byte{0, 0, 1, 4, 0, 0, 0, 0})
+	err := r.ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for _, opt := range []int{unix.IPV6_HOPOPTS, unix.IPV6_DSTOPTS} {
+			if err := unix.SetsockoptString(fd, unix.IPPROTO_IPV6, opt, padN); err != nil {
+				return fmt.Errorf("setting IPv6 option header %#x: %w", opt, err)
+			}
+		}
+		return unix.Sendto(fd, []byte("knock"), 0, &unix.SockaddrInet6{Port: 9000, Addr: netip.IPv6Loopback().As16()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitLog(0, "opened", "door=ssh", "src=::1")
+	r.assertSet("allow6", "::1")
+	if rules := r.ns.Run(t, r.nft, "list", "chain", "inet", "knock", "input"); !strings.Contains(rules, "counter packets 1 ") {
+		t.Fatalf("the knock did not carry both option headers:\n%s", rules)
+	}
+}
+
 // TestKnockdClient opens the door with Debian's knock client, and lets the
 // kernel close it: the start command adds the address with an nft timeout.
 func TestKnockdClient(t *testing.T) {
@@ -578,6 +622,24 @@ func TestKnockBehaviour(t *testing.T) {
 		r.waitLog(0, "wrong knock; attempt reset", "door=ssh", "src=127.0.0.1", "knock=9000/udp")
 		stillClosed(r)
 		opensNow(r, "-d", "100", "127.0.0.1", "7000", "8000", "9000:udp")
+	})
+
+	t.Run("other log prefix", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t)
+		// Before the knock rules: 8000 to 127.0.0.2 is logged to the
+		// same group, but by a rule that is not the knock rule. Its
+		// source is still 127.0.0.1, the loopback route's address.
+		r.loadNft(strings.Replace(nftRuleset(), "tcp dport { 7000, 8000 }",
+			"ip daddr 127.0.0.2 tcp dport 8000 log group 5 prefix \"other\" drop\n\t\ttcp dport { 7000, 8000 }", 1))
+		r.ns.StartService(t, svc4)
+		r.startDaemon(r.config(door(r, "5s")))
+		r.knock(r.client, "127.0.0.1", "7000")
+		r.knock(r.client, "127.0.0.2", "8000")
+		r.knock(r.client, "127.0.0.1", "9000:udp")
+		r.waitLog(0, "wrong knock; attempt reset", "door=ssh", "src=127.0.0.1", "knock=9000/udp", "want=8000/tcp")
+		stillClosed(r)
+		opensNow(r, "127.0.0.1", "7000", "8000", "9000:udp")
 	})
 
 	t.Run("noise between knocks", func(t *testing.T) {
