@@ -301,7 +301,11 @@ func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 		timer.Reset(max(next.Sub(d.now()), 0))
 	}
 	var out []sequence.Match
+	verbose := d.log.Enabled(ctx, slog.LevelDebug)
 	handle := func(ev *sequence.Event) {
+		if verbose && d.matcher.InSpace(ev.Port, ev.Proto) {
+			d.log.Debug("knock", "src", ev.Src, "port", ev.Port, "proto", ev.Proto.String(), "flags", ev.Flags.String(), "input", ev.Input)
+		}
 		out = d.matcher.Handle(ev, out[:0])
 		for _, m := range out {
 			d.log.Info("knock sequence complete", "door", m.Door, "src", m.Src, "input", m.Input)

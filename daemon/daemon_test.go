@@ -285,3 +285,23 @@ func TestNewNeedsAnInput(t *testing.T) {
 		t.Errorf("New without inputs: %v; want an error that suggests -i", err)
 	}
 }
+
+func TestDebugLogsEveryKnockInTheKnockSpace(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "knocks.log")
+	if err := os.WriteFile(in, []byte("7000 192.0.2.10\n22 192.0.2.10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := start(t, doorConfig(t, in, "/dev/null", ""), Options{Logger: log, DryRun: true})
+	if err := d.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "msg=knock src=192.0.2.10 port=7000 proto=tcp") {
+		t.Errorf("knock not logged at debug level:\n%s", got)
+	}
+	if strings.Contains(got, "port=22") {
+		t.Errorf("a packet outside the knock space was logged as a knock:\n%s", got)
+	}
+}

@@ -110,9 +110,6 @@ func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 		ev.Time = now()
 		ev.Input = s.Name
 		s.events.Add(1)
-		if log.Enabled(ctx, slog.LevelDebug) {
-			log.Debug("knock line", "src", ev.Src, "port", ev.Port, "proto", ev.Proto.String())
-		}
 		emit(&ev)
 	}
 
