@@ -73,7 +73,8 @@ EOF
 
 echo "$(nproc) CPUs, $(uname -r); $n knock sequences per run"
 run() {
-	ip netns exec "$ns" "$tmp/knocklat" -daemon "$tmp/portknockd" -config "$tmp/latency.toml" \
+	# knocklat takes the daemon with it when it ends; timeout bounds both.
+	ip netns exec "$ns" timeout 900 "$tmp/knocklat" -daemon "$tmp/portknockd" -config "$tmp/latency.toml" \
 		-fifo "$tmp/cmd.fifo" -n "$n" -log "$tmp/portknockd.log" "$@" || {
 		echo "--- portknockd log (tail)"; tail -20 "$tmp/portknockd.log"; exit 1
 	}
@@ -86,4 +87,4 @@ echo "== 2. the door runs its command (adds fork and exec of /bin/sh)"
 run ${SAMPLES:+-samples "$SAMPLES"}
 echo
 echo "== 3. no daemon: a small Go program starts the same command directly (process creation alone)"
-ip netns exec "$ns" "$tmp/knocklat" -spawn-only -fifo "$tmp/cmd.fifo" -n "$n"
+ip netns exec "$ns" timeout 900 "$tmp/knocklat" -spawn-only -fifo "$tmp/cmd.fifo" -n "$n"
