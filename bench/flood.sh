@@ -21,6 +21,7 @@
 #   WORKERS=$(nproc)         sending threads
 #   RATE=0                   total SYNs per second, 0 = as fast as possible
 #   KNOCKS=20                real knock sequences sent by synflood
+#   RUNS=3                   floods in a row, then a summary of the losses
 #   MODE=both                both: one flood, both readers at once;
 #                            seq: one flood per reader, each alone, the
 #                            rule logging only to that reader's group
@@ -35,6 +36,7 @@ workers=${WORKERS:-$(nproc)}
 rate=${RATE:-0}
 knocks=${KNOCKS:-20}
 mode=${MODE:-both}
+runs=${RUNS:-3}
 if [[ $EUID -ne 0 ]]; then
 	echo "bench/flood.sh needs root: it creates a network namespace with nftables rules, reads NFLOG and sends from a raw socket (sudo bench/flood.sh)" >&2
 	exit 1
@@ -140,6 +142,8 @@ flood() {
 	done
 	local kflag=0
 	[[ -n $pk ]] && kflag=$knocks
+	local flood_start
+	flood_start=$(date +%s.%N)
 	ip netns exec "$ns" "$tmp/synflood" -count "$count" -time "${secs}s" -workers "$workers" -rate "$rate" \
 		-knocks "$kflag" >"$tmp/$name.flood.out" &
 	local fl=$! client_at=""
@@ -150,8 +154,6 @@ flood() {
 		nsexec "$tmp/portknock" 127.0.0.1 7000 8000 9000:udp || echo "portknock client failed" >&2
 	fi
 	wait "$fl"
-	local flood_end
-	flood_end=$(date +%s.%N)
 	sleep 2 # let the readers empty their sockets
 	local logged
 	logged=$(nsexec nft list counter inet pkbench knocks | awk '$1 == "packets" { print $2 }')
@@ -166,14 +168,18 @@ flood() {
 		local b n
 		b=$(grep '^bare totals' "$tmp/$name.bare.out")
 		n=$(field "$b" packets)
+		r_bare=$(pct $((logged - n)) "$logged")
+		r_rate=$(sed -n 's/^flood .* rate=\([^ ]*\).*/\1/p' "$tmp/$name.flood.out")
 		printf '   %-30s %10d %10d %8s   kernel_drops=%s overruns=%s cpu=%ss (%s µs/message)\n' "bare NFLOG reader" "$n" $((logged - n)) \
 			"$(pct $((logged - n)) "$logged")" "$(field "$b" kernel_drops)" "$(field "$b" overruns)" "$bare_cpu" "$(per "$bare_cpu" "$n")"
 	fi
 	if [[ -n $pk ]]; then
-		local t n e to opened clients
+		local t n e to opened clients flood_secs
 		t=$(grep 'msg="input totals"' "$tmp/$name.pk.log")
 		n=$(field "$t" packets)
 		e=$(field "$t" events)
+		r_pk=$(pct $((logged - n)) "$logged")
+		r_pkev=$(pct $((logged - e)) "$logged")
 		printf '   %-30s %10d %10d %8s   kernel_drops=%s overruns=%s cpu=%ss (%s µs/message)\n' "portknockd, messages" "$n" $((logged - n)) \
 			"$(pct $((logged - n)) "$logged")" "$(field "$t" kernel_drops)" "$(field "$t" overruns)" "$pk_cpu" "$(per "$pk_cpu" "$n")"
 		printf '   %-30s %10d %10d %8s   queue_overflow=%s\n' "portknockd, events matched" "$e" $((logged - e)) \
@@ -183,18 +189,39 @@ flood() {
 		grep -E 'msg="(matcher|command) totals"' "$tmp/$name.pk.log" | sed 's/^/   /'
 		touch "$tmp/opened"
 		local when="during"
-		awk -v a="$client_at" -v b="$flood_end" 'BEGIN { exit !(a > b) }' && when="AFTER"
+		flood_secs=$(sed -n 's/^flood .* seconds=\([^ ]*\).*/\1/p' "$tmp/$name.flood.out")
+		awk -v c="$client_at" -v s="$flood_start" -v d="$flood_secs" 'BEGIN { exit !(c - s > d) }' && when="AFTER"
 		if grep -qx 127.0.0.1 "$tmp/opened"; then clients=opened; else clients="did NOT open"; fi
 		echo "   portknock client knock from 127.0.0.1, 2 s in ($when the flood): $clients"
 		opened=$(grep -c '^127\.0\.1\.' "$tmp/opened" || true)
-		echo "   synflood knocks during the flood: $opened of $(grep -c '^knock ' "$tmp/$name.flood.out" || true) opened"
+		r_knocks="$opened/$(grep -c '^knock ' "$tmp/$name.flood.out" || true)"
+		r_client=no
+		[[ $clients == opened ]] && r_client=yes
+		echo "   synflood knocks during the flood: $opened of ${r_knocks#*/} opened"
 	fi
 }
 
 echo "$(nproc) CPUs, $(uname -r); flood: at most $count SYNs and $secs s, $workers threads, rate ${rate/#0/unlimited}"
-if [[ $mode == both ]]; then
-	flood both 5 6
-else
-	flood portknockd 5
-	flood bare 6
+# One line per run for the summary: loss varies a lot from run to run when
+# the CPUs are saturated, so one run says little.
+summary=$tmp/summary
+for run in $(seq "$runs"); do
+	r_bare="" r_pk="" r_pkev="" r_rate="" r_client="" r_knocks=""
+	(( runs > 1 )) && echo "== run $run of $runs"
+	if [[ $mode == both ]]; then
+		flood both 5 6
+	else
+		flood portknockd 5
+		flood bare 6
+	fi
+	echo "$run ${r_rate:-?} ${r_bare%\%} ${r_pk%\%} ${r_pkev%\%} $r_client $r_knocks" >>"$summary"
+done
+if (( runs > 1 )); then
+	echo
+	echo "== summary of $runs runs (loss in %; difference = portknockd messages − bare)"
+	# In seq mode the rate shown is that of the bare reader's flood.
+	awk 'BEGIN { printf "   %3s %9s %7s %7s %7s %7s  %-7s %s\n", "run", "SYNs/s", "bare", "pkd", "pkd ev", "diff", "client", "knocks" }
+	{ d = $4 - $3; sum += d; sb += $3; sp += $4; if (NR == 1 || d > hi) hi = d; if (NR == 1 || d < lo) lo = d
+	  printf "   %3d %9s %7.2f %7.2f %7.2f %+7.2f  %-7s %s\n", $1, $2, $3, $4, $5, d, $6, $7 }
+	END { printf "   mean loss: bare %.2f%%, portknockd %.2f%%; difference mean %+.2f, min %+.2f, max %+.2f points\n", sb / NR, sp / NR, sum / NR, lo, hi }' "$summary"
 fi
