@@ -52,6 +52,16 @@ const (
 	DefaultCmdTimeout  = 10 * time.Second
 )
 
+// Upper bounds on settings, so that a typo ("2500000h", a stray zero)
+// is an error rather than a door open for years, a timer that overflows,
+// or a table that eats the machine's memory.
+const (
+	MaxSeqTimeout  = 24 * time.Hour
+	MaxCmdTimeout  = 7 * 24 * time.Hour
+	MaxMaxSources  = 10_000_000
+	MaxMaxCommands = 1024
+)
+
 // The values of Input.Type.
 const (
 	InputText  = "text"
@@ -513,6 +523,7 @@ func canonicalDoorKey(key string) string {
 // doors, fills in knockd's IPv6 command fallback, and returns the doors.
 func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 	names := make(map[string]int)
+	oneTime := make(map[string]int)
 	doors := make([]Door, 0, len(drafts))
 	for _, d := range drafts {
 		nameLine := d.Line
@@ -552,6 +563,21 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 		}
 		if l, ok := d.keyLines["cmd_timeout"]; ok && !d.HasStop() {
 			pr.warnf(l, "cmd_timeout", "has no effect without a stop_command")
+		}
+		if l, ok := d.keyLines["seq_timeout"]; ok && d.SeqTimeout > MaxSeqTimeout {
+			pr.errorf(l, "seq_timeout", "%v is longer than the %v a knock may take", d.SeqTimeout, MaxSeqTimeout)
+		}
+		if l, ok := d.keyLines["cmd_timeout"]; ok && d.CmdTimeout > MaxCmdTimeout {
+			pr.errorf(l, "cmd_timeout", "%v is longer than the %v a door may stay open", d.CmdTimeout, MaxCmdTimeout)
+		}
+		if d.OneTimeSequences != "" {
+			// Two stores on one file would each accept a sequence the
+			// other has used.
+			if prev, ok := oneTime[d.OneTimeSequences]; ok {
+				pr.errorf(otsLine, "one_time_sequences", "%s is already used by the door at line %d; each door needs its own file", d.OneTimeSequences, prev)
+			} else {
+				oneTime[d.OneTimeSequences] = otsLine
+			}
 		}
 		doors = append(doors, d.Door)
 	}

@@ -123,11 +123,11 @@ func (r *tomlReader) daemon(tbl map[string]any) {
 				d.StateDir = s
 			}
 		case "max_sources":
-			if n, ok := r.count(v, line, key); ok {
+			if n, ok := r.count(v, line, key, MaxMaxSources); ok {
 				d.MaxSources = n
 			}
 		case "max_commands":
-			if n, ok := r.count(v, line, key); ok {
+			if n, ok := r.count(v, line, key, MaxMaxCommands); ok {
 				d.MaxCommands = n
 			}
 		case "logfile":
@@ -426,15 +426,15 @@ func (r *tomlReader) str(v any, line int, key string) (string, bool) {
 	return s, ok
 }
 
-// count reads a positive integer setting.
-func (r *tomlReader) count(v any, line int, key string) (int, bool) {
+// count reads a positive integer setting of at most limit.
+func (r *tomlReader) count(v any, line int, key string, limit int) (int, bool) {
 	n, ok := v.(int64)
 	if !ok {
 		r.pr.errorf(line, key, "want an integer, got %s", typeName(v))
 		return 0, false
 	}
-	if n < 1 || n > math.MaxInt32 {
-		r.pr.errorf(line, key, "%d out of range 1-%d", n, math.MaxInt32)
+	if n < 1 || n > int64(limit) {
+		r.pr.errorf(line, key, "%d out of range 1-%d", n, limit)
 		return 0, false
 	}
 	return int(n), true

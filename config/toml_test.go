@@ -314,6 +314,35 @@ path = ""
 			want: []string{`t.toml:4: tcpflag: unknown key in [[door]] (did you mean "tcpflags"?)`},
 		},
 		{
+			name: "absurd timeouts are errors, not overflows",
+			src:  okDoor + "seq_timeout = \"2500000h\"\ncmd_timeout = 999999999\nstop_command = \"true\"\n",
+			want: []string{
+				`t.toml:6: seq_timeout: 2500000h0m0s is longer than the 24h0m0s a knock may take`,
+				`t.toml:7: cmd_timeout: 277777h46m39s is longer than the 168h0m0s a door may stay open`,
+			},
+		},
+		{
+			name: "daemon limits",
+			src:  "[daemon]\nmax_sources = 100000000\nmax_commands = 5000\n" + okDoor,
+			want: []string{
+				`t.toml:2: max_sources: 100000000 out of range 1-10000000`,
+				`t.toml:3: max_commands: 5000 out of range 1-1024`,
+			},
+		},
+		{
+			name: "two doors on one one-time file",
+			src: `[[door]]
+name = "a"
+one_time_sequences = "/etc/seqs"
+command = "true"
+[[door]]
+name = "b"
+one_time_sequences = "/etc/seqs"
+command = "true"
+`,
+			want: []string{`t.toml:7: one_time_sequences: /etc/seqs is already used by the door at line 3; each door needs its own file`},
+		},
+		{
 			name: "multi-line strings do not confuse line numbers",
 			src: `[[door]]
 name = "x"

@@ -289,7 +289,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 		if pr.step > 0 && pr.gen != ds.gen {
 			*pr = progress{} // its one-time sequence was used meanwhile
 		}
-		if pr.step > 0 && now-pr.start > ds.timeout {
+		if pr.step > 0 && expired(now, pr.start, ds.timeout) {
 			m.timedOut(ds, ev.Src, pr)
 		}
 		switch {
@@ -414,7 +414,7 @@ func (m *Matcher) update(idx int32) {
 			continue
 		}
 		active = true
-		expiry = min(expiry, pr.start+m.doors[d].timeout)
+		expiry = min(expiry, deadline(pr.start, m.doors[d].timeout))
 		if pr.step > 1 {
 			tier = 1
 		}
@@ -471,7 +471,7 @@ func (m *Matcher) Expire(now time.Time) {
 				case p[d].step == 0:
 				case p[d].gen != ds.gen:
 					p[d] = progress{}
-				case n-p[d].start > ds.timeout:
+				case expired(n, p[d].start, ds.timeout):
 					m.timedOut(ds, src, &p[d])
 				}
 			}
@@ -479,6 +479,20 @@ func (m *Matcher) Expire(now time.Time) {
 		}
 	}
 }
+
+// deadline is start+timeout, saturating instead of wrapping, so that no
+// timeout, however long, can make an attempt look expired long ago.
+func deadline(start, timeout int64) int64 {
+	if timeout > math.MaxInt64-start {
+		return math.MaxInt64
+	}
+	return start + timeout
+}
+
+// expired reports whether an attempt started at start is past its
+// timeout at now. It is defined through deadline so that Expire, which
+// pops by deadline, and Handle always agree.
+func expired(now, start, timeout int64) bool { return now > deadline(start, timeout) }
 
 // addrOf turns a table key back into the event's address form.
 func addrOf(key [16]byte) netip.Addr { return netip.AddrFrom16(key).Unmap() }

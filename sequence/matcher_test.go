@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -623,4 +624,28 @@ func ExampleMatcher_Handle() {
 	}
 	fmt.Println(out[0].Door, out[0].Src)
 	// Output: ssh 192.0.2.10
+}
+
+func TestHugeTimeoutDoesNotWrap(t *testing.T) {
+	m, err := New([]Door{door("forever", "7000,8000", time.Duration(math.MaxInt64))}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runKnocks(t, m, seq(a4, 0, "7000"))
+	done := make(chan struct{})
+	go func() {
+		m.Expire(t0.Add(time.Hour))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Expire does not return with a timeout near the int64 limit")
+	}
+	if st := m.Stats(); st.Timeouts != 0 || st.Sources != 1 {
+		t.Errorf("stats = %+v; want the attempt alive", st)
+	}
+	if got := runKnocks(t, m, seq(a4, 24*time.Hour, "8000")); !slices.Equal(got, []string{"forever " + a4}) {
+		t.Errorf("matches = %q", got)
+	}
 }
