@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"sync"
 	"time"
@@ -42,6 +43,8 @@ type Options struct {
 	Load func() (*config.Config, error)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Stdin is what a text input reading "-" reads; os.Stdin when nil.
+	Stdin *os.File
 }
 
 // Daemon is a configured portknockd, ready to Run.
@@ -214,6 +217,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			Parser: textlog.Parser{Format: format, Prefix: in.Prefix},
 			Now:    d.now,
 			Logger: d.log,
+			Stdin:  d.opts.Stdin,
 		}}, nil
 	case config.InputNFLOG:
 		return nflogSource{&nflog.Input{

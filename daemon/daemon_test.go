@@ -108,8 +108,9 @@ func expect(t *testing.T, ch <-chan string, want string) {
 // after which err holds its result.
 type running struct {
 	*Daemon
-	done chan struct{}
-	err  error
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
 }
 
 // expectSet waits for commands that may run in any order.
@@ -138,7 +139,7 @@ func start(t *testing.T, cfg *config.Config, opts Options) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Daemon: d, done: make(chan struct{})}
+	r := &running{Daemon: d, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		r.err = d.Run(ctx)
 		close(r.done)
@@ -150,36 +151,35 @@ func start(t *testing.T, cfg *config.Config, opts Options) *running {
 	return r
 }
 
-// wait waits for the daemon to stop by itself.
-func (r *running) wait(t *testing.T) error {
+// stop stops the daemon as a signal would, and waits for it.
+func (r *running) stop(t *testing.T) error {
 	t.Helper()
+	r.cancel()
 	select {
 	case <-r.done:
 		return r.err
 	case <-time.After(10 * time.Second):
-		t.Fatal("daemon did not stop after its only input ended")
+		t.Fatal("daemon did not stop")
 		return nil
 	}
 }
 
-func TestFileInputOpensAndClosesOnExit(t *testing.T) {
-	dir := t.TempDir()
-	in := filepath.Join(dir, "knocks.log")
-	lines := "7000 192.0.2.10\nnot a knock line\n22 192.0.2.10\n8000/tcp 192.0.2.10\n9000/udp 192.0.2.10\n"
-	if err := os.WriteFile(in, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
+func TestOpensAndClosesOnStop(t *testing.T) {
+	in := mkfifo(t, "input")
 	sig := mkfifo(t, "signal")
 	ch := signals(t, sig)
 	var logs syncBuffer
 	d := start(t, doorConfig(t, in, sig, ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	writeLines(t, in, "7000 192.0.2.10", "not a knock line", "22 192.0.2.10", "8000/tcp 192.0.2.10", "9000/udp 192.0.2.10")
 	expect(t, ch, "open ssh 192.0.2.10")
-	// The file ends, so the daemon stops, and closes the open door first.
+	// Stopping the daemon closes the open door first.
+	done := make(chan error, 1)
+	go func() { done <- d.stop(t) }()
 	expect(t, ch, "close ssh 192.0.2.10")
-	if err := d.wait(t); err != nil {
+	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	for _, want := range []string{"knock sequence complete", "door=ssh", "src=192.0.2.10", "all inputs ended"} {
+	for _, want := range []string{"knock sequence complete", "door=ssh", "src=192.0.2.10"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
@@ -259,22 +259,32 @@ func TestFIFOWriterGoesAwayDaemonStays(t *testing.T) {
 }
 
 func TestDryRunRunsNothing(t *testing.T) {
-	dir := t.TempDir()
-	in := filepath.Join(dir, "knocks.log")
-	if err := os.WriteFile(in, []byte("7000 192.0.2.10\n8000 192.0.2.10\n9000/udp 192.0.2.10\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	marker := filepath.Join(dir, "ran")
+	in := mkfifo(t, "input")
+	marker := filepath.Join(t.TempDir(), "ran")
 	var logs syncBuffer
 	d := start(t, doorConfig(t, in, marker, ""), Options{DryRun: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := d.wait(t); err != nil {
+	writeLines(t, in, "7000 192.0.2.10", "8000 192.0.2.10", "9000/udp 192.0.2.10")
+	waitLog(t, &logs, "msg=opened")
+	if err := d.stop(t); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dry run ran a command: %v", err)
 	}
-	if !strings.Contains(logs.String(), "echo open %DOOR%") && !strings.Contains(logs.String(), "open ssh 192.0.2.10") {
+	if !strings.Contains(logs.String(), `command="sh -c \"echo open ssh 192.0.2.10 > `+marker) {
 		t.Errorf("dry run did not log the command:\n%s", logs.String())
+	}
+}
+
+// waitLog waits until the log holds want.
+func waitLog(t *testing.T, logs *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never showed %q:\n%s", want, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not ordering
 	}
 }
 
@@ -287,21 +297,16 @@ func TestNewNeedsAnInput(t *testing.T) {
 }
 
 func TestDebugLogsEveryKnockInTheKnockSpace(t *testing.T) {
-	in := filepath.Join(t.TempDir(), "knocks.log")
-	if err := os.WriteFile(in, []byte("7000 192.0.2.10\n22 192.0.2.10\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	in := mkfifo(t, "input")
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := start(t, doorConfig(t, in, "/dev/null", ""), Options{Logger: log, DryRun: true})
-	if err := d.wait(t); err != nil {
+	writeLines(t, in, "22 192.0.2.10", "7000 192.0.2.10")
+	waitLog(t, &logs, "msg=knock src=192.0.2.10 port=7000 proto=tcp")
+	if err := d.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	got := logs.String()
-	if !strings.Contains(got, "msg=knock src=192.0.2.10 port=7000 proto=tcp") {
-		t.Errorf("knock not logged at debug level:\n%s", got)
-	}
-	if strings.Contains(got, "port=22") {
+	if got := logs.String(); strings.Contains(got, "port=22") {
 		t.Errorf("a packet outside the knock space was logged as a knock:\n%s", got)
 	}
 }

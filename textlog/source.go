@@ -32,8 +32,8 @@ type Source struct {
 	// slog.Default() if nil.
 	Logger *slog.Logger
 
-	// stdin replaces os.Stdin for Path "-", so tests can use a pipe.
-	stdin *os.File
+	// Stdin is what Path "-" reads; os.Stdin if nil.
+	Stdin *os.File
 
 	lc      lineCounters
 	events  atomic.Uint64
@@ -66,7 +66,8 @@ func (s *Source) Stats() Stats {
 }
 
 // Run reads lines, parses each and calls emit for every event, stamped with
-// Time = Now() and Input = Name. The event is reused for the next line, so
+// Time = Now() and Input = Name: knocks are timed by when they are read,
+// since a line's own timestamp may lack a year, a zone or precision. The event is reused for the next line, so
 // emit must copy what it keeps. Lines that are not events are counted per
 // Reason and logged at debug level; they are never fatal.
 //
@@ -75,7 +76,8 @@ func (s *Source) Stats() Stats {
 //     is interrupted when ctx ends; the daemon decides what EOF means.
 //   - a FIFO: only ctx ending. Writers may come and go; Run keeps reading
 //     whatever the next one writes.
-//   - a regular file: reading it once from the start to EOF, or ctx ending.
+//   - a regular file: only ctx ending. The file is followed from its end
+//     across truncation and rotation; lines already in it are history.
 //
 // Run returns nil in all these cases, and an error when the input cannot
 // be opened or read.
@@ -116,7 +118,7 @@ func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 	r := &reader{ctx: ctx, maxLen: maxLen, c: &s.lc, fn: handle, log: log}
 	var err error
 	if s.Path == "-" {
-		in := s.stdin
+		in := s.Stdin
 		if in == nil {
 			in = os.Stdin
 		}
@@ -192,14 +194,21 @@ func (r *reader) path(path string) error {
 	return fmt.Errorf("%s is neither a FIFO nor a regular file (%v)", path, fi.Mode().Type())
 }
 
-// file reads a regular file once, from its start to its end.
+// file follows a log file from its end until ctx ends (see follower).
 func (r *reader) file(path string) error {
-	f, err := os.Open(path)
+	fl, err := openFollower(r.ctx, path, r.log)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return r.read(f)
+	defer fl.Close()
+	if r.br == nil {
+		r.br = newLineBuffer(fl, r.maxLen)
+	}
+	err = readLinesFrom(r.ctx, fl, r.br, r.maxLen, r.c, r.fn)
+	if err != nil && r.ctx.Err() == nil {
+		return fmt.Errorf("following %s: %w", path, err)
+	}
+	return nil
 }
 
 // fifo reads a FIFO until ctx ends. It opens the FIFO for reading and

@@ -269,7 +269,7 @@ func stdinPipe(t *testing.T) (r, w *os.File) {
 
 func TestSourceStdinPipe(t *testing.T) {
 	pr, pw := stdinPipe(t)
-	s := &Source{Name: "stdin", Path: "-", stdin: pr, Parser: Parser{Prefix: "knock"}}
+	s := &Source{Name: "stdin", Path: "-", Stdin: pr, Parser: Parser{Prefix: "knock"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events, done := run(t, ctx, s)
@@ -289,7 +289,7 @@ func TestSourceStdinPipe(t *testing.T) {
 
 func TestSourceStdinEOF(t *testing.T) {
 	pr, pw := stdinPipe(t)
-	s := &Source{Name: "stdin", Path: "-", stdin: pr}
+	s := &Source{Name: "stdin", Path: "-", Stdin: pr}
 	events, done := run(t, context.Background(), s)
 	if _, err := pw.WriteString("7000 192.0.2.7\n8000 192.0.2.8"); err != nil {
 		t.Fatal(err)
@@ -310,7 +310,7 @@ func TestSourceStdinDevNull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s := &Source{Name: "stdin", Path: "-", stdin: f}
+	s := &Source{Name: "stdin", Path: "-", Stdin: f}
 	_, done := run(t, context.Background(), s)
 	if err := waitErr(t, done); err != nil {
 		t.Fatalf("Run = %v, want nil at EOF", err)
@@ -327,7 +327,7 @@ func TestSourceStdinRegularFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s := &Source{Name: "stdin", Path: "-", stdin: f}
+	s := &Source{Name: "stdin", Path: "-", Stdin: f}
 	events, done := run(t, context.Background(), s)
 	expect(t, events, done, knock("stdin", "192.0.2.7", 7000, sequence.TCP))
 	if err := waitErr(t, done); err != nil {
@@ -337,23 +337,53 @@ func TestSourceStdinRegularFile(t *testing.T) {
 
 func TestSourceFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "knocks.log")
-	data := "7000 192.0.2.7\r\n0 192.0.2.7\n7000 192.0.2.300\n7000/sctp 192.0.2.7\n\x00\xff\n" +
-		strings.Repeat("9", 5000) + "\n9000/udp 2001:0db8:0000:0000:0000:0000:0000:0001"
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+	// Lines already in the file are history: not knocks now.
+	if err := os.WriteFile(path, []byte("7000 192.0.2.99\n8000 192.0.2.99\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
 	s := &Source{Name: "file", Path: path, Logger: slog.New(rec)}
-	events, done := run(t, context.Background(), s)
-	expect(t, events, done,
-		knock("file", "192.0.2.7", 7000, sequence.TCP),
-		knock("file", "2001:db8::1", 9000, sequence.UDP))
-	if err := waitErr(t, done); err != nil {
-		t.Fatalf("Run = %v, want nil at EOF", err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, done := run(t, ctx, s)
+	// Run has the file open at its end once it logs that it follows it;
+	// until then an append could land before that end.
+	rec.waitFor(t, followingFile)
+
+	appendTo(t, path, "7000 192.0.2.7\r\n0 192.0.2.7\n7000 192.0.2.300\n7000/sctp 192.0.2.7\n\x00\xff\n"+
+		strings.Repeat("9", 5000)+"\n9000/udp 2001:0db8:0000:0000:0000:0000:0000:0001")
+	expect(t, events, done, knock("file", "192.0.2.7", 7000, sequence.TCP))
+	// The last line has no newline yet: a writer may be mid-line.
+	appendTo(t, path, "\n")
+	expect(t, events, done, knock("file", "2001:db8::1", 9000, sequence.UDP))
 	checkStats(t, s, Stats{Lines: 7, Events: 2, Skipped: skipped(
 		ReasonBadPort, 1, ReasonBadAddress, 1, ReasonBadProto, 1, ReasonUnrecognized, 1, ReasonTooLong, 1)})
 
+	// Rotation by rename: the rest of the old file, then the new one from
+	// its start, nothing lost or doubled.
+	appendTo(t, path, "7001 192.0.2.1\n")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, path+".1", "7002 192.0.2.1\n")
+	appendTo(t, path, "7003 192.0.2.1\n")
+	expect(t, events, done,
+		knock("file", "192.0.2.1", 7001, sequence.TCP),
+		knock("file", "192.0.2.1", 7002, sequence.TCP),
+		knock("file", "192.0.2.1", 7003, sequence.TCP))
+
+	// Truncation in place (copytruncate): reading starts again at the top.
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "followed file was truncated; reading from its start")
+	appendTo(t, path, "7004 192.0.2.1\n")
+	expect(t, events, done, knock("file", "192.0.2.1", 7004, sequence.TCP))
+
+	cancel()
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil after cancellation", err)
+	}
 	var debug []string
 	for _, l := range rec.lines() {
 		if strings.HasPrefix(l, "DEBUG line is not a knock") {
@@ -367,6 +397,18 @@ func TestSourceFile(t *testing.T) {
 		if !strings.Contains(l, "input=file") || !strings.Contains(l, "reason=") {
 			t.Errorf("debug line %q lacks input or reason", l)
 		}
+	}
+}
+
+func appendTo(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
 	}
 }
 

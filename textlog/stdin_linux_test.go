@@ -77,7 +77,7 @@ func TestSourceStdinTerminal(t *testing.T) {
 	if isNonblock(t, slave) {
 		t.Fatal("test setup: terminal starts non-blocking")
 	}
-	s := &Source{Name: "stdin", Path: "-", stdin: slave}
+	s := &Source{Name: "stdin", Path: "-", Stdin: slave}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events, done := run(t, ctx, s)

@@ -47,10 +47,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return runParse(args[1:], stdin, stdout, stderr)
 		}
 	}
-	return runDaemon(args, stdout, stderr)
+	return runDaemon(args, stdin, stdout, stderr)
 }
 
-func runDaemon(args []string, stdout, stderr io.Writer) int {
+func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -122,7 +122,9 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		extra = append(extra, in)
 	}
 
+	in, _ := stdin.(*os.File) // a text input reading "-" needs a file
 	d, err := daemon.New(cfg, daemon.Options{
+		Stdin:       in,
 		Logger:      log,
 		DryRun:      *dryRun,
 		ExtraInputs: extra,

@@ -9,10 +9,21 @@ import (
 	"testing"
 )
 
+// runArgs runs portknockd with args and stdin as a pipe that ends after
+// the given text, as a shell pipeline would give it.
 func runArgs(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		w.WriteString(stdin)
+		w.Close()
+	}()
 	var out, errOut bytes.Buffer
-	code = run(args, strings.NewReader(stdin), &out, &errOut)
+	code = run(args, r, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -86,11 +97,9 @@ func TestParsePrintsJSONEvents(t *testing.T) {
 }
 
 func TestKnockdConfRunsAsIs(t *testing.T) {
-	knocks := filepath.Join(t.TempDir(), "knocks.log")
-	if err := os.WriteFile(knocks, []byte("7000 192.0.2.7\n8000 192.0.2.7\n9000 192.0.2.7\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code, _, errOut := runArgs(t, "", "-c", "../../examples/knockd.conf", "-i", knocks, "--dry-run", "-g", filepath.Join(t.TempDir(), "log"))
+	// stdin ends, so the daemon stops by itself once the door has opened.
+	knocks := "7000 192.0.2.7\n8000 192.0.2.7\n9000 192.0.2.7\n"
+	code, _, errOut := runArgs(t, knocks, "-c", "../../examples/knockd.conf", "-i", "-", "--dry-run", "-g", filepath.Join(t.TempDir(), "log"))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

@@ -1,0 +1,111 @@
+package textlog
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// followPoll is how often a followed file at its end is checked for new
+// lines, truncation and rotation. A knock's timing is measured from when
+// its line is read, so this only delays a door by as much.
+const followPoll = 100 * time.Millisecond
+
+// follower is an io.Reader over a log file that never ends, as tail -F
+// reads: at the end of the file it waits for more; when the file shrinks
+// (truncated in place) it starts again from the top; when the path names a
+// new file (rotated by rename), it reads what is left of the old one, then
+// goes on with the new one from its start, so no line is lost or read
+// twice across a rotation. Read returns ctx's error when ctx ends.
+type follower struct {
+	ctx  context.Context
+	path string
+	log  *slog.Logger
+	f    *os.File
+	off  int64 // bytes of f consumed
+	poll time.Duration
+}
+
+// followingFile is logged once a file is open at its end.
+const followingFile = "following file from its end"
+
+// openFollower opens path positioned at its end: lines already in the log
+// are history, and replaying them would complete old knocks now.
+func openFollower(ctx context.Context, path string, log *slog.Logger) (*follower, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	off, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	log.Info(followingFile, "path", path)
+	return &follower{ctx: ctx, path: path, log: log, f: f, off: off, poll: followPoll}, nil
+}
+
+func (fl *follower) Close() error { return fl.f.Close() }
+
+func (fl *follower) Read(p []byte) (int, error) {
+	for {
+		n, err := fl.f.Read(p)
+		fl.off += int64(n)
+		if n > 0 {
+			return n, nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if moved, err := fl.checkFile(); err != nil {
+			return 0, err
+		} else if moved {
+			continue
+		}
+		t := time.NewTimer(fl.poll)
+		select {
+		case <-fl.ctx.Done():
+			t.Stop()
+			return 0, fl.ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// checkFile looks for truncation and rotation once the open file is read
+// to its end, and reports whether reading should go on at once.
+func (fl *follower) checkFile() (bool, error) {
+	cur, err := fl.f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if cur.Size() > fl.off {
+		return true, nil // written since the read that hit the end
+	}
+	if cur.Size() < fl.off {
+		fl.log.Info("followed file was truncated; reading from its start", "path", fl.path)
+		if _, err := fl.f.Seek(0, io.SeekStart); err != nil {
+			return false, err
+		}
+		fl.off = 0
+		return true, nil
+	}
+	next, err := os.Stat(fl.path)
+	if err != nil || os.SameFile(cur, next) {
+		// Gone (between a rename and the new file's creation) or
+		// unchanged: wait and look again.
+		return false, nil
+	}
+	// Rotated, and the old file is read to its end: on to the new one.
+	nf, err := os.Open(fl.path)
+	if err != nil {
+		return false, nil
+	}
+	fl.log.Info("followed file was rotated; reading the new one", "path", fl.path)
+	fl.f.Close()
+	fl.f, fl.off = nf, 0
+	return true, nil
+}
