@@ -105,7 +105,7 @@ func TestKnockdConfRunsAsIs(t *testing.T) {
 	}
 	for _, want := range []string{
 		`msg="knock sequence complete" door=openSSH src=192.0.2.7`,
-		`command="/usr/sbin/iptables -A INPUT -s 192.0.2.7 --dport 22 -j ACCEPT"`,
+		`command="/usr/sbin/iptables -A INPUT -s 192.0.2.7 -p tcp --dport 22 -j ACCEPT"`,
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("log lacks %s:\n%s", want, errOut)
