@@ -2,10 +2,12 @@
 // a door's start command, schedules its stop command, and keeps the state
 // that must outlive one knock, such as knockd's one-time sequence files.
 //
-// Commands never run on the matcher's goroutine. The Runner hands them to a
-// fixed pool of workers through a bounded queue, so a slow or hanging
-// command can delay other commands but never the reading of knocks, and a
-// flood of matches costs a counter, not memory.
+// Commands never run on the matcher's goroutine. The Runner hands start
+// commands to a fixed pool of workers through a bounded queue, so a slow or
+// hanging command can delay other starts but never the reading of knocks,
+// and a flood of matches costs a counter, not memory. Stop commands run on
+// a bounded set of goroutines of their own, so a door closes on time however
+// many starts are waiting.
 package actions
 
 import (

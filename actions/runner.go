@@ -29,7 +29,10 @@ type Options struct {
 	// DryRun logs the command that would run and runs nothing; closes are
 	// still scheduled, so the log shows the whole life of an open.
 	DryRun bool
-	// MaxConcurrent is how many commands run at once (default 8).
+	// MaxConcurrent is how many start commands run at once (default 8).
+	// Stop commands have as many slots of their own, so that a due close
+	// never waits behind starts: at most twice this many commands run at
+	// once.
 	MaxConcurrent int
 	// QueueSize is how many start requests may wait for a free worker
 	// (default 256). Requests beyond it are refused, counted and logged
@@ -54,8 +57,8 @@ type Stats struct {
 	// Extended counts re-knocks that moved a pending close instead of
 	// running the start command again.
 	Extended uint64
-	// PendingCloses is the number of open (door, address) pairs whose
-	// stop command has not finished yet.
+	// PendingCloses is the number of (door, address) pairs opening, open
+	// or closing whose stop command has not finished yet.
 	PendingCloses int
 }
 
@@ -63,6 +66,12 @@ type Stats struct {
 //
 // Open may be called from any goroutine, before or while Run runs; it never
 // blocks on a command. Run must be called once for anything to execute.
+//
+// Start commands go through a bounded queue to MaxConcurrent workers. Stop
+// commands never use that queue or those workers: the scheduler runs each
+// due close on a goroutine of its own, at most MaxConcurrent at once, so a
+// close is never delayed by starts, and a start never waits for a close
+// while holding a worker.
 type Runner struct {
 	log     *slog.Logger
 	dryRun  bool
@@ -73,9 +82,12 @@ type Runner struct {
 	// fake clock, where real processes cannot take part.
 	exec func(ctx context.Context, c Command, timeout time.Duration) result
 
-	starts chan *startJob // bounded: the queue Open refuses to overfill
-	closes chan *entry    // unbuffered: the scheduler hands closes to workers
-	wake   chan struct{}  // 1-buffered: tells the scheduler the heap changed
+	starts   chan *startJob // bounded: the queue Open refuses to overfill
+	closeSem chan struct{}  // one token per running stop command
+	wake     chan struct{}  // 1-buffered: tells the scheduler the heap changed
+	// closers are the goroutines running stop commands for the scheduler;
+	// Run waits for them before its shutdown closes what is left.
+	closers sync.WaitGroup
 
 	started, failed, timedOut, dropped, extended atomic.Uint64
 
@@ -85,8 +97,8 @@ type Runner struct {
 	due     closeHeap // entries whose start has run, by close deadline
 	running bool      // Run has been called
 	stopped bool      // Run has returned; Open refuses
-	// starts queued or running, and a channel closed when that reaches
-	// zero, for Drain.
+	// starts queued, parked or running, and a channel closed when that
+	// reaches zero, for Drain.
 	inflight int
 	idle     chan struct{}
 }
@@ -101,11 +113,13 @@ type openKey struct {
 type entryState uint8
 
 const (
-	// stateQueued: the start command waits for a worker.
+	// stateQueued: the start command waits for a worker, or is parked on
+	// the close of the previous open of the same pair.
 	stateQueued entryState = iota
 	// stateOpen: the start command has run; the close is in the heap.
 	stateOpen
-	// stateClosing: the stop command has been handed to a worker.
+	// stateClosing: the close is due; its stop command is running or
+	// waiting for a slot.
 	stateClosing
 )
 
@@ -120,8 +134,12 @@ type entry struct {
 	// startFailed is set when the start command failed: a re-knock then
 	// runs it again instead of only extending an open that never happened.
 	startFailed bool
-	index       int           // in the heap, -1 when not there
-	done        chan struct{} // closed when the stop command has finished
+	index       int // in the heap, -1 when not there
+	// reopen is a start for the same (door, address) that came while this
+	// entry was closing. It is parked here, not queued, until the close
+	// has finished: run earlier, the close would shut the door it opens,
+	// and a worker must never wait for a close.
+	reopen *startJob
 }
 
 // startJob is one start command for a worker.
@@ -131,10 +149,6 @@ type startJob struct {
 	start Command
 	// e is nil for doors without a timed close.
 	e *entry
-	// after, when set, is the done channel of a close of the same
-	// (door, address) that is still running: the new open must not
-	// overtake it, or the close would shut the door just opened.
-	after <-chan struct{}
 }
 
 // NewRunner returns a Runner for doors. Doors with duplicate names: the
@@ -153,15 +167,15 @@ func NewRunner(doors []Door, opts Options) *Runner {
 		opts.CommandTimeout = DefaultCommandTimeout
 	}
 	r := &Runner{
-		log:     opts.Logger,
-		dryRun:  opts.DryRun,
-		timeout: opts.CommandTimeout,
-		workers: opts.MaxConcurrent,
-		exec:    execCommand,
-		starts:  make(chan *startJob, opts.QueueSize),
-		closes:  make(chan *entry),
-		wake:    make(chan struct{}, 1),
-		open:    make(map[openKey]*entry),
+		log:      opts.Logger,
+		dryRun:   opts.DryRun,
+		timeout:  opts.CommandTimeout,
+		workers:  opts.MaxConcurrent,
+		exec:     execCommand,
+		starts:   make(chan *startJob, opts.QueueSize),
+		closeSem: make(chan struct{}, opts.MaxConcurrent),
+		wake:     make(chan struct{}, 1),
+		open:     make(map[openKey]*entry),
 	}
 	r.SetDoors(doors)
 	return r
@@ -202,8 +216,17 @@ func (r *Runner) Stats() Stats {
 // command twice (which, with firewall rules, would add a rule the single
 // close does not remove).
 //
+// A match that comes while the pair's close is running opens again once
+// that close has finished, so the close cannot shut the new open.
+//
 // Open never blocks: when the queue is full the request is refused,
 // counted and logged.
+//
+// For a door with one-time sequences, the matcher has already used up the
+// sequence when Open is called. If Open then refuses (queue full, unknown
+// door, Runner stopped), the sequence stays used and the door stays shut.
+// That is on purpose: failing closed is right, because the consumption must
+// be durable before any action, and so cannot wait for the action's fate.
 func (r *Runner) Open(m sequence.Match) {
 	src := sequence.NormalizeAddr(m.Src)
 	if !src.IsValid() {
@@ -255,11 +278,17 @@ func (r *Runner) Open(m sequence.Match) {
 		deadline: deadline,
 		state:    stateQueued,
 		index:    -1,
-		done:     make(chan struct{}),
 	}
 	job := &startJob{door: d.Name, src: src, start: start, e: e}
 	if old != nil {
-		job.after = old.done
+		// old is closing and is no longer in the open set's way: the new
+		// entry takes its place there, so that further re-knocks extend
+		// it, and its start is queued when old's close has finished.
+		old.reopen = job
+		r.inflight++
+		r.open[key] = e
+		r.log.Info("knock while closing, opens again after the close", "door", d.Name, "src", src)
+		return
 	}
 	if r.enqueueLocked(job) {
 		r.open[key] = e
@@ -319,11 +348,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { r.schedule(ctx) })
 	wg.Wait()
+	// The scheduler has returned, so no closer is added from here on.
+	r.closers.Wait()
 	r.shutdown(context.WithoutCancel(ctx))
 	return nil
 }
 
-// worker runs start and stop commands until ctx ends.
+// worker runs start commands until ctx ends.
 func (r *Runner) worker(ctx context.Context) {
 	for ctx.Err() == nil {
 		select {
@@ -331,22 +362,12 @@ func (r *Runner) worker(ctx context.Context) {
 			return
 		case j := <-r.starts:
 			r.runStart(ctx, j)
-		case e := <-r.closes:
-			// A close must not be cut short by shutdown: the door would
-			// stay open. Its own time limit still bounds it.
-			r.runStop(context.WithoutCancel(ctx), e)
 		}
 	}
 }
 
 func (r *Runner) runStart(ctx context.Context, j *startJob) {
 	defer r.startDone()
-	if j.after != nil {
-		select {
-		case <-j.after:
-		case <-ctx.Done():
-		}
-	}
 	if ctx.Err() != nil {
 		// Shutting down: a door is not opened on the way out.
 		if j.e != nil {
@@ -380,6 +401,10 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 func (r *Runner) startDone() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.startDoneLocked()
+}
+
+func (r *Runner) startDoneLocked() {
 	r.inflight--
 	if r.inflight == 0 && r.idle != nil {
 		close(r.idle)
@@ -426,12 +451,27 @@ func (r *Runner) abandonLocked(e *entry) {
 }
 
 // forgetLocked drops e from the open set, unless a newer open of the same
-// (door, address) has replaced it, and releases opens waiting on it.
+// (door, address) has replaced it, and queues the reopen parked on it.
 func (r *Runner) forgetLocked(e *entry) {
 	if r.open[e.key] == e {
 		delete(r.open, e.key)
 	}
-	close(e.done)
+	j := e.reopen
+	if j == nil {
+		return
+	}
+	e.reopen = nil
+	// The parked job was counted in inflight when it was parked; once
+	// queued it is counted again, so it leaves Drain's count only here.
+	defer r.startDoneLocked()
+	if r.stopped {
+		// Shutting down: a door is not opened on the way out.
+		r.forgetLocked(j.e)
+		return
+	}
+	if !r.enqueueLocked(j) {
+		r.forgetLocked(j.e)
+	}
 }
 
 // runCommand runs one command (or logs it in a dry run) and logs the
@@ -471,7 +511,9 @@ func (r *Runner) runCommand(ctx context.Context, door string, src netip.Addr, wh
 	return false
 }
 
-// schedule hands due closes to the workers until ctx ends.
+// schedule runs due closes until ctx ends, each on a goroutine of its own
+// once a close slot is free. Waiting for a slot only ever waits for other
+// closes, which are bounded by their time limit, never for starts.
 func (r *Runner) schedule(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -479,20 +521,25 @@ func (r *Runner) schedule(ctx context.Context) {
 		due, next := r.takeDue(time.Now())
 		for i, e := range due {
 			select {
-			case r.closes <- e:
+			case r.closeSem <- struct{}{}:
 			case <-ctx.Done():
-				// Shutdown runs what was not handed over.
+				// Shutdown runs what was not started.
 				r.mu.Lock()
 				for _, e := range due[i:] {
-					e.state = stateOpen
 					heap.Push(&r.due, e)
 				}
 				r.mu.Unlock()
 				return
 			}
+			r.closers.Go(func() {
+				defer func() { <-r.closeSem }()
+				// A close must not be cut short by shutdown: the door
+				// would stay open. Its own time limit still bounds it.
+				r.runStop(context.WithoutCancel(ctx), e)
+			})
 		}
 		if len(due) > 0 {
-			// Handing over took time; look again before sleeping.
+			// Waiting for slots took time; look again before sleeping.
 			continue
 		}
 		var fire <-chan time.Time
@@ -529,25 +576,27 @@ func (r *Runner) takeDue(now time.Time) (due []*entry, next time.Time) {
 func (r *Runner) shutdown(ctx context.Context) {
 	r.mu.Lock()
 	r.stopped = true
+	// Starts still queued are not run: a door is not opened on the way
+	// out. A retry of a failed start goes back to the heap, since the
+	// first start may have done part of its work; anything else never
+	// started has nothing to close. Reopens parked on a close are dropped
+	// the same way when that close finishes below.
+	for drained := false; !drained; {
+		select {
+		case j := <-r.starts:
+			if j.e != nil {
+				r.abandonLocked(j.e)
+			}
+			r.startDoneLocked()
+		default:
+			drained = true
+		}
+	}
 	var pending []*entry
 	for r.due.Len() > 0 {
 		e := heap.Pop(&r.due).(*entry)
 		e.state = stateClosing
 		pending = append(pending, e)
-	}
-	for _, e := range r.open {
-		if e.state != stateQueued {
-			continue
-		}
-		if e.startFailed {
-			// A retry that never ran: the first, failed start may
-			// still have done part of its work, so close anyway.
-			e.state = stateClosing
-			pending = append(pending, e)
-			continue
-		}
-		// Never started: nothing to close.
-		r.forgetLocked(e)
 	}
 	r.mu.Unlock()
 	if len(pending) == 0 {

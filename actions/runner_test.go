@@ -647,3 +647,117 @@ func TestRunnerDrainWaitsForQueuedStarts(t *testing.T) {
 		h.shutdown()
 	})
 }
+
+// webDoor opens without a timed close; tests make its start slow to keep
+// the start workers busy.
+var webDoor = Door{Name: "web", Start: Command{Shell: "web %IP%"}}
+
+// TestRunnerReknockAtCloseWithBusyWorkers is the deadlock once found: with
+// the only start worker busy, a close fell due and the same source knocked
+// again at that moment. The reopen then sat in the start queue waiting for
+// the close, while the close waited for a start worker: the close never ran
+// and the door stayed open.
+func TestRunnerReknockAtCloseWithBusyWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor, webDoor}, Options{MaxConcurrent: 1})
+		h.fake.setSlow("web 198.51.100.1", time.Minute)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(9 * time.Second)
+		h.r.Open(knock("web", "198.51.100.1")) // the only worker: busy until 69s
+		h.sleepTo(10 * time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1")) // re-knock as the close falls due
+		synctest.Wait()
+		// The close runs on time although no start worker is free.
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{9 * time.Second, "web 198.51.100.1"},
+			call{10 * time.Second, "close 192.0.2.1"})
+
+		// The reopen runs when the worker is free, after the close. Its
+		// close was due CmdTimeout after the knock, so it follows at once.
+		h.sleepTo(69 * time.Second)
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{9 * time.Second, "web 198.51.100.1"},
+			call{10 * time.Second, "close 192.0.2.1"},
+			call{69 * time.Second, "open 192.0.2.1"}, call{69 * time.Second, "close 192.0.2.1"})
+		if s := h.r.Stats(); s.PendingCloses != 0 {
+			t.Errorf("PendingCloses = %d, want 0", s.PendingCloses)
+		}
+		h.shutdown()
+	})
+}
+
+// TestRunnerCloseNotBehindQueuedStarts: a due close runs on time even when
+// every start worker is busy and the start queue is full.
+func TestRunnerCloseNotBehindQueuedStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor, webDoor}, Options{MaxConcurrent: 2, QueueSize: 3})
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(5 * time.Second)
+		for i := 1; i <= 6; i++ {
+			src := fmt.Sprintf("198.51.100.%d", i)
+			h.fake.setSlow("web "+src, time.Minute)
+			h.r.Open(knock("web", src))
+		}
+		synctest.Wait()
+		if s := h.r.Stats(); s.Dropped != 1 {
+			t.Fatalf("Dropped = %d, want 1: two starts running, three queued", s.Dropped)
+		}
+		h.sleepTo(10 * time.Second)
+		var closes []call
+		for _, c := range h.fake.got() {
+			if strings.HasPrefix(c.cmd, "close ") {
+				closes = append(closes, c)
+			}
+		}
+		if want := []call{{10 * time.Second, "close 192.0.2.1"}}; !slices.Equal(closes, want) {
+			t.Errorf("closes = %v, want %v", closes, want)
+		}
+		h.shutdown()
+	})
+}
+
+// TestRunnerReopenParkedOnClose: knocks while a close runs are one reopen,
+// run after the close, and Drain waits for it.
+func TestRunnerReopenParkedOnClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{MaxConcurrent: 1})
+		h.fake.setSlow("close 192.0.2.1", 3*time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(11 * time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1")) // parked on the close
+		h.sleepTo(12 * time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1")) // extends the parked reopen
+		if s := h.r.Stats(); s.PendingCloses != 1 || s.Extended != 1 {
+			t.Errorf("stats = %+v, want PendingCloses 1, Extended 1", s)
+		}
+		h.r.Drain(t.Context())
+		if d := time.Since(epoch); d != 13*time.Second {
+			t.Errorf("Drain returned at %v, want 13s, when the reopen had run", d)
+		}
+		h.sleepTo(22 * time.Second)
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"},
+			call{13 * time.Second, "open 192.0.2.1"}, call{22 * time.Second, "close 192.0.2.1"})
+		if n := len(h.logs.find("knock while closing, opens again after the close")); n != 1 {
+			t.Errorf("%d parking lines, want 1; log:\n%s", n, h.logs.dump())
+		}
+		h.shutdown()
+	})
+}
+
+// TestRunnerShutdownDropsParkedReopen: a reopen parked on a close that is
+// still running at shutdown is not run, and nothing is left pending.
+func TestRunnerShutdownDropsParkedReopen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{})
+		h.fake.setSlow("close 192.0.2.1", 3*time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(11 * time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		synctest.Wait()
+		h.shutdown()
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"})
+		if s := h.r.Stats(); s.PendingCloses != 0 {
+			t.Errorf("PendingCloses after shutdown = %d", s.PendingCloses)
+		}
+		// Nothing is in flight any more: Drain returns at once.
+		h.r.Drain(t.Context())
+	})
+}
