@@ -58,6 +58,7 @@ type Daemon struct {
 	matcher *sequence.Matcher
 	runner  *actions.Runner
 	sources []source
+	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
 
 	events chan sequence.Event
 	reload chan chan error
@@ -84,10 +85,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if len(d.inputs) == 0 {
 		return nil, errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
 	}
-	doors, err := d.matcherDoors(cfg)
+	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
 		return nil, err
 	}
+	d.oneTime = files
 	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log})
 	if err != nil {
 		return nil, err
@@ -108,21 +110,30 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 }
 
 // matcherDoors turns the configured doors into the matcher's, opening each
-// one-time sequence file.
-func (d *Daemon) matcherDoors(cfg *config.Config) ([]sequence.Door, error) {
+// one-time sequence file; the caller owns the files it returns.
+func (d *Daemon) matcherDoors(cfg *config.Config) ([]sequence.Door, []*actions.OneTimeFile, error) {
 	doors := make([]sequence.Door, len(cfg.Doors))
+	var files []*actions.OneTimeFile
 	for i := range cfg.Doors {
 		cd := &cfg.Doors[i]
 		doors[i] = cd.MatcherDoor()
 		if cd.OneTimeSequences != "" {
 			ot, err := actions.OpenOneTime(cd.OneTimeSequences, d.log.With("door", cd.Name))
 			if err != nil {
-				return nil, fmt.Errorf("door %q: %w", cd.Name, err)
+				closeAll(files)
+				return nil, nil, fmt.Errorf("door %q: %w", cd.Name, err)
 			}
+			files = append(files, ot)
 			doors[i].OneTime = ot
 		}
 	}
-	return doors, nil
+	return doors, files, nil
+}
+
+func closeAll(files []*actions.OneTimeFile) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 func actionDoors(cfg *config.Config) []actions.Door {
@@ -170,11 +181,14 @@ func (s textSource) run(ctx context.Context, d *Daemon) error {
 
 func (s textSource) logStats(log *slog.Logger) {
 	st := s.Stats()
-	var skipped uint64
-	for _, n := range st.Skipped {
-		skipped += n
+	log.Info("input totals", "input", s.Name, "lines", st.Lines, "events", st.Events, "skipped", sum(st.Skipped[:]))
+}
+
+func sum(counts []uint64) (n uint64) {
+	for _, c := range counts {
+		n += c
 	}
-	log.Info("input totals", "input", s.Name, "lines", st.Lines, "events", st.Events, "skipped", skipped)
+	return n
 }
 
 // nflogSource is an NFLOG input. It never waits: the kernel drops what
@@ -196,11 +210,7 @@ func (s nflogSource) run(ctx context.Context, d *Daemon) error {
 
 func (s nflogSource) logStats(log *slog.Logger) {
 	st := s.Stats()
-	var skipped uint64
-	for _, n := range st.Skipped {
-		skipped += n
-	}
-	log.Info("input totals", "input", s.Name, "packets", st.Packets, "events", st.Events, "skipped", skipped,
+	log.Info("input totals", "input", s.Name, "packets", st.Packets, "events", st.Events, "skipped", sum(st.Skipped[:]),
 		"queue_overflow", st.Overflow, "kernel_drops", st.KernelDrops, "overruns", st.Overruns)
 }
 
@@ -288,6 +298,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = rerr
 	}
 	d.logStats()
+	closeAll(d.oneTime)
 	return err
 }
 
@@ -356,20 +367,27 @@ func (d *Daemon) apply() error {
 		d.log.Error("reload failed; keeping the running configuration", "err", err)
 		return err
 	}
-	doors, err := d.matcherDoors(cfg)
+	doors, files, err := d.matcherDoors(cfg)
 	if err == nil {
-		err = d.matcher.Reconfigure(doors)
+		if err = d.matcher.Reconfigure(doors); err != nil {
+			closeAll(files)
+		}
 	}
 	if err != nil {
 		d.log.Error("reload failed; keeping the running configuration", "err", err)
 		return err
 	}
+	closeAll(d.oneTime)
+	d.oneTime = files
 	d.runner.SetDoors(actionDoors(cfg))
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}
 	if !reflect.DeepEqual(cfg.Inputs, d.cfg.Inputs) {
 		d.log.Warn("inputs changed in the configuration; restart portknockd to apply them")
+	}
+	if cfg.Daemon != d.cfg.Daemon {
+		d.log.Warn("[daemon] settings changed in the configuration; restart portknockd to apply them")
 	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "doors", len(cfg.Doors))
