@@ -99,6 +99,15 @@ table inet pkbench {
 EOF
 }
 
+# steal_start / steal_report: the share of CPU time the hypervisor gave to
+# others meanwhile (steal in /proc/stat); on a shared virtual machine it
+# explains much of the run-to-run spread.
+steal_start() { steal0=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat); }
+steal_report() {
+	awk -v s0="$steal0" '/^cpu / { split(s0, a, " "); t = $2+$3+$4+$5+$6+$7+$8+$9 - a[1]
+		printf "   CPU steal during the run: %.1f%%\n", t ? 100 * ($9 - a[2]) / t : 0 }' /proc/stat
+}
+
 # wait_for FILE PATTERN: until a reader says it is reading, at most 10 s.
 wait_for() {
 	local i
@@ -142,6 +151,7 @@ flood() {
 	done
 	local kflag=0
 	[[ -n $pk ]] && kflag=$knocks
+	steal_start
 	local flood_start
 	flood_start=$(date +%s.%N)
 	ip netns exec "$ns" "$tmp/synflood" -count "$count" -time "${secs}s" -workers "$workers" -rate "$rate" \
@@ -161,6 +171,7 @@ flood() {
 	[[ -n $pk ]] && { pk_cpu=$(cpu "$pkd"); kill -TERM "$pk"; wait "$pk" || true; }
 	[[ -n $bare ]] && { bare_cpu=$(cpu "$bare"); kill -TERM "$bare"; wait "$bare" || true; }
 
+	steal_report >"$tmp/$name.steal"
 	echo "-- $(grep '^flood' "$tmp/$name.flood.out")"
 	echo "   kernel logged $logged packets (counter on the log rule), to group(s) $*"
 	printf '   %-30s %10s %10s %8s\n' reader received lost loss
@@ -187,6 +198,9 @@ flood() {
 		to=$(grep -c 'msg="knock timed out"' "$tmp/$name.pk.log" || true)
 		echo "   portknockd logged $to \"knock timed out\" lines ($(wc -c <"$tmp/$name.pk.log") bytes of log)"
 		grep -E 'msg="(matcher|command) totals"' "$tmp/$name.pk.log" | sed 's/^/   /'
+	fi
+	cat "$tmp/$name.steal"
+	if [[ -n $pk ]]; then
 		touch "$tmp/opened"
 		local when="during"
 		flood_secs=$(sed -n 's/^flood .* seconds=\([^ ]*\).*/\1/p' "$tmp/$name.flood.out")

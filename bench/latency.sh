@@ -71,13 +71,24 @@ seq_timeout   = "5s"
 start_command = "echo %IP% > $tmp/cmd.fifo"
 EOF
 
+# steal_start / steal_report: the share of CPU time the hypervisor gave to
+# others meanwhile (steal in /proc/stat); on a shared virtual machine it
+# explains much of the run-to-run spread.
+steal_start() { steal0=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat); }
+steal_report() {
+	awk -v s0="$steal0" '/^cpu / { split(s0, a, " "); t = $2+$3+$4+$5+$6+$7+$8+$9 - a[1]
+		printf "   CPU steal during the run: %.1f%%\n", t ? 100 * ($9 - a[2]) / t : 0 }' /proc/stat
+}
+
 echo "$(nproc) CPUs, $(uname -r); $n knock sequences per run"
 run() {
+	steal_start
 	# knocklat takes the daemon with it when it ends; timeout bounds both.
 	ip netns exec "$ns" timeout 900 "$tmp/knocklat" -daemon "$tmp/portknockd" -config "$tmp/latency.toml" \
 		-fifo "$tmp/cmd.fifo" -n "$n" -log "$tmp/portknockd.log" "$@" || {
 		echo "--- portknockd log (tail)"; tail -20 "$tmp/portknockd.log"; exit 1
 	}
+	steal_report
 }
 echo
 echo "== 1. --dry-run: the daemon logs the command instead of running it (NFLOG → matcher → log line)"
@@ -87,4 +98,6 @@ echo "== 2. the door runs its command (adds fork and exec of /bin/sh)"
 run ${SAMPLES:+-samples "$SAMPLES"}
 echo
 echo "== 3. no daemon: a small Go program starts the same command directly (process creation alone)"
+steal_start
 ip netns exec "$ns" timeout 900 "$tmp/knocklat" -spawn-only -fifo "$tmp/cmd.fifo" -n "$n"
+steal_report
