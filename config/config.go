@@ -64,8 +64,9 @@ const (
 
 // The values of Input.Type.
 const (
-	InputText  = "text"
-	InputNFLOG = "nflog"
+	InputText   = "text"
+	InputNFLOG  = "nflog"
+	InputSyslog = "syslog"
 )
 
 // DefaultTextFormat is the text input format used when none is given: the
@@ -121,20 +122,31 @@ type Daemon struct {
 type Input struct {
 	// Line is where the input is defined, or 0 for one from the command line.
 	Line int
-	// Type is InputText or InputNFLOG.
+	// Type is InputText, InputNFLOG or InputSyslog.
 	Type string
 	// Path is where a text input reads: "-" for stdin, otherwise a FIFO or a
 	// file. Unused for nflog.
 	Path string
-	// Format is a text input's line format, one of TextFormats. Unused for
-	// nflog.
+	// Format is a text or syslog input's line format, one of TextFormats.
+	// Unused for nflog.
 	Format string
 	// Groups are the NFLOG groups an nflog input binds, at least one.
 	Groups []uint16
 	// Prefix, when set, keeps only packets logged with this prefix, because
 	// any local user can write a fake log line.
 	Prefix string
+	// Listen is where a syslog input listens (DefaultSyslogListen).
+	Listen string
+	// Network is a syslog input's transport: "udp" (the default) or "tcp".
+	Network string
+	// Allow lists the senders a syslog input accepts; empty means loopback
+	// only, since anyone who can send to it can forge knocks.
+	Allow []netip.Prefix
 }
+
+// DefaultSyslogListen is where a syslog input listens unless told: the
+// loopback only, so that exposing it to the network is a deliberate act.
+const DefaultSyslogListen = "127.0.0.1:514"
 
 // String names the input in logs and events: "text:-", "nflog:5,6".
 func (in *Input) String() string {
@@ -145,6 +157,8 @@ func (in *Input) String() string {
 			parts[i] = strconv.Itoa(int(g))
 		}
 		return in.Type + ":" + strings.Join(parts, ",")
+	case InputSyslog:
+		return in.Type + ":" + in.Network + ":" + in.Listen
 	default:
 		return in.Type + ":" + in.Path
 	}
@@ -177,8 +191,18 @@ func (in *Input) Validate() error {
 		if dup, ok := firstDuplicate(in.Groups); ok {
 			return fmt.Errorf("nflog group %d listed twice", dup)
 		}
+	case InputSyslog:
+		if in.Listen == "" || in.Path != "" || len(in.Groups) > 0 {
+			return errors.New("syslog input needs listen, and takes neither path nor groups")
+		}
+		if in.Network != "udp" && in.Network != "tcp" {
+			return fmt.Errorf("syslog network %q (want udp or tcp)", in.Network)
+		}
+		if !slices.Contains(TextFormats(), in.Format) {
+			return fmt.Errorf("unknown text format %q (want %s)", in.Format, strings.Join(TextFormats(), ", "))
+		}
 	default:
-		return fmt.Errorf("unknown input type %q (want %q or %q)", in.Type, InputText, InputNFLOG)
+		return fmt.Errorf("unknown input type %q (want %q, %q or %q)", in.Type, InputText, InputNFLOG, InputSyslog)
 	}
 	if strings.ContainsAny(in.Prefix, "\x00\n\r") {
 		return errors.New("prefix contains a control character")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -23,7 +25,9 @@ func tomlDaemonKeys() []string {
 	return []string{"state_dir", "max_sources", "max_commands", "logfile", "usesyslog", "pidfile"}
 }
 
-func tomlInputKeys() []string { return []string{"type", "path", "format", "groups", "prefix"} }
+func tomlInputKeys() []string {
+	return []string{"type", "path", "format", "groups", "prefix", "listen", "network", "allow"}
+}
 
 func tomlDoorKeys() []string {
 	return []string{
@@ -151,20 +155,20 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 	keyLine := func(key string) int { return r.lines.lookup(append(slices.Clip(path), key)...) }
 	if v, ok := tbl["type"]; ok {
 		if s, ok := r.str(v, keyLine("type"), "type"); ok {
-			if s == InputText || s == InputNFLOG {
+			if s == InputText || s == InputNFLOG || s == InputSyslog {
 				in.Type = s
 			} else {
-				r.pr.errorf(keyLine("type"), "type", "unknown input type %q (want %q or %q)", s, InputText, InputNFLOG)
+				r.pr.errorf(keyLine("type"), "type", "unknown input type %q (want %q, %q or %q)", s, InputText, InputNFLOG, InputSyslog)
 			}
 		}
 	} else {
-		r.pr.errorf(in.Line, "type", "missing: every input needs a type (%q or %q)", InputText, InputNFLOG)
+		r.pr.errorf(in.Line, "type", "missing: every input needs a type (%q, %q or %q)", InputText, InputNFLOG, InputSyslog)
 	}
 	// onlyFor reports a key that does not apply to this input's type; when
 	// the type itself is bad, that has been reported and this would be noise.
-	onlyFor := func(key, typ string) bool {
-		if in.Type != "" && in.Type != typ {
-			r.pr.errorf(keyLine(key), key, "only %s inputs take this key", typ)
+	onlyFor := func(key string, types ...string) bool {
+		if in.Type != "" && !slices.Contains(types, in.Type) {
+			r.pr.errorf(keyLine(key), key, "only %s inputs take this key", strings.Join(types, " and "))
 			return false
 		}
 		return true
@@ -181,7 +185,7 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 				in.Path = s
 			}
 		case "format":
-			if s, ok := r.str(v, line, key); ok && onlyFor(key, InputText) {
+			if s, ok := r.str(v, line, key); ok && onlyFor(key, InputText, InputSyslog) {
 				if !slices.Contains(TextFormats(), s) {
 					r.pr.errorf(line, key, "unknown text format %q (want %s)", s, strings.Join(TextFormats(), ", "))
 				}
@@ -190,6 +194,24 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 		case "groups":
 			if onlyFor(key, InputNFLOG) {
 				in.Groups = r.groups(v, line, key, path)
+			}
+		case "listen":
+			if s, ok := r.str(v, line, key); ok && onlyFor(key, InputSyslog) {
+				if _, _, err := net.SplitHostPort(s); err != nil {
+					r.pr.errorf(line, key, "want host:port such as \"127.0.0.1:514\": %v", err)
+				}
+				in.Listen = s
+			}
+		case "network":
+			if s, ok := r.str(v, line, key); ok && onlyFor(key, InputSyslog) {
+				if s != "udp" && s != "tcp" {
+					r.pr.errorf(line, key, "want \"udp\" or \"tcp\", got %q", s)
+				}
+				in.Network = s
+			}
+		case "allow":
+			if onlyFor(key, InputSyslog) {
+				in.Allow = r.prefixes(v, line, key)
 			}
 		case "prefix":
 			if s, ok := r.str(v, line, key); ok {
@@ -214,8 +236,47 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 		if _, ok := tbl["groups"]; !ok {
 			r.pr.errorf(in.Line, "groups", "missing: an nflog input needs groups, such as [5]")
 		}
+	case InputSyslog:
+		if in.Format == "" {
+			in.Format = DefaultTextFormat
+		}
+		if in.Listen == "" {
+			in.Listen = DefaultSyslogListen
+		}
+		if in.Network == "" {
+			in.Network = "udp"
+		}
 	}
 	r.c.Inputs = append(r.c.Inputs, in)
+}
+
+// prefixes reads a list of addresses or CIDR prefixes.
+func (r *tomlReader) prefixes(v any, line int, key string) []netip.Prefix {
+	list, ok := v.([]any)
+	if !ok {
+		r.pr.errorf(line, key, "want an array of addresses or prefixes such as [\"192.0.2.1\", \"2001:db8::/32\"], got %s", typeName(v))
+		return nil
+	}
+	var out []netip.Prefix
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			r.pr.errorf(line, key, "want strings, got %s", typeName(e))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				r.pr.errorf(line, key, "%q is neither an address nor a prefix", s)
+				continue
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 func (r *tomlReader) groups(v any, line int, key string, path []string) []uint16 {

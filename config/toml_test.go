@@ -256,13 +256,13 @@ path = ""
 ` + okDoor,
 			want: []string{
 				`t.toml:1: type: missing: every input needs a type`,
-				`t.toml:4: type: unknown input type "udp" (want "text" or "nflog")`,
+				`t.toml:4: type: unknown input type "udp" (want "text", "nflog" or "syslog")`,
 				`t.toml:5: path: missing: a text input needs a path`,
 				`t.toml:7: format: unknown text format "xml" (want auto, simple, netfilter, ulogd, journal, pflog, ipfw, filterlog)`,
 				`t.toml:11: groups: only nflog inputs take this key`,
 				`t.toml:12: groups: missing: an nflog input needs groups, such as [5]`,
 				`t.toml:14: path: only text inputs take this key`,
-				`t.toml:15: format: only text inputs take this key`,
+				`t.toml:15: format: only text and syslog inputs take this key`,
 				`t.toml:18: groups: must list at least one NFLOG group`,
 				`t.toml:22: groups: group 70000 out of range 0-65535`,
 				`t.toml:23: groups: group -1 out of range 0-65535`,
@@ -539,4 +539,48 @@ x = {
 			t.Errorf("line of %q = %d, want %d", tt.path, got, tt.want)
 		}
 	}
+}
+
+func TestTOMLSyslogInput(t *testing.T) {
+	c, err := parseAs("t.toml", []byte(`[[input]]
+type = "syslog"
+allow = ["192.0.2.1", "2001:db8::/32", "::ffff:198.51.100.7"]
+format = "filterlog"
+`+okDoor), FormatTOML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Inputs[0]
+	if in.Listen != DefaultSyslogListen || in.Network != "udp" || in.Format != "filterlog" {
+		t.Errorf("input = %+v; want defaults listen %s, network udp", in, DefaultSyslogListen)
+	}
+	want := []string{"192.0.2.1/32", "2001:db8::/32", "198.51.100.7/32"}
+	if len(in.Allow) != len(want) {
+		t.Fatalf("allow = %v, want %v", in.Allow, want)
+	}
+	for i, p := range in.Allow {
+		if p.String() != want[i] {
+			t.Errorf("allow[%d] = %v, want %s", i, p, want[i])
+		}
+	}
+	if got := in.String(); got != "syslog:udp:127.0.0.1:514" {
+		t.Errorf("String() = %q", got)
+	}
+	if err := in.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+
+	_, err = parseAs("t.toml", []byte(`[[input]]
+type = "syslog"
+listen = "nowhere"
+network = "sctp"
+allow = ["not an address"]
+path = "/x"
+`+okDoor), FormatTOML)
+	checkProblems(t, problemList(t, err), []string{
+		`t.toml:3: listen: want host:port`,
+		`t.toml:4: network: want "udp" or "tcp", got "sctp"`,
+		`t.toml:5: allow: "not an address" is neither an address nor a prefix`,
+		`t.toml:6: path: only text inputs take this key`,
+	})
 }
