@@ -7,7 +7,8 @@
 // hanging command can delay other starts but never the reading of knocks,
 // and a flood of matches costs a counter, not memory. Stop commands run on
 // a bounded set of goroutines of their own, so a door closes on time however
-// many starts are waiting.
+// many starts are waiting, and a stop that fails is retried with backoff
+// before it is given up with an error saying the door may still be open.
 package actions
 
 import (

@@ -21,6 +21,12 @@ const (
 	DefaultCommandTimeout = 30 * time.Second
 )
 
+// stopRetryDelays are the waits before a failed stop command runs again,
+// one per retry. A stop often fails for a passing reason, such as iptables
+// losing the race for the xtables lock, and a door left open is worse than
+// a stop command run twice. After the last retry the close is given up.
+var stopRetryDelays = [...]time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+
 // Options tune a Runner. The zero value is usable.
 type Options struct {
 	// Logger receives one line per open, close, failure and refusal. Nil
@@ -38,8 +44,9 @@ type Options struct {
 	// (default 256). Requests beyond it are refused, counted and logged
 	// with door and src, so a flood of matches cannot grow memory.
 	QueueSize int
-	// CommandTimeout is the time limit per command (default 30s); on
-	// expiry the command's whole process group is killed.
+	// CommandTimeout is the time limit per command (default 30s), each
+	// run of a command its own; on expiry the command's whole process
+	// group is killed.
 	CommandTimeout time.Duration
 }
 
@@ -48,7 +55,8 @@ type Stats struct {
 	// Started counts commands started (dry runs excluded).
 	Started uint64
 	// Failed counts commands that did not exit with status 0, including
-	// those killed at the time limit and those that could not start.
+	// those killed at the time limit and those that could not start. Each
+	// run of a retried stop command counts.
 	Failed uint64
 	// TimedOut counts commands killed at the time limit.
 	TimedOut uint64
@@ -57,6 +65,12 @@ type Stats struct {
 	// Extended counts re-knocks that moved a pending close instead of
 	// running the start command again.
 	Extended uint64
+	// StopRetries counts failed stop commands scheduled to run again.
+	StopRetries uint64
+	// StopsGivenUp counts closes abandoned after their stop command failed
+	// on every try: each of those doors may still be open, and was logged
+	// as an error with door and src.
+	StopsGivenUp uint64
 	// PendingCloses is the number of (door, address) pairs opening, open
 	// or closing whose stop command has not finished yet.
 	PendingCloses int
@@ -90,6 +104,7 @@ type Runner struct {
 	closers sync.WaitGroup
 
 	started, failed, timedOut, dropped, extended atomic.Uint64
+	stopRetries, stopsGivenUp                    atomic.Uint64
 
 	mu      sync.Mutex
 	doors   map[string]Door
@@ -118,8 +133,8 @@ const (
 	stateQueued entryState = iota
 	// stateOpen: the start command has run; the close is in the heap.
 	stateOpen
-	// stateClosing: the close is due; its stop command is running or
-	// waiting for a slot.
+	// stateClosing: the close is due; its stop command is running,
+	// waiting for a slot, or in the heap waiting to be retried.
 	stateClosing
 )
 
@@ -135,6 +150,8 @@ type entry struct {
 	// runs it again instead of only extending an open that never happened.
 	startFailed bool
 	index       int // in the heap, -1 when not there
+	// stopFailures is how many times the stop command has failed.
+	stopFailures int
 	// reopen is a start for the same (door, address) that came while this
 	// entry was closing. It is parked here, not queued, until the close
 	// has finished: run earlier, the close would shut the door it opens,
@@ -205,6 +222,8 @@ func (r *Runner) Stats() Stats {
 		TimedOut:      r.timedOut.Load(),
 		Dropped:       r.dropped.Load(),
 		Extended:      r.extended.Load(),
+		StopRetries:   r.stopRetries.Load(),
+		StopsGivenUp:  r.stopsGivenUp.Load(),
 		PendingCloses: pending,
 	}
 }
@@ -216,8 +235,9 @@ func (r *Runner) Stats() Stats {
 // command twice (which, with firewall rules, would add a rule the single
 // close does not remove).
 //
-// A match that comes while the pair's close is running opens again once
-// that close has finished, so the close cannot shut the new open.
+// A match that comes while the pair's close is running, or waiting to be
+// retried, opens again once that close has finished (or been given up), so
+// the close cannot shut the new open.
 //
 // Open never blocks: when the queue is full the request is refused,
 // counted and logged.
@@ -327,12 +347,19 @@ func (r *Runner) wakeScheduler() {
 	}
 }
 
-// Run runs the workers and the close scheduler until ctx ends. Before
-// returning it runs every pending close, with a fresh context bounded by
-// the command time limit, so doors never stay open because the daemon
-// stopped. Start commands still waiting in the queue are not run, and
-// commands running when ctx ends are killed; a stop command already running
-// is allowed to finish. Run returns nil after a shutdown by ctx.
+// Run runs the workers and the close scheduler until ctx ends. A stop
+// command that fails is retried after 1s, 5s and 30s, then given up with an
+// error saying the door may still be open.
+//
+// Before returning, Run runs every pending close, including those waiting
+// to be retried, MaxConcurrent at a time, so doors never stay open because
+// the daemon stopped. There is no overall deadline: each command has its
+// own time limit, and a stop that fails is tried once more after 1s before
+// it is given up. Shutdown therefore takes at most about
+// ceil(pending/MaxConcurrent) × (2 × CommandTimeout + 1s). Start commands
+// still waiting in the queue are not run, and start commands running when
+// ctx ends are killed; a stop command already running is allowed to
+// finish. Run returns nil after a shutdown by ctx.
 func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.running {
@@ -432,11 +459,65 @@ func (r *Runner) Drain(ctx context.Context) {
 	}
 }
 
+// runStop runs a due close while the Runner runs. On failure the close
+// goes back into the heap for its next retry, as long as retries are left.
+// Shutdown finds it there if it comes first.
 func (r *Runner) runStop(ctx context.Context, e *entry) {
-	r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop)
+	ok := r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop)
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok {
+		r.forgetLocked(e)
+		return
+	}
+	e.stopFailures++
+	if e.stopFailures > len(stopRetryDelays) {
+		r.giveUpLocked(e)
+		return
+	}
+	delay := stopRetryDelays[e.stopFailures-1]
+	e.deadline = time.Now().Add(delay)
+	heap.Push(&r.due, e)
+	r.stopRetries.Add(1)
+	r.log.Warn("stop command will be retried", "door", e.key.door, "src", e.key.src, "cmd", "stop",
+		"in", delay, "retry", e.stopFailures, "of", len(stopRetryDelays))
+	r.wakeScheduler()
+}
+
+// runFinalStop runs a close at shutdown, where there is no later: a failed
+// stop command is tried once more after the first retry delay, its slot
+// freed meanwhile, and then given up.
+func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
+	ok := r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop)
+	if !ok {
+		e.stopFailures++
+		delay := stopRetryDelays[0]
+		r.stopRetries.Add(1)
+		r.log.Warn("stop command will be retried before exit", "door", e.key.door, "src", e.key.src, "cmd", "stop", "in", delay)
+		<-r.closeSem
+		time.Sleep(delay)
+		r.closeSem <- struct{}{}
+		if ok = r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop); !ok {
+			e.stopFailures++
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ok {
+		r.forgetLocked(e)
+		return
+	}
+	r.giveUpLocked(e)
+}
+
+// giveUpLocked abandons a close whose stop command failed on every try.
+// The error line is what an administrator must act on, so it names the door,
+// the source and the command to run by hand.
+func (r *Runner) giveUpLocked(e *entry) {
+	r.stopsGivenUp.Add(1)
+	r.log.Error("giving up on stop command; door may still be open", "door", e.key.door, "src", e.key.src, "cmd", "stop",
+		"command", e.stop.String(), "attempts", e.stopFailures)
 	r.forgetLocked(e)
-	r.mu.Unlock()
 }
 
 // abandonLocked gives up on a start that was never run. A retry still
@@ -604,25 +685,17 @@ func (r *Runner) shutdown(ctx context.Context) {
 	}
 	r.log.Info("closing open doors before exit", "count", len(pending))
 
-	// The whole shutdown gets one command time limit; each command also
-	// has its own, so a hanging close cannot keep the daemon alive.
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	sem := make(chan struct{}, r.workers)
+	// No budget is shared between the closes: one that ran out of a
+	// shared deadline would leave its door open. Each command has its own
+	// time limit, so a hanging close still cannot keep the daemon alive.
+	// The close slots are all free here: the scheduler and its closers
+	// have returned.
 	var wg sync.WaitGroup
 	for _, e := range pending {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			r.log.Error("no time left to close door before exit", "door", e.key.door, "src", e.key.src, "cmd", "stop")
-			r.mu.Lock()
-			r.forgetLocked(e)
-			r.mu.Unlock()
-			continue
-		}
+		r.closeSem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
-			r.runStop(ctx, e)
+			defer func() { <-r.closeSem }()
+			r.runFinalStop(ctx, e)
 		})
 	}
 	wg.Wait()

@@ -30,12 +30,14 @@ type call struct {
 }
 
 // fakeExec stands in for processes under the fake clock. Commands listed
-// in slow take that long; commands in fail exit with status 1.
+// in slow take that long; commands in fail exit with status 1, always or
+// (failFirst) for their first runs.
 type fakeExec struct {
-	mu    sync.Mutex
-	calls []call
-	slow  map[string]time.Duration
-	fail  map[string]bool
+	mu        sync.Mutex
+	calls     []call
+	slow      map[string]time.Duration
+	fail      map[string]bool
+	failFirst map[string]int
 }
 
 func (f *fakeExec) exec(ctx context.Context, c Command, timeout time.Duration) result {
@@ -43,6 +45,10 @@ func (f *fakeExec) exec(ctx context.Context, c Command, timeout time.Duration) r
 	f.mu.Lock()
 	f.calls = append(f.calls, call{time.Since(epoch), s})
 	d, failing := f.slow[s], f.fail[s]
+	if f.failFirst[s] > 0 {
+		f.failFirst[s]--
+		failing = true
+	}
 	f.mu.Unlock()
 	if d > 0 {
 		select {
@@ -73,6 +79,15 @@ func (f *fakeExec) setFail(cmd string) {
 		f.fail = map[string]bool{}
 	}
 	f.fail[cmd] = true
+}
+
+func (f *fakeExec) setFailFirst(cmd string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failFirst == nil {
+		f.failFirst = map[string]int{}
+	}
+	f.failFirst[cmd] = n
 }
 
 func (f *fakeExec) got() []call {
@@ -759,5 +774,141 @@ func TestRunnerShutdownDropsParkedReopen(t *testing.T) {
 		}
 		// Nothing is in flight any more: Drain returns at once.
 		h.r.Drain(t.Context())
+	})
+}
+
+// TestRunnerShutdownClosesEveryDoor: at shutdown every pending close runs,
+// however long that takes; none is dropped for lack of a shared budget.
+func TestRunnerShutdownClosesEveryDoor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{MaxConcurrent: 2, CommandTimeout: 5 * time.Second})
+		for i := range 100 {
+			src := fmt.Sprintf("192.0.2.%d", i+1)
+			h.fake.setSlow("close "+src, time.Second)
+			h.r.Open(knock("ssh", src))
+		}
+		synctest.Wait()
+		h.shutdown()
+		if d := time.Since(epoch); d != 50*time.Second {
+			t.Errorf("shutdown took until %v, want 50s: 100 closes of 1s, two at a time", d)
+		}
+		closed := map[string]bool{}
+		for _, c := range h.fake.got() {
+			if src, ok := strings.CutPrefix(c.cmd, "close "); ok {
+				closed[src] = true
+			}
+		}
+		if len(closed) != 100 {
+			t.Errorf("%d doors closed at shutdown, want 100", len(closed))
+		}
+		if n := len(h.logs.find("closed")); n != 100 {
+			t.Errorf("%d closed lines, want 100", n)
+		}
+		if s := h.r.Stats(); s.PendingCloses != 0 || s.StopsGivenUp != 0 {
+			t.Errorf("stats = %+v", s)
+		}
+	})
+}
+
+// TestRunnerStopRetried: a stop command that fails (iptables losing the
+// xtables lock race, say) runs again after 1s and 5s, and the door is
+// closed when it succeeds.
+func TestRunnerStopRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{})
+		h.fake.setFailFirst("close 192.0.2.1", 2)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(12 * time.Second)
+		// A knock while the close waits for its retry opens again after it.
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		if s := h.r.Stats(); s.PendingCloses != 1 {
+			t.Errorf("PendingCloses while retrying = %d, want 1", s.PendingCloses)
+		}
+		h.sleepTo(16 * time.Second)
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"},
+			call{11 * time.Second, "close 192.0.2.1"}, call{16 * time.Second, "close 192.0.2.1"},
+			call{16 * time.Second, "open 192.0.2.1"})
+		retries := h.logs.find("stop command will be retried")
+		if len(retries) != 2 || retries[0].attrs["in"] != "1s" || retries[1].attrs["in"] != "5s" ||
+			retries[0].attrs["door"] != "ssh" || retries[0].attrs["src"] != "192.0.2.1" {
+			t.Errorf("retry lines = %v", retries)
+		}
+		if s := h.r.Stats(); s.StopRetries != 2 || s.StopsGivenUp != 0 || s.Failed != 2 || s.PendingCloses != 1 {
+			t.Errorf("stats = %+v, want StopRetries 2, Failed 2, PendingCloses 1 (the reopen)", s)
+		}
+		if n := len(h.logs.find("giving up on stop command; door may still be open")); n != 0 {
+			t.Errorf("%d give-up lines", n)
+		}
+		h.shutdown()
+	})
+}
+
+// TestRunnerStopGivenUp: a stop command that always fails is tried four
+// times (at the close, then 1s, 5s and 30s after each failure) and then
+// given up with an error naming the door and the source.
+func TestRunnerStopGivenUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{})
+		h.fake.setFail("close 192.0.2.1")
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(time.Hour)
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"},
+			call{11 * time.Second, "close 192.0.2.1"}, call{16 * time.Second, "close 192.0.2.1"},
+			call{46 * time.Second, "close 192.0.2.1"})
+		gaveUp := h.logs.find("giving up on stop command; door may still be open")
+		if len(gaveUp) != 1 {
+			t.Fatalf("give-up lines = %v, want 1", gaveUp)
+		}
+		want := map[string]string{"door": "ssh", "src": "192.0.2.1", "cmd": "stop", "command": "close 192.0.2.1", "attempts": "4"}
+		for k, v := range want {
+			if gaveUp[0].attrs[k] != v {
+				t.Errorf("give-up line %s = %q, want %q", k, gaveUp[0].attrs[k], v)
+			}
+		}
+		if gaveUp[0].level != slog.LevelError {
+			t.Errorf("give-up logged at %v", gaveUp[0].level)
+		}
+		if s := h.r.Stats(); s.StopRetries != 3 || s.StopsGivenUp != 1 || s.PendingCloses != 0 {
+			t.Errorf("stats = %+v, want StopRetries 3, StopsGivenUp 1, PendingCloses 0", s)
+		}
+		// Given up means forgotten: the next knock opens again.
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		synctest.Wait()
+		if got := h.fake.got(); got[len(got)-1] != (call{time.Hour, "open 192.0.2.1"}) {
+			t.Errorf("knock after give-up: calls %v", got)
+		}
+		h.shutdown()
+	})
+}
+
+// TestRunnerShutdownRetriesFailedStop: at shutdown a failed stop command,
+// including one waiting for its retry, gets one more try after 1s before
+// it is given up.
+func TestRunnerShutdownRetriesFailedStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{})
+		h.fake.setFailFirst("close 192.0.2.1", 2) // fails at 10s and at shutdown
+		h.fake.setFail("close 192.0.2.2")
+		h.fake.setFailFirst("close 192.0.2.3", 1) // succeeds on its retry
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(5 * time.Second)
+		h.r.Open(knock("ssh", "192.0.2.2"))
+		h.r.Open(knock("ssh", "192.0.2.3"))
+		h.sleepTo(10*time.Second + 500*time.Millisecond)
+		h.shutdown()
+		at := 10*time.Second + 500*time.Millisecond
+		h.wantCalls(
+			call{0, "open 192.0.2.1"}, call{5 * time.Second, "open 192.0.2.2"}, call{5 * time.Second, "open 192.0.2.3"},
+			call{10 * time.Second, "close 192.0.2.1"},
+			call{at, "close 192.0.2.1"}, call{at, "close 192.0.2.2"}, call{at, "close 192.0.2.3"},
+			call{at + time.Second, "close 192.0.2.1"}, call{at + time.Second, "close 192.0.2.2"}, call{at + time.Second, "close 192.0.2.3"},
+		)
+		gaveUp := h.logs.find("giving up on stop command; door may still be open")
+		if len(gaveUp) != 1 || gaveUp[0].attrs["src"] != "192.0.2.2" || gaveUp[0].attrs["door"] != "ssh" || gaveUp[0].attrs["attempts"] != "2" {
+			t.Errorf("give-up lines = %v, want one for 192.0.2.2 after 2 attempts", gaveUp)
+		}
+		if s := h.r.Stats(); s.StopsGivenUp != 1 || s.PendingCloses != 0 {
+			t.Errorf("stats = %+v", s)
+		}
 	})
 }
