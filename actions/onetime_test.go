@@ -246,3 +246,237 @@ func TestOneTimeClosed(t *testing.T) {
 		t.Error("second Close succeeded")
 	}
 }
+
+// replaceFile writes content to a new file and renames it over path, as
+// editors save.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rewriteInPlace truncates path and writes content into the same inode.
+func rewriteInPlace(t *testing.T, path, content string) {
+	t.Helper()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Fatal("rewrite made a new file")
+	}
+}
+
+// wantUnusable checks that a fresh open of path, as after a restart, never
+// offers seq: the consumed sequence must stay used.
+func wantUnusable(t *testing.T, path, seq string) {
+	t.Helper()
+	o, err := OpenOneTime(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	for {
+		cur, ok := o.Current()
+		if !ok {
+			return
+		}
+		if slices.Equal(cur, steps(t, seq)) {
+			data, _ := os.ReadFile(path)
+			t.Fatalf("consumed sequence %s usable again after a reopen; file:\n%s", seq, data)
+		}
+		if err := o.Consume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOneTimeFileChanged: Consume marks the sequence it serves in the file
+// as it is now, whether an editor replaced the file or it was rewritten in
+// place, and never marks another sequence's line.
+func TestOneTimeFileChanged(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		change  func(t *testing.T, path string)
+		after   string // file content after Consume
+		next    string // Current after Consume, "" for none
+		// quiet: the consumed line is still where it was read, so
+		// nothing is reported; the re-read still sees the rest.
+		quiet bool
+	}{
+		{
+			name:    "replaced by rename, lines shifted",
+			content: "1000,2000\n3000\n4000\n",
+			change: func(t *testing.T, path string) {
+				replaceFile(t, path, "# new sequences on top\n5000\n1000,2000\n3000\n4000\n")
+			},
+			after: "# new sequences on top\n5000\n#000,2000\n3000\n4000\n",
+			next:  "5000",
+		},
+		{
+			name:    "replaced by rename, same content",
+			content: "1000,2000\n3000\n",
+			change:  func(t *testing.T, path string) { replaceFile(t, path, "1000,2000\n3000\n") },
+			after:   "#000,2000\n3000\n",
+			next:    "3000",
+		},
+		{
+			name:    "rewritten in place, lines shifted down",
+			content: "1000,2000\n3000\n",
+			change: func(t *testing.T, path string) {
+				rewriteInPlace(t, path, "# comment added\n1000,2000\n3000\n")
+			},
+			after: "# comment added\n#000,2000\n3000\n",
+			next:  "3000",
+		},
+		{
+			// The consumed line's old offset now holds another sequence
+			// of the same length.
+			name:    "rewritten in place, lines swapped",
+			content: "1000\n2000\n",
+			change:  func(t *testing.T, path string) { rewriteInPlace(t, path, "2000\n1000\n") },
+			after:   "2000\n#000\n",
+			next:    "2000",
+		},
+		{
+			// Which copy is "the" line is ambiguous: both are marked, so
+			// that none can serve the sequence again.
+			name:    "rewritten in place with the sequence twice",
+			content: "1000\n2000\n",
+			change:  func(t *testing.T, path string) { rewriteInPlace(t, path, "10\n1000\n1000\n2000\n") },
+			after:   "10\n#000\n#000\n2000\n",
+			next:    "10",
+		},
+		{
+			name:    "rewritten in place, shorter",
+			content: "3000\n1000,2000\n",
+			change:  func(t *testing.T, path string) { rewriteInPlace(t, path, "3000\n") },
+			// Current is 3000, still at its place; the sequence after
+			// it is gone, and must not be served.
+			after: "#000\n",
+			quiet: true,
+		},
+		{
+			name:    "appended in place",
+			content: "1000\n",
+			change:  func(t *testing.T, path string) { rewriteInPlace(t, path, "1000\n2000\n") },
+			after:   "#000\n2000\n",
+			next:    "2000",
+			quiet:   true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.content)
+			logs := newLogCapture()
+			o, err := OpenOneTime(path, logs.logger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			consumed, _ := o.Current()
+			tt.change(t, path)
+			if err := o.Consume(); err != nil {
+				t.Fatalf("Consume: %v", err)
+			}
+			if data, _ := os.ReadFile(path); string(data) != tt.after {
+				t.Errorf("file after Consume:\n%q\nwant\n%q", data, tt.after)
+			}
+			cur, ok := o.Current()
+			if tt.next == "" {
+				if ok {
+					t.Errorf("Current = %v, want none left", cur)
+				}
+			} else if !ok || !slices.Equal(cur, steps(t, tt.next)) {
+				t.Errorf("Current = %v, %v; want %s", cur, ok, tt.next)
+			}
+			if n := len(logs.find("one-time sequence file changed since it was read; read it again")); n != 1 && !tt.quiet {
+				t.Errorf("no warning about the changed file; log:\n%s", logs.dump())
+			} else if n != 0 && tt.quiet {
+				t.Errorf("warning about a change that moved nothing; log:\n%s", logs.dump())
+			}
+			// The next Consume works on the file as it is now.
+			if ok {
+				before, _ := os.ReadFile(path)
+				if err := o.Consume(); err != nil {
+					t.Fatal(err)
+				}
+				after, _ := os.ReadFile(path)
+				if n := countDiff(before, after); n != 1 {
+					t.Errorf("second Consume changed %d bytes: %q -> %q", n, before, after)
+				}
+			}
+			var seq []string
+			for _, s := range consumed {
+				seq = append(seq, s.String())
+			}
+			wantUnusable(t, path, strings.Join(seq, ","))
+		})
+	}
+}
+
+func countDiff(a, b []byte) int {
+	n := 0
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n + max(len(a), len(b)) - min(len(a), len(b))
+}
+
+// TestOneTimeFileChangedSequenceGone: when the changed file no longer has
+// the sequence as an unused line, Consume fails, naming the file and saying
+// it changed, and marks nothing.
+func TestOneTimeFileChangedSequenceGone(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(t *testing.T, path string)
+		after  string
+	}{
+		{"replaced, sequence marked used", func(t *testing.T, path string) { replaceFile(t, path, "#000,2000\n3000\n") }, "#000,2000\n3000\n"},
+		{"replaced, sequence removed", func(t *testing.T, path string) { replaceFile(t, path, "3000\n") }, "3000\n"},
+		{"rewritten in place, sequence marked used", func(t *testing.T, path string) { rewriteInPlace(t, path, "#000,2000\n3000\n") }, "#000,2000\n3000\n"},
+		{"removed", func(t *testing.T, path string) { os.Remove(path) }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "1000,2000\n3000\n")
+			o, err := OpenOneTime(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			tt.change(t, path)
+			err = o.Consume()
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "changed") {
+				t.Fatalf("Consume = %v, want an error naming %s and saying it changed", err, path)
+			}
+			data, _ := os.ReadFile(path)
+			if string(data) != tt.after {
+				t.Errorf("file after a failed Consume = %q, want %q", data, tt.after)
+			}
+			// The sequence served stays the one the matcher knows; it is
+			// never marked used by another line's mark.
+			if cur, ok := o.Current(); !ok || !slices.Equal(cur, steps(t, "1000,2000")) {
+				t.Errorf("Current after a failed Consume = %v, %v", cur, ok)
+			}
+			if err := o.Consume(); err == nil {
+				t.Error("second Consume succeeded")
+			}
+		})
+	}
+}
