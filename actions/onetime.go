@@ -153,6 +153,18 @@ func (o *OneTimeFile) Current() ([]sequence.Step, bool) {
 	return slices.Clone(o.lines[0].steps), true
 }
 
+// Unused returns every unused sequence, in file order: the firewall must
+// log all of their ports, not only the current sequence's.
+func (o *OneTimeFile) Unused() [][]sequence.Step {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([][]sequence.Step, len(o.lines))
+	for i, l := range o.lines {
+		out[i] = slices.Clone(l.steps)
+	}
+	return out
+}
+
 // Remaining returns how many unused sequences are left.
 func (o *OneTimeFile) Remaining() int {
 	o.mu.Lock()

@@ -403,5 +403,6 @@ func (d *Daemon) logStats() {
 		src.logStats(d.log)
 	}
 	rs := d.runner.Stats()
-	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped)
+	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped,
+		"stop_retries", rs.StopRetries, "stops_given_up", rs.StopsGivenUp)
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	flag "github.com/spf13/pflag"
 
+	"portknock/actions"
 	"portknock/config"
 	"portknock/sequence"
 )
@@ -40,17 +43,43 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	printConfig(stdout, cfg)
+	oneTime, err := readOneTime(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	printConfig(stdout, cfg, oneTime)
 	return 0
 }
 
-func printConfig(w io.Writer, cfg *config.Config) {
+// readOneTime reads each door's unused one-time sequences, by door name.
+func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
+	out := make(map[string][][]sequence.Step)
+	for _, d := range cfg.Doors {
+		if d.OneTimeSequences == "" {
+			continue
+		}
+		f, err := actions.OpenOneTime(d.OneTimeSequences, nil)
+		if err != nil {
+			return nil, fmt.Errorf("door %q: %w", d.Name, err)
+		}
+		out[d.Name] = f.Unused()
+		f.Close()
+	}
+	return out, nil
+}
+
+func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequence.Step) {
 	fmt.Fprintf(w, "%s: %s format, %d door(s), %d input(s)\n\n", cfg.Path, cfg.Format, len(cfg.Doors), len(cfg.Inputs))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range cfg.Doors {
 		fmt.Fprintf(tw, "door %s\n", d.Name)
 		if d.OneTimeSequences != "" {
-			fmt.Fprintf(tw, "  sequence\tone-time, from %s\n", d.OneTimeSequences)
+			unused := oneTime[d.Name]
+			fmt.Fprintf(tw, "  sequence\tone-time, from %s: %d unused\n", d.OneTimeSequences, len(unused))
+			if len(unused) > 0 {
+				fmt.Fprintf(tw, "  next\t%s\n", joinSteps(unused[0], " "))
+			}
 		} else {
 			fmt.Fprintf(tw, "  sequence\t%s\n", joinSteps(d.Sequence, " "))
 		}
@@ -85,7 +114,16 @@ func printConfig(w io.Writer, cfg *config.Config) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", joinSteps(cfg.KnockSpace(), " "))
+	space := cfg.KnockSpace()
+	for _, seqs := range oneTime {
+		for _, steps := range seqs {
+			space = append(space, steps...)
+		}
+	}
+	slices.SortFunc(space, func(a, b sequence.Step) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
+	})
+	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", joinSteps(slices.Compact(space), " "))
 }
 
 func printCommand(w io.Writer, key string, c config.Command) {
