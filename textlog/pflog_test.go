@@ -430,7 +430,9 @@ func TestParsePflog(t *testing.T) {
 	for i := range cases {
 		cases[i].prefix = pflogPrefixes[cases[i].name]
 	}
-	cases = append(cases, bsdLongLines("pflog", pfUp+"192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, "rule ", " > ")...)
+	cases = append(cases, bsdLongLines(FormatPflog, pfUp+"192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn,
+		bsdMarker{"rule ", ReasonUnrecognized}, bsdMarker{" > ", ReasonUnrecognized},
+		bsdMarker{"rule 1/(", ReasonUnrecognized}, bsdMarker{"rule 1/0(match): block in on em0: ", ReasonUnrecognized})...)
 	bsdRunCases(t, FormatPflog, cases)
 	p := Parser{Format: FormatPflog}
 	for _, c := range cases {
@@ -438,21 +440,27 @@ func TestParsePflog(t *testing.T) {
 	}
 }
 
+// bsdMarker is a piece of line repeated to 4 KiB, and what the result
+// must parse as.
+type bsdMarker struct {
+	text   string
+	reason Reason
+}
+
 // bsdLongLines are the absurdly long lines every parser must survive: the
 // valid line padded to 4 KiB, and 4 KiB of nothing but the format's
-// markers, which must still take linear time.
-func bsdLongLines(name, valid string, markers ...string) []bsdCase {
+// markers, which must still take linear time (see the benchmarks).
+func bsdLongLines(f Format, valid string, markers ...bsdMarker) []bsdCase {
 	var out []bsdCase
 	var ev sequence.Event
-	p := Parser{}
+	p := Parser{Format: f}
 	_, r := p.Parse([]byte(valid), &ev)
 	long := valid + strings.Repeat(" x", (4096-len(valid))/2)
-	c := bsdCase{name: name + " padded to 4 KiB", line: long, reason: r, src: ev.Src, dst: ev.Dst, port: ev.Port, proto: ev.Proto, flags: ev.Flags, known: ev.FlagsKnown, time: ev.Time}
+	c := bsdCase{name: "padded to 4 KiB", line: long, reason: r, src: ev.Src, dst: ev.Dst, port: ev.Port, proto: ev.Proto, flags: ev.Flags, known: ev.FlagsKnown, time: ev.Time}
 	out = append(out, c)
-	for _, m := range markers {
-		out = append(out, bsdCase{name: name + " 4 KiB of " + strconv.Quote(m), line: strings.Repeat(m, 4096/len(m)), reason: ReasonUnrecognized})
+	for _, m := range append(markers, bsdMarker{"\xff", ReasonUnrecognized}, bsdMarker{"\x00", ReasonUnrecognized}) {
+		out = append(out, bsdCase{name: "4 KiB of " + strconv.Quote(m.text), line: strings.Repeat(m.text, 4096/len(m.text)), reason: m.reason})
 	}
-	out = append(out, bsdCase{name: name + " 4 KiB of one byte", line: strings.Repeat("\xff", 4096), reason: ReasonUnrecognized})
 	return out
 }
 
