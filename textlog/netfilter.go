@@ -2,6 +2,8 @@ package textlog
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -118,38 +120,40 @@ func (p *Parser) parseNetfilter(line []byte, ev *sequence.Event) Reason {
 	l.skipToken() // the output interface, empty or not
 
 	// Link-layer fields, up to SRC=.
-	var t []byte
 	for {
-		t = l.next()
-		if len(t) == 0 {
+		l.skipBlanks()
+		switch {
+		case l.atEnd():
 			return ReasonTruncated
-		}
-		if bytes.HasPrefix(t, nfSrcKey) {
-			break
-		}
-		switch string(nfKey(t)) {
-		case "PHYSIN=", "PHYSOUT=", "MAC=", "TUNNEL=", "MACSRC=", "MACDST=", "VPROTO=", "VID=", "MACPROTO=":
+		case l.hasPrefix("SRC="):
+		case l.hasPrefix("MAC="):
+			l.skipToken() // the usual field before SRC=
 			continue
+		default:
+			t := l.next()
+			switch string(nfKey(t)) {
+			case "PHYSIN=", "PHYSOUT=", "TUNNEL=", "MACSRC=", "MACDST=", "VPROTO=", "VID=", "MACPROTO=":
+				continue
+			}
+			switch string(t) {
+			case "ARP", "TRUNCATED":
+				// An ARP packet, or an IP header too short to read.
+				return ReasonNoPorts
+			}
+			return l.unexpected()
 		}
-		switch string(t) {
-		case "ARP", "TRUNCATED":
-			// An ARP packet, or an IP header too short to read.
-			return ReasonNoPorts
-		}
-		return l.unexpected()
+		break
 	}
-	if l.atEnd() {
-		return ReasonTruncated // the address may be cut
-	}
-	src, r := nfAddr(t[len(nfSrcKey):])
+	src, r := l.addr(len("SRC="))
 	if r != ReasonNone {
 		return r
 	}
-	t = l.next()
-	if !bytes.HasPrefix(t, nfDstKey) || l.atEnd() {
+	l.skipBlanks()
+	if !l.hasPrefix("DST=") {
+		l.next()
 		return l.unexpected()
 	}
-	dst, r := nfAddr(t[len(nfDstKey):])
+	dst, r := l.addr(len("DST="))
 	if r != ReasonNone {
 		return r
 	}
@@ -161,7 +165,7 @@ func (p *Parser) parseNetfilter(line []byte, ev *sequence.Event) Reason {
 	// leniently; what matters is whether the packet is a fragment and
 	// whether the kernel gave up on it.
 	frag, gaveUp := false, false
-	t = l.next()
+	t := l.next()
 	switch string(nfKey(t)) {
 	case "TOS=":
 		if !l.expect("PREC=") || !l.expect("TTL=") || !l.expect("ID=") {
@@ -176,18 +180,7 @@ func (p *Parser) parseNetfilter(line []byte, ev *sequence.Event) Reason {
 	}
 	for {
 		t = l.next()
-		if len(t) == 0 {
-			// The kernel stops before PROTO= for fragments of some
-			// protocols and when it cannot read a header.
-			switch {
-			case frag:
-				return ReasonFragment
-			case gaveUp:
-				return ReasonNoPorts
-			}
-			return ReasonTruncated
-		}
-		if bytes.HasPrefix(t, nfProtoKey) {
+		if len(t) == 0 || t[0] == '[' || bytes.HasPrefix(t, nfProtoKey) {
 			break
 		}
 		if bytes.HasPrefix(t, nfFragKey) {
@@ -201,15 +194,26 @@ func (p *Parser) parseNetfilter(line []byte, ev *sequence.Event) Reason {
 			}
 			continue
 		}
-		switch {
-		case string(t) == "TRUNCATED", string(t) == "Unknown", string(t) == "ESP", t[0] == '[':
+		switch string(t) {
+		case "TRUNCATED", "Unknown", "ESP":
+			// A header the kernel could not read ("TRUNCATED",
+			// "Unknown Ext Hdr 143"), or IPv6 ESP: it prints nothing
+			// more, or only the closing of "OPT ( ... )".
 			gaveUp = true
 		}
 	}
-	if frag {
+	switch {
+	case frag:
 		// Non-first fragments carry no transport header, whatever
-		// PROTO= says; the kernel prints nothing after it.
+		// PROTO= says; the kernel prints nothing after it, and for
+		// some protocols not even PROTO=.
 		return ReasonFragment
+	case gaveUp || len(t) > 0 && t[0] == '[':
+		// "[" is an extension header cut short ("INCOMPLETE [8
+		// bytes] )"); a quoted packet only ever follows PROTO=ICMP.
+		return ReasonNoPorts
+	case len(t) == 0:
+		return ReasonTruncated
 	}
 	proto := sequence.TCP
 	switch string(t[len(nfProtoKey):]) {
@@ -273,8 +277,6 @@ func (p *Parser) parseNetfilter(line []byte, ev *sequence.Event) Reason {
 }
 
 var (
-	nfSrcKey   = []byte("SRC=")
-	nfDstKey   = []byte("DST=")
 	nfProtoKey = []byte("PROTO=")
 	nfFragKey  = []byte("FRAG:")
 	nfSptKey   = []byte("SPT=")
@@ -299,8 +301,11 @@ func nfLocate(line []byte, first int) (in, out int) {
 		}
 		// The last "IN=" of the token: a glued prefix may contain "IN="
 		// itself ("x IN=a OUT=IN=eth0 OUT=" is prefix "x IN=a OUT=").
-		if k := bytes.LastIndex(line[ts:j], nfInKey); k >= 0 {
-			in, out = ts+k, j
+		for k := j - len(nfInKey); k >= ts; k-- {
+			if line[k] == 'I' && line[k+1] == 'N' && line[k+2] == '=' {
+				in, out = k, j
+				break
+			}
 		}
 		floor = j + 1
 		if j = nfIndexOut(line, j+len(nfOutKey)); j < 0 {
@@ -310,15 +315,16 @@ func nfLocate(line []byte, first int) (in, out int) {
 }
 
 // nfIndexOut returns the index of the first " OUT=" in line at or after
-// from, or -1. It searches for "OUT=", whose first byte is rare in log
-// lines, where a search for " OUT=" would stop at every blank.
+// from, or -1. It searches for "UT=", whose first byte is rare in log
+// lines and in the kernel's fields, where a search for " OUT=" would stop
+// at every blank and one for "OUT=" at every PROTO and WINDOW.
 func nfIndexOut(line []byte, from int) int {
-	for from < len(line) {
-		k := bytes.Index(line[from:], nfOutKey[1:])
+	for from+len(nfOutKey) <= len(line) {
+		k := bytes.Index(line[from+2:], nfOutKey[2:])
 		if k < 0 {
 			return -1
 		}
-		if j := from + k - 1; j >= 0 && line[j] == ' ' {
+		if j := from + k; line[j] == ' ' && line[j+1] == 'O' {
 			return j
 		}
 		from += k + 1
@@ -332,35 +338,151 @@ type nfLexer struct {
 	i int
 }
 
-// nfBlank is isBlank as a table, for the loops that walk every byte of
-// the kernel's text.
-var nfBlank = [256]bool{' ': true, '\t': true, '\r': true}
-
 // next returns the next token, or an empty one at the end of the line.
+// The kernel separates its fields with single blanks, and only with
+// blanks: a tab or CR inside its text is part of a token (and so makes
+// the token wrong), which keeps this loop, run for every field, short.
 func (l *nfLexer) next() []byte {
 	s, i := l.s, l.i
-	for i < len(s) && nfBlank[s[i]] {
+	for i < len(s) && s[i] == ' ' {
 		i++
 	}
-	j := i
-	for j < len(s) && !nfBlank[s[j]] {
-		j++
-	}
+	j := nfSpace(s, i)
 	l.i = j
 	return s[i:j]
 }
 
+// nfSpace returns the index of the first blank in s at or after i, or
+// len(s). It looks at eight bytes at a time: a byte equal to ' ' becomes
+// zero after the XOR, and the borrow trick marks the lowest zero byte.
+func nfSpace(s []byte, i int) int {
+	const ones, highs, spaces = 0x0101010101010101, 0x8080808080808080, 0x2020202020202020
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:]) ^ spaces
+		if t := (x - ones) &^ x & highs; t != 0 {
+			return i + bits.TrailingZeros64(t)>>3
+		}
+	}
+	for i < len(s) && s[i] != ' ' {
+		i++
+	}
+	return i
+}
+
 // skipToken moves past the token that starts at the current position, if
 // any, without skipping blanks first (an empty OUT= is followed by one).
-func (l *nfLexer) skipToken() {
-	for l.i < len(l.s) && !nfBlank[l.s[l.i]] {
-		l.i++
-	}
-}
+func (l *nfLexer) skipToken() { l.i = nfSpace(l.s, l.i) }
 
 // atEnd reports whether no token is left; the line has no trailing
 // blanks, so that is the end of the line.
 func (l *nfLexer) atEnd() bool { return l.i >= len(l.s) }
+
+func (l *nfLexer) skipBlanks() {
+	for l.i < len(l.s) && l.s[l.i] == ' ' {
+		l.i++
+	}
+}
+
+// hasPrefix reports whether the text at the current position starts with
+// key.
+func (l *nfLexer) hasPrefix(key string) bool {
+	return len(l.s)-l.i >= len(key) && string(l.s[l.i:l.i+len(key)]) == key
+}
+
+// addr reads the SRC= or DST= token at the current position, whose key is
+// keyLen bytes long. The value is scanned once, both for its end and for
+// bytes no address has, which are rejected before netip builds an error.
+// The kernel prints IPv4 dotted and IPv6 fully expanded
+// ("2001:0db8:0000:..."); both, and the compressed form other tools print,
+// give the same normalised address. The line's last token may be cut, so
+// an address there is ReasonTruncated.
+func (l *nfLexer) addr(keyLen int) (netip.Addr, Reason) {
+	s := l.s
+	i := l.i + keyLen
+	j, clean := i, true
+	for ; j < len(s) && s[j] != ' '; j++ {
+		if !isAddrChar(s[j]) {
+			clean = false
+		}
+	}
+	l.i = j
+	switch {
+	case l.atEnd():
+		return netip.Addr{}, ReasonTruncated
+	case !clean:
+		return netip.Addr{}, ReasonBadAddress
+	}
+	a, ok := nfParseAddr(s[i:j])
+	if !ok {
+		return netip.Addr{}, ReasonBadAddress
+	}
+	return a, ReasonNone
+}
+
+// nfParseAddr is parseAddr (without zones) with fast paths for the forms
+// the kernel prints: IPv4 dotted decimal without leading zeros, and IPv6
+// as eight groups of four hex digits. Anything else, including every
+// error, is parseAddr's to judge, so the results are the same.
+func nfParseAddr(b []byte) (netip.Addr, bool) {
+	if len(b) == len("0000:0000:0000:0000:0000:0000:0000:0000") {
+		var a [16]byte
+		for g := range 8 {
+			o := g * 5
+			if g < 7 && b[o+4] != ':' {
+				return parseAddr(b, -1)
+			}
+			hi, ok1 := nfHexByte(b[o], b[o+1])
+			lo, ok2 := nfHexByte(b[o+2], b[o+3])
+			if !ok1 || !ok2 {
+				return parseAddr(b, -1)
+			}
+			a[2*g], a[2*g+1] = hi, lo
+		}
+		return netip.AddrFrom16(a).Unmap(), true
+	}
+	var a [4]byte
+	n, i := 0, 0
+	for ; n < 4; n++ {
+		if n > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return parseAddr(b, -1)
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(b) && i-start < 3 && nfIsDigit(b[i]) {
+			v = v*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || b[start] == '0' && i-start > 1 {
+			return parseAddr(b, -1)
+		}
+		a[n] = byte(v)
+	}
+	if i != len(b) {
+		return parseAddr(b, -1)
+	}
+	return netip.AddrFrom4(a), true
+}
+
+// nfHexByte reads two hex digits.
+func nfHexByte(h, l byte) (byte, bool) {
+	hv, ok1 := nfHex(h)
+	lv, ok2 := nfHex(l)
+	return hv<<4 | lv, ok1 && ok2
+}
+
+func nfHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
 
 // expect reads the next token and reports whether it starts with key.
 func (l *nfLexer) expect(key string) bool {
@@ -384,22 +506,6 @@ func nfKey(t []byte) []byte {
 		return t[:k+1]
 	}
 	return nil
-}
-
-// nfAddr parses a SRC= or DST= value. The kernel prints IPv4 dotted and
-// IPv6 fully expanded ("2001:0db8:0000:..."); both, and the compressed form
-// other tools print, give the same normalised address.
-func nfAddr(v []byte) (addr netip.Addr, r Reason) {
-	for _, c := range v {
-		if !isAddrChar(c) {
-			return addr, ReasonBadAddress
-		}
-	}
-	a, ok := parseAddr(v, -1)
-	if !ok {
-		return addr, ReasonBadAddress
-	}
-	return a, ReasonNone
 }
 
 // nfPort parses a port number in 1..65535.
@@ -832,13 +938,15 @@ func nfFraction(b []byte, n int) (ns, end int, comma bool) {
 
 // nfClockTime reads "hh:mm:ss".
 func nfClockTime(b []byte) (hh, mm, ss int, ok bool) {
-	if len(b) != 8 || b[2] != ':' || b[5] != ':' {
+	if len(b) != 8 || b[2] != ':' || b[5] != ':' ||
+		!nfIsDigit(b[0]) || !nfIsDigit(b[1]) || !nfIsDigit(b[3]) ||
+		!nfIsDigit(b[4]) || !nfIsDigit(b[6]) || !nfIsDigit(b[7]) {
 		return 0, 0, 0, false
 	}
-	hh, ok1 := nfNum(b[0:2])
-	mm, ok2 := nfNum(b[3:5])
-	ss, ok3 := nfNum(b[6:8])
-	return hh, mm, ss, ok1 && ok2 && ok3
+	hh = int(b[0]-'0')*10 + int(b[1]-'0')
+	mm = int(b[3]-'0')*10 + int(b[4]-'0')
+	ss = int(b[6]-'0')*10 + int(b[7]-'0')
+	return hh, mm, ss, true
 }
 
 // nfNum reads a short run of decimal digits that is all of b.
@@ -895,32 +1003,44 @@ func (s *nfStamp) time() time.Time {
 	mon := time.Month(s.month)
 	switch s.kind {
 	case nfOffset:
-		t := time.Date(s.year, mon, s.day, s.hour, s.min, s.sec, s.ns, time.UTC)
-		if t.Day() != s.day && s.sec < 60 {
+		if s.day > nfDaysIn(mon, s.year) {
 			return time.Time{} // November 31st
 		}
+		t := time.Date(s.year, mon, s.day, s.hour, s.min, s.sec, s.ns, time.UTC)
 		return t.Add(-time.Duration(s.off) * time.Second).In(nfZone)
 	case nfLocal:
-		t := time.Date(s.year, mon, s.day, s.hour, s.min, s.sec, s.ns, nfZone)
-		if t.Day() != s.day && s.sec < 60 {
+		if s.day > nfDaysIn(mon, s.year) {
 			return time.Time{}
 		}
-		return t
+		return time.Date(s.year, mon, s.day, s.hour, s.min, s.sec, s.ns, nfZone)
 	}
 	// A year later than the limit's cannot do, so the first year tried
 	// is nearly always the answer. Going back reaches the leap year
 	// before a Feb 29th, at most eight years (2096 to 2104 has none).
 	limit := nfClock().Add(24 * time.Hour)
 	for y := limit.Year(); y >= limit.Year()-8; y-- {
-		t := time.Date(y, mon, s.day, s.hour, s.min, s.sec, s.ns, nfZone)
-		if t.Day() != s.day && s.sec < 60 {
+		if s.day > nfDaysIn(mon, y) {
 			continue
 		}
-		if !t.After(limit) {
+		if t := time.Date(y, mon, s.day, s.hour, s.min, s.sec, s.ns, nfZone); !t.After(limit) {
 			return t
 		}
 	}
 	return time.Time{}
+}
+
+// nfDaysIn returns the number of days of month m in year y.
+func nfDaysIn(m time.Month, y int) int {
+	switch m {
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 func nfIsDigit(c byte) bool { return c >= '0' && c <= '9' }
