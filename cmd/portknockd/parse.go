@@ -79,6 +79,10 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := enc.Encode(pe); err != nil && encErr == nil {
 			encErr = err
 		}
+		// Each event goes out at once, so parse can watch a live log.
+		if err := out.Flush(); err != nil && encErr == nil {
+			encErr = err
+		}
 	})
 	if ferr := out.Flush(); encErr == nil {
 		encErr = ferr
