@@ -35,7 +35,10 @@ const netfilterImplemented = true
 // blanks and then " OUT=": nothing after the real one can look like that,
 // and any look-alike before it is part of the prefix (or of the framing).
 // Fields are then read in the kernel's order from there, never searched for,
-// so nothing in a prefix is ever taken for a field.
+// so nothing in a prefix is ever taken for a field. The fields the kernel
+// always prints (SRC= DST= LEN= and the rest of the IP header's, SPT= DPT=)
+// must come in its order, or the line is not the kernel's; optional ones
+// are skipped without judging them.
 //
 // The prefix rule. The prefix is the text between the end of the framing
 // (the syslog header up to and including the tag's ':', a dmesg or kmsg
@@ -45,7 +48,10 @@ const netfilterImplemented = true
 // "knock " (printed "knock IN=...") and "knock" (glued, "knockIN=...") both
 // match Prefix "knock"; iptables' "knock: " needs Prefix "knock:". Framing
 // this parser does not know stays part of the prefix, so such lines fail a
-// prefix filter rather than pass one by accident.
+// prefix filter rather than pass one by accident. The filter keeps other
+// rules' lines out; it cannot keep out a local user who writes the same
+// prefix through logger(1), since in a syslog file that line looks like
+// the kernel's (the journal format can tell them apart by transport).
 //
 // What is an event. A packet that came in on an interface (IN= not empty;
 // forwarded packets have both IN= and OUT= set and count), is TCP or UDP,

@@ -445,12 +445,12 @@ type nfGoldenWant struct {
 }
 
 var nfGoldenPlan = map[nfGoldenWant]int{
-	{"knock", ReasonOutbound, 0, 0}:                                       1,
+	{"knock", ReasonOutbound, 0, 0}:                                       1, // with UID= GID=
 	{"knock", ReasonNone, 7000, sequence.TCP}:                             1,
 	{"knock", ReasonNone, 7001, sequence.TCP}:                             1, // glued
 	{"evil SRC=6.6.6.6 DPT=7000", ReasonNone, 7002, sequence.TCP}:         1,
 	{"x IN=a OUT=b SRC=6.6.6.6 DPT=7000", ReasonNone, 7003, sequence.TCP}: 1,
-	{"knock", ReasonNone, 7004, sequence.TCP}:                             1, // log flags all
+	{"knock", ReasonNone, 7004, sequence.TCP}:                             1, // log flags all, MARK=
 	{"[UFW BLOCK]", ReasonNone, 7005, sequence.TCP}:                       1,
 	{"ipt knock:", ReasonNone, 7006, sequence.TCP}:                        1,
 	{"ipt knock:", ReasonNone, 7007, sequence.TCP}:                        1, // every --log-* option

@@ -26,12 +26,13 @@
 #   tcp 7001                               "knock"    prefix glued to IN=
 #   tcp 7002                               "evil SRC=6.6.6.6 DPT=7000 "
 #   tcp 7003                               "x IN=a OUT=b SRC=6.6.6.6 DPT=7000 "
-#   tcp 7004                               "knock ", log flags all
+#   tcp 7004                               "knock ", log flags all, a packet mark
 #   tcp 7005                               "[UFW BLOCK] "
 #   tcp 7006 (iptables/ip6tables -j LOG)   "ipt knock: "
 #   tcp 7007 (iptables/ip6tables -j LOG)   "ipt knock: " with every --log-* option
 # and in the output hook:
-#   tcp 7000                               "knock "   the same knock, outbound
+#   tcp 7000                               "knock "   the same knock, outbound,
+#                                                     with the sender's UID and GID
 # Every packet is sent over IPv4 and IPv6. udp 9000 and 9002 have no
 # listener, so each brings an ICMP port unreachable.
 set -euo pipefail
@@ -82,12 +83,12 @@ table inet pk {
 		tcp dport 7001 log prefix "knock" accept
 		tcp dport 7002 log prefix "evil SRC=6.6.6.6 DPT=7000 " accept
 		tcp dport 7003 log prefix "x IN=a OUT=b SRC=6.6.6.6 DPT=7000 " accept
-		tcp dport 7004 log prefix "knock " flags all accept
+		tcp dport 7004 meta mark set 0x2a log prefix "knock " flags all accept
 		tcp dport 7005 log prefix "[UFW BLOCK] " accept
 	}
 	chain out {
 		type filter hook output priority 0; policy accept;
-		tcp dport 7000 log prefix "knock " accept
+		tcp dport 7000 log prefix "knock " flags skuid accept
 	}
 }
 EOF
