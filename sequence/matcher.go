@@ -363,8 +363,15 @@ func (m *Matcher) consume(ds *doorState, src netip.Addr) bool {
 
 func (m *Matcher) timedOut(ds *doorState, src netip.Addr, pr *progress) {
 	m.stats.Timeouts++
-	if m.log.Enabled(context.Background(), slog.LevelInfo) {
-		m.log.Info("knock timed out", "door", ds.Name, "src", src, "step", int(pr.step), "of", len(ds.seq))
+	// An attempt that got no further than its first knock is what every
+	// spoofed packet to a first port leaves behind: logged at info, a
+	// flood would become a flood of log lines. It is counted all the same.
+	level := slog.LevelInfo
+	if pr.step < 2 {
+		level = slog.LevelDebug
+	}
+	if m.log.Enabled(context.Background(), level) {
+		m.log.Log(context.Background(), level, "knock timed out", "door", ds.Name, "src", src, "step", int(pr.step), "of", len(ds.seq))
 	}
 	*pr = progress{}
 }

@@ -359,7 +359,7 @@ func TestKnockSpace(t *testing.T) {
 
 func TestExpireSweepsAndLogs(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m, err := New([]Door{ssh, door("slow", "7000,1234", time.Minute)}, Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -647,5 +647,23 @@ func TestHugeTimeoutDoesNotWrap(t *testing.T) {
 	}
 	if got := runKnocks(t, m, seq(a4, 24*time.Hour, "8000")); !slices.Equal(got, []string{"forever " + a4}) {
 		t.Errorf("matches = %q", got)
+	}
+}
+
+func TestFirstKnockTimeoutsLogAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	m, err := New([]Door{ssh}, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A spoofed first knock and a real attempt two knocks in.
+	runKnocks(t, m, cat(seq(b4, 0, "7000"), seq(a4, 0, "7000", "8000")))
+	m.Expire(t0.Add(time.Minute))
+	if st := m.Stats(); st.Timeouts != 2 {
+		t.Fatalf("timeouts = %d, want 2 (both counted)", st.Timeouts)
+	}
+	got := buf.String()
+	if strings.Count(got, "knock timed out") != 1 || !strings.Contains(got, "src="+a4) {
+		t.Errorf("info log = %q; want one timeout line, for %s", got, a4)
 	}
 }
