@@ -99,7 +99,15 @@ func (fl *follower) checkFile() (bool, error) {
 		// unchanged: wait and look again.
 		return false, nil
 	}
-	// Rotated, and the old file is read to its end: on to the new one.
+	// Rotated. What was written to the old file between the look at its
+	// size above and the look at the path is still to be read: only once
+	// the new file exists and the old one is read to its end, move on.
+	if cur, err = fl.f.Stat(); err != nil {
+		return false, err
+	}
+	if cur.Size() > fl.off {
+		return true, nil
+	}
 	nf, err := os.Open(fl.path)
 	if err != nil {
 		return false, nil

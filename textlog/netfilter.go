@@ -101,6 +101,11 @@ func (p *Parser) parseNetfilter(line []byte, ev *sequence.Event) Reason {
 	if first < 0 {
 		return ReasonUnrecognized
 	}
+	// A JSON record quoting a kernel line (journalctl -o json, ulogd's
+	// JSON) is theirs to judge: only they know whether the kernel wrote it.
+	if t := trimBlanks(line); len(t) > 0 && t[0] == '{' {
+		return ReasonUnrecognized
+	}
 	// Without trailing blanks (the kernel's last one, a CR), the end of
 	// the line is the end of the last token.
 	for isBlank(line[len(line)-1]) {

@@ -25,8 +25,10 @@ type Parser struct {
 }
 
 // Parse parses line and, when it is an event, fills ev's Src, Dst, Port,
-// Proto, Flags and FlagsKnown; Time and Input are the caller's. ev is
-// written only when the reason is ReasonNone.
+// Proto, Flags and FlagsKnown, and sets Time to the time the line carries
+// (the zero time when it carries none; a Source replaces it with the time
+// the line was read). Input is the caller's. ev is written only when the
+// reason is ReasonNone.
 //
 // The returned format is the one that recognised the line, which is what a
 // FormatAuto parser learned about the line. It is FormatAuto exactly when no
@@ -39,15 +41,25 @@ func (p *Parser) Parse(line []byte, ev *sequence.Event) (Format, Reason) {
 		}
 		return p.Format, r
 	}
+	// A prefix mismatch in one format does not settle the line: the simple
+	// format, say, calls every line not starting with the prefix a
+	// mismatch. It is the answer only if no later format takes the line.
+	first, firstReason := FormatAuto, ReasonUnrecognized
 	for _, f := range autoOrder {
 		if !implemented[f] {
 			continue
 		}
-		if r := p.parseAs(f, line, ev); r != ReasonUnrecognized {
+		switch r := p.parseAs(f, line, ev); r {
+		case ReasonUnrecognized:
+		case ReasonPrefix:
+			if first == FormatAuto {
+				first, firstReason = f, r
+			}
+		default:
 			return f, r
 		}
 	}
-	return FormatAuto, ReasonUnrecognized
+	return first, firstReason
 }
 
 // parseAs parses line as format f. Each format's parser sets ev.Time to the
