@@ -1,0 +1,864 @@
+package textlog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"portknock/sequence"
+)
+
+// The networks a SyslogListener can listen on.
+const (
+	SyslogUDP    = "udp"
+	SyslogTCP    = "tcp"
+	SyslogUDPTCP = "udp+tcp" // both, on the same address and port
+)
+
+// Defaults and limits of a SyslogListener.
+const (
+	// DefaultSyslogAddr listens on loopback only: receiving from other
+	// hosts must be the administrator's explicit choice, since anyone who
+	// can reach the socket can write log lines.
+	DefaultSyslogAddr = "127.0.0.1:514"
+	// DefaultMaxMessage is generous for firewall log lines (a few hundred
+	// bytes) and four times the 2 KiB that RFC 5425 asks receivers to
+	// accept.
+	DefaultMaxMessage = 8 << 10
+	// MaxSyslogMessage bounds MaxMessage: no UDP datagram is larger, and
+	// each TCP connection holds a buffer of this size.
+	MaxSyslogMessage = 64 << 10
+	// DefaultMaxConns bounds the TCP connections served at once. A
+	// firewall forwards over one connection; the rest is headroom for
+	// reconnects and several senders.
+	DefaultMaxConns = 64
+	// DefaultIdleTimeout closes TCP connections that sent nothing for this
+	// long, so that vanished senders do not hold connection slots forever.
+	// Senders reconnect when they have something to say.
+	DefaultIdleTimeout = 5 * time.Minute
+)
+
+// maxLenDigits bounds an octet count's digits. Nine digits allow lengths
+// up to a gigabyte, far beyond any syslog message; a longer count means a
+// stream that is not octet-counted at all (or no longer in step), and
+// reading it as a count would swallow the connection.
+const maxLenDigits = 9
+
+// loopbackOnly is the Allow list when none is given.
+var loopbackOnly = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("::1/128"),
+}
+
+// SyslogListener receives syslog messages over UDP and/or TCP, as
+// firewalls forward their logs (pfSense and OPNsense remote syslog,
+// rsyslog and syslog-ng forwarding, BSD syslogd), and parses every line of
+// every message. Set the fields, call Listen if the bound addresses or
+// bind errors are wanted early, then Run once. A SyslogListener must not be
+// copied after that.
+//
+// A message is handed to Parser unchanged, syslog header and all: the
+// formats recognise syslog framing themselves. A message holding several
+// lines (separated by LF or NUL) is parsed line by line; a CR ending a line
+// is dropped and empty lines are ignored.
+//
+// TCP streams are framed as RFC 6587 describes, detected per message: a
+// message starting with a digit is octet-counted ("MSG-LEN SP MSG", as
+// rsyslog detects it), any other runs to the next LF or NUL (non-transparent
+// framing). A bare line that starts with digits and a blank is therefore
+// read as a length over TCP; such lines belong in a syslog header or in UDP.
+type SyslogListener struct {
+	// Name identifies the input in events and logs.
+	Name string
+	// Network is SyslogUDP, SyslogTCP or SyslogUDPTCP; SyslogUDP if
+	// empty, the transport syslog senders use unless told otherwise.
+	Network string
+	// Addr is the host:port to listen on; DefaultSyslogAddr if empty.
+	// Ports below 1024 need CAP_NET_BIND_SERVICE.
+	Addr string
+	// Allow lists the senders whose messages are read; loopback only
+	// (127.0.0.0/8 and ::1) if empty. IPv4-mapped IPv6 senders match IPv4
+	// prefixes. UDP datagrams from other senders are dropped and TCP
+	// connections closed at once; both are counted as Denied.
+	Allow []netip.Prefix
+	// Parser decides which lines are knocks.
+	Parser Parser
+	// MaxMessage is the longest message read, in bytes without framing;
+	// DefaultMaxMessage if 0, at most MaxSyslogMessage. Longer messages
+	// are skipped without being buffered and counted as Oversize.
+	MaxMessage int
+	// MaxConns bounds the TCP connections served at once;
+	// DefaultMaxConns if 0. Connections beyond it are closed at once and
+	// counted as Refused.
+	MaxConns int
+	// IdleTimeout closes a TCP connection that sent nothing for that long;
+	// DefaultIdleTimeout if 0.
+	IdleTimeout time.Duration
+	// Now stamps events, since the time in a forwarded line is the
+	// sender's clock, often without a year or a zone; time.Now if nil.
+	Now func() time.Time
+	// Logger receives skipped lines, dropped messages and connections
+	// (debug; the first sender denied is a warning) and the listener's
+	// life-cycle notes; slog.Default() if nil.
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	bound   bool
+	running bool
+	closed  bool
+	cancel  context.CancelFunc // ends a running Run
+	udp     *net.UDPConn
+	tcp     net.Listener
+	cfg     syslogConfig
+
+	emitMu sync.Mutex // emit sees one caller at a time, as from a Source
+	c      syslogCounters
+}
+
+// syslogConfig is a SyslogListener's fields with defaults applied,
+// checked by Listen.
+type syslogConfig struct {
+	network    string
+	addr       string
+	allow      []netip.Prefix
+	maxMessage int
+	maxConns   int
+	idle       time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+type syslogCounters struct {
+	lines     atomic.Uint64
+	events    atomic.Uint64
+	skipped   [reasonCount]atomic.Uint64
+	messages  atomic.Uint64
+	denied    atomic.Uint64
+	oversize  atomic.Uint64
+	malformed atomic.Uint64
+	refused   atomic.Uint64
+	idle      atomic.Uint64
+	open      atomic.Int64
+}
+
+// SyslogStats is a snapshot of a SyslogListener's counters.
+type SyslogStats struct {
+	// Stats counts the lines of the messages read, as a Source counts
+	// its lines: Lines == Events + the sum of Skipped. Each oversize
+	// message counts as one line skipped with ReasonTooLong, so that
+	// inputs of either kind can be reported alike.
+	Stats
+	// Messages counts the UDP datagrams and TCP messages read from allowed
+	// senders, oversize ones excluded.
+	Messages uint64
+	// Denied counts datagrams dropped and connections closed because the
+	// sender is not in Allow.
+	Denied uint64
+	// Oversize counts messages longer than MaxMessage, dropped unread.
+	Oversize uint64
+	// Malformed counts TCP connections whose framing broke: closed by the
+	// listener for a bad length prefix, or ended by the sender inside an
+	// octet-counted message.
+	Malformed uint64
+	// Refused counts TCP connections closed at once because MaxConns
+	// connections were open.
+	Refused uint64
+	// Idle counts TCP connections closed after IdleTimeout without data.
+	Idle uint64
+	// Open is the number of TCP connections being served now.
+	Open int
+}
+
+// Stats returns the listener's counters so far. It is safe to call at any
+// time, also while Run is running.
+func (l *SyslogListener) Stats() SyslogStats {
+	c := &l.c
+	var st SyslogStats
+	st.Events = c.events.Load()
+	for r := range c.skipped {
+		st.Skipped[r] = c.skipped[r].Load()
+	}
+	st.Oversize = c.oversize.Load()
+	st.Skipped[ReasonTooLong] += st.Oversize
+	st.Lines = c.lines.Load() + st.Oversize
+	st.Messages = c.messages.Load()
+	st.Denied = c.denied.Load()
+	st.Malformed = c.malformed.Load()
+	st.Refused = c.refused.Load()
+	st.Idle = c.idle.Load()
+	st.Open = int(c.open.Load())
+	return st
+}
+
+// Listen checks the fields and binds the sockets. Run calls it when it has
+// not been called; calling it first reports bind errors (a port in use, a
+// privileged port) before anything runs, and lets Addrs report ports
+// chosen by the system. Calling it again does nothing. A listener that
+// will not Run after Listen must be closed with Close.
+func (l *SyslogListener) Listen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("input %q: listener is closed", l.Name)
+	}
+	if l.bound {
+		return nil
+	}
+	cfg, err := l.config()
+	if err != nil {
+		return fmt.Errorf("input %q: %w", l.Name, err)
+	}
+	udp, tcp, err := bindSyslog(cfg.network, cfg.addr)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			err = fmt.Errorf("%w (ports below 1024 need CAP_NET_BIND_SERVICE)", err)
+		}
+		return fmt.Errorf("input %q: %w", l.Name, err)
+	}
+	if udp != nil {
+		// Firewalls log in bursts; a larger buffer rides them out. The
+		// kernel caps the size, which is fine.
+		_ = udp.SetReadBuffer(1 << 20)
+	}
+	l.cfg, l.udp, l.tcp, l.bound = cfg, udp, tcp, true
+	return nil
+}
+
+// config applies the defaults and checks the fields.
+func (l *SyslogListener) config() (syslogConfig, error) {
+	cfg := syslogConfig{
+		network:    l.Network,
+		addr:       l.Addr,
+		maxMessage: l.MaxMessage,
+		maxConns:   l.MaxConns,
+		idle:       l.IdleTimeout,
+		now:        l.Now,
+		log:        l.Logger,
+	}
+	if !l.Parser.Format.valid() {
+		return cfg, fmt.Errorf("unknown format %d", l.Parser.Format)
+	}
+	switch cfg.network {
+	case "":
+		cfg.network = SyslogUDP
+	case SyslogUDP, SyslogTCP, SyslogUDPTCP:
+	default:
+		return cfg, fmt.Errorf("unknown syslog network %q (want %s, %s or %s)", cfg.network, SyslogUDP, SyslogTCP, SyslogUDPTCP)
+	}
+	if cfg.addr == "" {
+		cfg.addr = DefaultSyslogAddr
+	}
+	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+		return cfg, fmt.Errorf("bad listen address: %w", err)
+	}
+	switch {
+	case cfg.maxMessage == 0:
+		cfg.maxMessage = DefaultMaxMessage
+	case cfg.maxMessage < 0 || cfg.maxMessage > MaxSyslogMessage:
+		return cfg, fmt.Errorf("maximum message size %d is not in 1..%d", cfg.maxMessage, MaxSyslogMessage)
+	}
+	switch {
+	case cfg.maxConns == 0:
+		cfg.maxConns = DefaultMaxConns
+	case cfg.maxConns < 0:
+		return cfg, fmt.Errorf("maximum connections %d is negative", cfg.maxConns)
+	}
+	switch {
+	case cfg.idle == 0:
+		cfg.idle = DefaultIdleTimeout
+	case cfg.idle < 0:
+		return cfg, fmt.Errorf("idle timeout %v is negative", cfg.idle)
+	}
+	if len(l.Allow) == 0 {
+		cfg.allow = loopbackOnly
+	}
+	for _, p := range l.Allow {
+		if !p.IsValid() {
+			return cfg, fmt.Errorf("invalid allowed prefix %v", p)
+		}
+		cfg.allow = append(cfg.allow, normalizePrefix(p))
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	if cfg.log == nil {
+		cfg.log = slog.Default()
+	}
+	cfg.log = cfg.log.With("input", l.Name)
+	return cfg, nil
+}
+
+// normalizePrefix masks p and turns an IPv4-mapped IPv6 prefix into the
+// IPv4 prefix it means, since senders are compared unmapped.
+func normalizePrefix(p netip.Prefix) netip.Prefix {
+	a := p.Addr().WithZone("")
+	if a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked()
+	}
+	return netip.PrefixFrom(a, p.Bits()).Masked()
+}
+
+// syslogAllowed reports whether sender is in allow. The sender is unmapped
+// and stripped of its zone first: a dual-stack socket reports IPv4 senders
+// as ::ffff:a.b.c.d, and netip.Prefix never contains a zoned address.
+func syslogAllowed(allow []netip.Prefix, sender netip.Addr) bool {
+	sender = sequence.NormalizeAddr(sender)
+	for _, p := range allow {
+		if p.Contains(sender) {
+			return true
+		}
+	}
+	return false
+}
+
+// bindSyslog binds the sockets of network at addr. For SyslogUDPTCP with
+// port 0, the UDP socket takes the port the system chose for TCP, retrying
+// a few times in case that UDP port is taken.
+func bindSyslog(network, addr string) (*net.UDPConn, net.Listener, error) {
+	listenUDP := func(addr string) (*net.UDPConn, error) {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return pc.(*net.UDPConn), nil
+	}
+	switch network {
+	case SyslogUDP:
+		udp, err := listenUDP(addr)
+		return udp, nil, err
+	case SyslogTCP:
+		tcp, err := net.Listen("tcp", addr)
+		return nil, tcp, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		bound := tcp.Addr().(*net.TCPAddr).Port
+		udp, err := listenUDP(net.JoinHostPort(host, strconv.Itoa(bound)))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		tcp.Close()
+		if port != "0" || attempt == 10 {
+			return nil, nil, err
+		}
+	}
+}
+
+// Addrs returns the bound addresses, a *net.UDPAddr before a *net.TCPAddr,
+// or nil before Listen (or Run) has bound them.
+func (l *SyslogListener) Addrs() []net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var addrs []net.Addr
+	if l.udp != nil {
+		addrs = append(addrs, l.udp.LocalAddr())
+	}
+	if l.tcp != nil {
+		addrs = append(addrs, l.tcp.Addr())
+	}
+	return addrs
+}
+
+// Close releases the sockets and ends a running Run, as ending its context
+// does. It is for a listener that Listen bound but that will not Run; a
+// running listener is normally ended by its context.
+func (l *SyslogListener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	l.closeSockets()
+	return nil
+}
+
+// closeSockets closes the bound sockets, which makes blocked Accept and
+// ReadFrom calls return.
+func (l *SyslogListener) closeSockets() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.udp != nil {
+		l.udp.Close()
+	}
+	if l.tcp != nil {
+		l.tcp.Close()
+	}
+}
+
+// Run receives messages until ctx ends, parses their lines and calls emit
+// for every event, stamped with Time = Now() and Input = Name like a
+// Source's. The event is reused, so emit must copy what it keeps. emit is
+// called from one goroutine at a time, although messages are read by one
+// goroutine per TCP connection and one for UDP; so while emit blocks,
+// nothing else is parsed, and emit must return once ctx has ended.
+//
+// Lines that are not events are counted per Reason; dropped datagrams and
+// connections are counted (see SyslogStats). Neither is fatal.
+//
+// Run binds the sockets unless Listen did, and closes them when it returns.
+// It returns nil once ctx has ended and every connection has been closed
+// and its goroutine has ended, and an error if the sockets cannot be bound
+// or a socket fails; a listener runs once.
+func (l *SyslogListener) Run(ctx context.Context, emit func(*sequence.Event)) error {
+	if err := l.Listen(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if l.running || l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("input %q: listener already ran or is closed", l.Name)
+	}
+	l.running = true
+	ctx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	cfg, udp, tcp := l.cfg, l.udp, l.tcp
+	l.mu.Unlock()
+	defer cancel()
+	defer l.closeSockets()
+	// Closing the sockets is what interrupts Accept and ReadFrom.
+	defer syslogAfterFunc(ctx, l.closeSockets)()
+
+	l.logStart(cfg)
+
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		runErr  error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { runErr = fmt.Errorf("input %q: %w", l.Name, err) })
+		cancel()
+	}
+	if udp != nil {
+		wg.Go(func() {
+			if err := l.serveUDP(ctx, cfg, udp, emit); err != nil {
+				fail(err)
+			}
+		})
+	}
+	if tcp != nil {
+		wg.Go(func() {
+			if err := l.serveTCP(ctx, cfg, tcp, emit, &wg); err != nil {
+				fail(err)
+			}
+		})
+	}
+	wg.Wait()
+	return runErr
+}
+
+// logStart notes where the listener listens and whom it hears, and warns
+// about the likely mistake of listening beyond loopback while allowing
+// only loopback senders.
+func (l *SyslogListener) logStart(cfg syslogConfig) {
+	addrs := l.Addrs()
+	strs := make([]string, len(addrs))
+	external := false
+	for i, a := range addrs {
+		strs[i] = a.Network() + "/" + a.String()
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil && !ap.Addr().IsLoopback() {
+			external = true
+		}
+	}
+	cfg.log.Info("syslog listener started", "addrs", strs, "allow", cfg.allow)
+	if external && len(l.Allow) == 0 {
+		cfg.log.Warn("syslog listener is reachable beyond loopback but accepts only loopback senders; list the firewall's address under allow")
+	}
+}
+
+// syslogAfterFunc is context.AfterFunc whose stop function also waits for
+// f when it has started, so that nothing of the listener outlives Run.
+func syslogAfterFunc(ctx context.Context, f func()) (stop func()) {
+	done := make(chan struct{})
+	s := context.AfterFunc(ctx, func() {
+		defer close(done)
+		f()
+	})
+	return func() {
+		if !s() {
+			<-done
+		}
+	}
+}
+
+// syslogHandler parses the messages of one goroutine: the UDP loop or one
+// TCP connection.
+type syslogHandler struct {
+	l    *SyslogListener
+	ctx  context.Context
+	cfg  *syslogConfig
+	emit func(*sequence.Event)
+	from netip.Addr
+	ev   sequence.Event
+}
+
+// message parses every line of one message.
+func (h *syslogHandler) message(msg []byte) {
+	h.l.c.messages.Add(1)
+	syslogLines(msg, h.line)
+}
+
+func (h *syslogHandler) line(line []byte) {
+	c := &h.l.c
+	c.lines.Add(1)
+	_, r := h.l.Parser.Parse(line, &h.ev)
+	if r != ReasonNone {
+		c.skipped[r].Add(1)
+		if h.cfg.log.Enabled(h.ctx, slog.LevelDebug) {
+			h.cfg.log.Debug("line is not a knock", "reason", r.String(), "from", h.from, "line", quoteLine(line))
+		}
+		return
+	}
+	h.ev.Time = h.cfg.now()
+	h.ev.Input = h.l.Name
+	c.events.Add(1)
+	h.l.emitMu.Lock()
+	defer h.l.emitMu.Unlock()
+	h.emit(&h.ev)
+}
+
+// syslogLines calls fn for every line of msg: the pieces between LF or NUL
+// bytes, without a trailing CR, empty ones left out. NUL ends lines as it
+// ends TCP messages, so that a message yields the same lines whichever
+// transport and framing carried it.
+func syslogLines(msg []byte, fn func(line []byte)) {
+	for len(msg) > 0 {
+		end := syslogTerminator(msg)
+		line := msg
+		if end >= 0 {
+			line, msg = msg[:end], msg[end+1:]
+		} else {
+			msg = nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) > 0 {
+			fn(line)
+		}
+	}
+}
+
+// syslogTerminator returns the index of the first LF or NUL in b, or -1.
+func syslogTerminator(b []byte) int {
+	lf := bytes.IndexByte(b, '\n')
+	if lf < 0 {
+		lf = len(b)
+	}
+	if nul := bytes.IndexByte(b[:lf], 0); nul >= 0 {
+		return nul
+	}
+	if lf == len(b) {
+		return -1
+	}
+	return lf
+}
+
+// serveUDP reads datagrams until the socket is closed.
+func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *net.UDPConn, emit func(*sequence.Event)) error {
+	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit}
+	// One byte more than the limit tells an oversize datagram from one of
+	// exactly MaxMessage bytes: the kernel truncates what does not fit.
+	buf := make([]byte, cfg.maxMessage+1)
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading syslog datagrams: %w", err)
+		}
+		if !syslogAllowed(cfg.allow, from.Addr()) {
+			l.deny(cfg, "udp", from)
+			continue
+		}
+		if n > cfg.maxMessage {
+			l.c.oversize.Add(1)
+			cfg.log.Debug("dropping oversize syslog datagram", "from", from, "max", cfg.maxMessage)
+			continue
+		}
+		h.from = from.Addr()
+		h.message(buf[:n])
+	}
+}
+
+// deny counts a sender that is not allowed. The first one is a warning,
+// because it usually means that Allow lacks the firewall's address; the
+// rest would flood the log and go to debug.
+func (l *SyslogListener) deny(cfg syslogConfig, network string, from netip.AddrPort) {
+	if l.c.denied.Add(1) == 1 {
+		cfg.log.Warn("dropping syslog from a sender not allowed; later ones are logged at debug level", "network", network, "from", from)
+		return
+	}
+	cfg.log.Debug("dropping syslog from a sender not allowed", "network", network, "from", from)
+}
+
+// serveTCP accepts connections until the listener is closed, serving each
+// on a goroutine counted in wg.
+func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.Listener, emit func(*sequence.Event), wg *sync.WaitGroup) error {
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accepting syslog connections: %w", err)
+			}
+			// Running out of descriptors or a connection aborted before
+			// it was accepted passes; wait a little instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			cfg.log.Warn("accepting a syslog connection failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		from := addrPortOf(conn.RemoteAddr())
+		// Counted before closing, so that whoever sees the connection
+		// closed sees it counted.
+		if !syslogAllowed(cfg.allow, from.Addr()) {
+			l.deny(cfg, "tcp", from)
+			conn.Close()
+			continue
+		}
+		if l.c.open.Load() >= int64(cfg.maxConns) {
+			l.c.refused.Add(1)
+			cfg.log.Debug("closing a syslog connection: too many open", "from", from, "max", cfg.maxConns)
+			conn.Close()
+			continue
+		}
+		// Only this goroutine increments, so the check above holds.
+		l.c.open.Add(1)
+		wg.Go(func() {
+			defer l.c.open.Add(-1)
+			l.serveConn(ctx, cfg, conn, from, emit)
+		})
+	}
+}
+
+// addrPortOf returns a connection's remote address, or the zero value,
+// which no prefix contains, for an address that is not IP.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// serveConn reads one TCP connection's messages until the sender closes
+// it, its framing breaks, it idles out or ctx ends.
+func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn net.Conn, from netip.AddrPort, emit func(*sequence.Event)) {
+	defer conn.Close()
+	// Closing rather than a past read deadline: idleReader moves the
+	// deadline before every read and would undo it.
+	defer syslogAfterFunc(ctx, func() { conn.Close() })()
+
+	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit, from: from.Addr()}
+	// The buffer holds a whole message and the byte after it, as
+	// syslogFrames needs, and is at least a page so that reads stay large.
+	br := bufio.NewReaderSize(idleReader{conn, cfg.idle}, max(cfg.maxMessage+1, 4096))
+	oversize := func() {
+		l.c.oversize.Add(1)
+		cfg.log.Debug("skipping oversize syslog message", "from", from, "max", cfg.maxMessage)
+	}
+	err := syslogFrames(br, cfg.maxMessage, h.message, oversize)
+	switch {
+	case ctx.Err() != nil:
+	case err == nil:
+		cfg.log.Debug("syslog connection closed by the sender", "from", from)
+	case errors.Is(err, errSyslogFraming):
+		l.c.malformed.Add(1)
+		cfg.log.Debug("closing a syslog connection", "from", from, "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		l.c.idle.Add(1)
+		cfg.log.Debug("closing an idle syslog connection", "from", from, "idle", cfg.idle)
+	default:
+		cfg.log.Debug("syslog connection failed", "from", from, "err", err)
+	}
+}
+
+// idleReader gives every read of a connection IdleTimeout to return.
+type idleReader struct {
+	conn net.Conn
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	if err := r.conn.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
+		return 0, err
+	}
+	return r.conn.Read(p)
+}
+
+// errSyslogFraming reports a TCP stream that cannot be split into messages.
+var errSyslogFraming = errors.New("malformed syslog framing")
+
+// syslogFrames splits the RFC 6587 stream read through br into messages
+// and calls frame for each, until the stream ends. br's buffer must hold
+// at least maxMsg+1 bytes. The message passed to frame is valid only during
+// the call.
+//
+// Each message's framing is decided by its first byte:
+//   - A digit starts octet counting, "MSG-LEN SP MSG": MSG-LEN is 1 to 9
+//     digits without a leading zero. Anything else is a bad length prefix.
+//   - Any other byte starts non-transparent framing: the message runs to
+//     the next LF or NUL, which is dropped. Empty messages are ignored.
+//
+// A message longer than maxMsg is skipped without being buffered whole
+// (its declared octets, or up to the next LF or NUL) and reported by
+// calling oversize. An unterminated last message is a message, unless it is
+// octet-counted: a stream that ends inside an octet-counted message or its
+// length prefix was cut short.
+//
+// syslogFrames returns nil at the end of the stream, an error wrapping
+// errSyslogFraming for a bad length prefix or a cut-short message, after
+// which the stream cannot be followed, and any other read error as it is.
+func syslogFrames(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if b[0] >= '0' && b[0] <= '9' {
+			err = octetFrame(br, maxMsg, frame, oversize)
+		} else {
+			err = lineFrame(br, maxMsg, frame, oversize)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// octetFrame reads one octet-counted message.
+func octetFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
+	n, err := octetCount(br)
+	if err != nil {
+		return err
+	}
+	cutShort := func(err error) error {
+		if err == io.EOF {
+			return fmt.Errorf("%w: stream ended inside a %d-octet message", errSyslogFraming, n)
+		}
+		return err
+	}
+	if n > maxMsg {
+		oversize()
+		if _, err := br.Discard(n); err != nil {
+			return cutShort(err)
+		}
+		return nil
+	}
+	msg, err := br.Peek(n)
+	if err != nil {
+		return cutShort(err)
+	}
+	frame(msg)
+	_, _ = br.Discard(n) // buffered: cannot fail
+	return nil
+}
+
+// octetCount reads a length prefix and the blank after it.
+func octetCount(br *bufio.Reader) (int, error) {
+	n := 0
+	for k := 1; ; k++ {
+		b, err := br.Peek(k)
+		if len(b) < k {
+			if err == io.EOF {
+				return 0, fmt.Errorf("%w: stream ended inside a length prefix", errSyslogFraming)
+			}
+			return 0, err
+		}
+		c := b[k-1]
+		switch {
+		case c == ' ' && k > 1:
+			_, _ = br.Discard(k) // buffered: cannot fail
+			return n, nil
+		case c >= '0' && c <= '9' && k <= maxLenDigits && !(k == 1 && c == '0'):
+			n = n*10 + int(c-'0')
+		default:
+			return 0, fmt.Errorf("%w: bad length prefix %q", errSyslogFraming, b)
+		}
+	}
+}
+
+// lineFrame reads one message ended by LF or NUL, or by the end of the
+// stream.
+func lineFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
+	scanned := 0 // bytes known to hold no terminator, so a slow sender costs linear time
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		limit := min(len(buf), maxMsg+1)
+		if i := syslogTerminator(buf[scanned:limit]); i >= 0 {
+			i += scanned
+			if i > 0 {
+				frame(buf[:i])
+			}
+			_, _ = br.Discard(i + 1)
+			return nil
+		}
+		scanned = limit
+		if len(buf) > maxMsg {
+			oversize()
+			return skipLine(br)
+		}
+		// More bytes are needed; the buffer has room for them since it
+		// holds maxMsg+1.
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			if err == io.EOF {
+				// Peek again: reading may have moved the bytes to the
+				// start of the buffer, leaving buf stale.
+				buf, _ = br.Peek(br.Buffered())
+				frame(buf)
+				_, _ = br.Discard(len(buf))
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// skipLine discards bytes up to and including the next LF or NUL.
+func skipLine(br *bufio.Reader) error {
+	for {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+		}
+		buf, _ := br.Peek(br.Buffered())
+		if i := syslogTerminator(buf); i >= 0 {
+			_, _ = br.Discard(i + 1)
+			return nil
+		}
+		_, _ = br.Discard(len(buf))
+	}
+}
