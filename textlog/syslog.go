@@ -49,14 +49,14 @@ const (
 	DefaultIdleTimeout = 5 * time.Minute
 )
 
-// maxLenDigits bounds an octet count's digits. Nine digits allow lengths
+// syslogMaxLenDigits bounds an octet count's digits. Nine digits allow lengths
 // up to a gigabyte, far beyond any syslog message; a longer count means a
 // stream that is not octet-counted at all (or no longer in step), and
 // reading it as a count would swallow the connection.
-const maxLenDigits = 9
+const syslogMaxLenDigits = 9
 
-// loopbackOnly is the Allow list when none is given.
-var loopbackOnly = []netip.Prefix{
+// syslogLoopback is the Allow list when none is given.
+var syslogLoopback = []netip.Prefix{
 	netip.MustParsePrefix("127.0.0.0/8"),
 	netip.MustParsePrefix("::1/128"),
 }
@@ -281,13 +281,13 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 		return cfg, fmt.Errorf("idle timeout %v is negative", cfg.idle)
 	}
 	if len(l.Allow) == 0 {
-		cfg.allow = loopbackOnly
+		cfg.allow = syslogLoopback
 	}
 	for _, p := range l.Allow {
 		if !p.IsValid() {
 			return cfg, fmt.Errorf("invalid allowed prefix %v", p)
 		}
-		cfg.allow = append(cfg.allow, normalizePrefix(p))
+		cfg.allow = append(cfg.allow, syslogPrefix(p))
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now
@@ -299,9 +299,9 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 	return cfg, nil
 }
 
-// normalizePrefix masks p and turns an IPv4-mapped IPv6 prefix into the
+// syslogPrefix masks p and turns an IPv4-mapped IPv6 prefix into the
 // IPv4 prefix it means, since senders are compared unmapped.
-func normalizePrefix(p netip.Prefix) netip.Prefix {
+func syslogPrefix(p netip.Prefix) netip.Prefix {
 	a := p.Addr().WithZone("")
 	if a.Is4In6() && p.Bits() >= 96 {
 		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked()
@@ -635,7 +635,7 @@ func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.
 			continue
 		}
 		backoff = 0
-		from := addrPortOf(conn.RemoteAddr())
+		from := syslogPeer(conn.RemoteAddr())
 		// Counted before closing, so that whoever sees the connection
 		// closed sees it counted.
 		if !syslogAllowed(cfg.allow, from.Addr()) {
@@ -658,9 +658,9 @@ func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.
 	}
 }
 
-// addrPortOf returns a connection's remote address, or the zero value,
+// syslogPeer returns a connection's remote address, or the zero value,
 // which no prefix contains, for an address that is not IP.
-func addrPortOf(a net.Addr) netip.AddrPort {
+func syslogPeer(a net.Addr) netip.AddrPort {
 	if t, ok := a.(*net.TCPAddr); ok {
 		return t.AddrPort()
 	}
@@ -671,14 +671,14 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // it, its framing breaks, it idles out or ctx ends.
 func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn net.Conn, from netip.AddrPort, emit func(*sequence.Event)) {
 	defer conn.Close()
-	// Closing rather than a past read deadline: idleReader moves the
+	// Closing rather than a past read deadline: syslogIdleReader moves the
 	// deadline before every read and would undo it.
 	defer syslogAfterFunc(ctx, func() { conn.Close() })()
 
 	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit, from: from.Addr()}
 	// The buffer holds a whole message and the byte after it, as
 	// syslogFrames needs, and is at least a page so that reads stay large.
-	br := bufio.NewReaderSize(idleReader{conn, cfg.idle}, max(cfg.maxMessage+1, 4096))
+	br := bufio.NewReaderSize(syslogIdleReader{conn, cfg.idle}, max(cfg.maxMessage+1, 4096))
 	oversize := func() {
 		l.c.oversize.Add(1)
 		cfg.log.Debug("skipping oversize syslog message", "from", from, "max", cfg.maxMessage)
@@ -699,13 +699,13 @@ func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn n
 	}
 }
 
-// idleReader gives every read of a connection IdleTimeout to return.
-type idleReader struct {
+// syslogIdleReader gives every read of a connection IdleTimeout to return.
+type syslogIdleReader struct {
 	conn net.Conn
 	idle time.Duration
 }
 
-func (r idleReader) Read(p []byte) (int, error) {
+func (r syslogIdleReader) Read(p []byte) (int, error) {
 	if err := r.conn.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
 		return 0, err
 	}
@@ -745,9 +745,9 @@ func syslogFrames(br *bufio.Reader, maxMsg int, frame func([]byte), oversize fun
 			return err
 		}
 		if b[0] >= '0' && b[0] <= '9' {
-			err = octetFrame(br, maxMsg, frame, oversize)
+			err = syslogOctetFrame(br, maxMsg, frame, oversize)
 		} else {
-			err = lineFrame(br, maxMsg, frame, oversize)
+			err = syslogLineFrame(br, maxMsg, frame, oversize)
 		}
 		if err != nil {
 			return err
@@ -755,9 +755,9 @@ func syslogFrames(br *bufio.Reader, maxMsg int, frame func([]byte), oversize fun
 	}
 }
 
-// octetFrame reads one octet-counted message.
-func octetFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
-	n, err := octetCount(br)
+// syslogOctetFrame reads one octet-counted message.
+func syslogOctetFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
+	n, err := syslogOctetCount(br)
 	if err != nil {
 		return err
 	}
@@ -783,8 +783,8 @@ func octetFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func(
 	return nil
 }
 
-// octetCount reads a length prefix and the blank after it.
-func octetCount(br *bufio.Reader) (int, error) {
+// syslogOctetCount reads a length prefix and the blank after it.
+func syslogOctetCount(br *bufio.Reader) (int, error) {
 	n := 0
 	for k := 1; ; k++ {
 		b, err := br.Peek(k)
@@ -799,7 +799,7 @@ func octetCount(br *bufio.Reader) (int, error) {
 		case c == ' ' && k > 1:
 			_, _ = br.Discard(k) // buffered: cannot fail
 			return n, nil
-		case c >= '0' && c <= '9' && k <= maxLenDigits && !(k == 1 && c == '0'):
+		case c >= '0' && c <= '9' && k <= syslogMaxLenDigits && !(k == 1 && c == '0'):
 			n = n*10 + int(c-'0')
 		default:
 			return 0, fmt.Errorf("%w: bad length prefix %q", errSyslogFraming, b)
@@ -807,9 +807,9 @@ func octetCount(br *bufio.Reader) (int, error) {
 	}
 }
 
-// lineFrame reads one message ended by LF or NUL, or by the end of the
+// syslogLineFrame reads one message ended by LF or NUL, or by the end of the
 // stream.
-func lineFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
+func syslogLineFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
 	scanned := 0 // bytes known to hold no terminator, so a slow sender costs linear time
 	for {
 		buf, _ := br.Peek(br.Buffered())
@@ -825,7 +825,7 @@ func lineFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()
 		scanned = limit
 		if len(buf) > maxMsg {
 			oversize()
-			return skipLine(br)
+			return syslogSkipLine(br)
 		}
 		// More bytes are needed; the buffer has room for them since it
 		// holds maxMsg+1.
@@ -843,8 +843,8 @@ func lineFrame(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()
 	}
 }
 
-// skipLine discards bytes up to and including the next LF or NUL.
-func skipLine(br *bufio.Reader) error {
+// syslogSkipLine discards bytes up to and including the next LF or NUL.
+func syslogSkipLine(br *bufio.Reader) error {
 	for {
 		if br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {

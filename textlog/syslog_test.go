@@ -569,7 +569,7 @@ func (c *slDeadlines) Read(p []byte) (int, error) {
 func TestSyslogIdleReader(t *testing.T) {
 	const idle = time.Hour
 	c := &slDeadlines{}
-	r := idleReader{c, idle}
+	r := syslogIdleReader{c, idle}
 	buf := make([]byte, 8)
 	for i := range 4 {
 		before := time.Now()
@@ -894,7 +894,7 @@ func slRefFrames(s string, maxMsg int) (frames []string, oversize int, malformed
 	for s != "" {
 		if s[0] >= '0' && s[0] <= '9' {
 			lenStr, rest, ok := strings.Cut(s, " ")
-			if !ok || len(lenStr) > maxLenDigits || lenStr[0] == '0' || strings.Trim(lenStr, "0123456789") != "" {
+			if !ok || len(lenStr) > syslogMaxLenDigits || lenStr[0] == '0' || strings.Trim(lenStr, "0123456789") != "" {
 				return frames, oversize, true
 			}
 			n, _ := strconv.Atoi(lenStr)
