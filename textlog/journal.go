@@ -351,11 +351,64 @@ func (it *jsonObjectIter) end() bool {
 	return false
 }
 
-// str scans a string starting at its opening quote.
+// str scans a string starting at its opening quote. Most of a line is
+// string contents, so the common case, a string without escapes, is found
+// with bytes.IndexByte and checked eight bytes at a time.
 func (it *jsonObjectIter) str() (raw []byte, plain, ok bool) {
 	b := it.b
-	i := it.i + 1
-	start := i
+	start := it.i + 1
+	if q := bytes.IndexByte(b[start:], '"'); q >= 0 {
+		span := b[start : start+q]
+		if bytes.IndexByte(span, '\\') < 0 {
+			switch asciiPrintable(span) {
+			case spanASCII:
+				it.i = start + q + 1
+				return span, true, true
+			case spanUTF8:
+				it.i = start + q + 1
+				return span, utf8.Valid(span), true
+			}
+			return nil, false, false // a control character
+		}
+	}
+	return it.strSlow(start)
+}
+
+// What asciiPrintable found in a span of a string.
+const (
+	spanASCII = iota // printable ASCII only
+	spanUTF8         // bytes >= 0x80 too, no control character
+	spanControl      // a byte below 0x20, which JSON forbids in strings
+)
+
+// asciiPrintable classifies the bytes of a string's contents.
+func asciiPrintable(b []byte) int {
+	const lo, hi = 0x2020202020202020, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+		// Non-zero when some byte is below 0x20 or has its top bit set.
+		if ((w-lo)&^w|w)&hi != 0 {
+			break
+		}
+	}
+	r := spanASCII
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c < 0x20:
+			return spanControl
+		case c >= 0x80:
+			r = spanUTF8
+		}
+	}
+	return r
+}
+
+// strSlow scans a string with escapes from start, just after its quote.
+func (it *jsonObjectIter) strSlow(start int) (raw []byte, plain, ok bool) {
+	b := it.b
+	i := start
 	plain = true
 	ascii := true
 	for i < len(b) {

@@ -72,8 +72,8 @@ func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
 	for h < len(rest) && !isBlank(rest[h]) {
 		h++
 	}
-	if h == 0 || h == len(rest) {
-		return ReasonUnrecognized
+	if h == 0 || h == len(rest) || rest[h] != ' ' {
+		return ReasonUnrecognized // LOGEMU writes the host name and a space
 	}
 	rest = rest[h+1:] // the prefix and the fields
 	if bytes.Index(rest, outMarker) < 0 {
@@ -186,24 +186,26 @@ func prefixMatches(logged []byte, want string) bool {
 // starts its word, as it does when the prefix is followed by a blank.
 // at is -1 when s has no such fields.
 //
-// Every byte is looked at a bounded number of times: each search for " OUT="
-// continues below the previous match, and each word is the one before at
-// most one match.
+// The search goes forward, where bytes.Index is fast, and keeps the last
+// match. Every byte is looked at a bounded number of times: each search
+// starts after the previous match, and the word before a match lies
+// between it and the previous match, so no word is scanned twice.
 func kvAnchor(s []byte) (at int, wordStart bool) {
-	end := len(s)
-	for {
-		j := bytes.LastIndex(s[:end], outMarker)
+	at = -1
+	for from := 0; ; {
+		j := bytes.Index(s[from:], outMarker)
 		if j < 0 {
-			return -1, false
+			return at, wordStart
 		}
+		j += from
 		ws := j
 		for ws > 0 && !isBlank(s[ws-1]) {
 			ws--
 		}
 		if k := bytes.LastIndex(s[ws:j], inMarker); k >= 0 {
-			return ws + k, k == 0
+			at, wordStart = ws+k, k == 0
 		}
-		end = j
+		from = j + 1
 	}
 }
 

@@ -284,6 +284,7 @@ var logemuCases = []kvCase{
 	{name: "last december", line: "Dec 31 23:59:59 vm knock " + emuV4 + emuTCP, src: doc4, dst: l127, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: time.Date(2025, 12, 31, 23, 59, 59, 0, time.Local)},
 	{name: "bad month", line: "Foo 22 03:01:42 vm knock " + emuV4 + emuTCP, reason: ReasonUnrecognized},
 	{name: "bad hour", line: "Nov 22 25:01:42 vm knock " + emuV4 + emuTCP, reason: ReasonUnrecognized},
+	{name: "tab after host (fuzz)", prefix: "0", line: "Nov 01 00:00:00 0\tIN= OUT=", reason: ReasonUnrecognized},
 	{name: "no host", line: "Nov 22 03:01:42 " + emuV4 + emuTCP, reason: ReasonUnrecognized},
 	{name: "simple line", line: "7000 192.0.2.7", reason: ReasonUnrecognized},
 	{name: "sshd syslog line", line: "Nov 22 03:01:42 vm sshd[123]: Connection closed by 192.0.2.7 port 40000", reason: ReasonUnrecognized},
