@@ -376,9 +376,9 @@ func (it *jsonObjectIter) str() (raw []byte, plain, ok bool) {
 
 // What asciiPrintable found in a span of a string.
 const (
-	spanASCII = iota // printable ASCII only
-	spanUTF8         // bytes >= 0x80 too, no control character
-	spanControl      // a byte below 0x20, which JSON forbids in strings
+	spanASCII   = iota // printable ASCII only
+	spanUTF8           // bytes >= 0x80 too, no control character
+	spanControl        // a byte below 0x20, which JSON forbids in strings
 )
 
 // asciiPrintable classifies the bytes of a string's contents.
