@@ -233,6 +233,7 @@ func slStats(t *testing.T, got, want SyslogStats) {
 }
 
 func TestSyslogUDP(t *testing.T) {
+	slNetns(t)
 	r := slStart(t, &SyslogListener{MaxMessage: 64, Parser: Parser{Format: FormatSimple}})
 	c := slDial(t, "udp", r.addr(t, "udp"))
 
@@ -277,6 +278,7 @@ func slSkipped(pairs ...any) (a [reasonCount]uint64) {
 // forward them, and checks that each arrives as the parser reads it: the
 // listener passes the whole message on unchanged.
 func TestSyslogWrapped(t *testing.T) {
+	slNetns(t)
 	lines := []struct {
 		format Format
 		line   string
@@ -329,6 +331,7 @@ func TestSyslogWrapped(t *testing.T) {
 
 // TestSyslogTCPFraming mixes both framings of RFC 6587 on one connection.
 func TestSyslogTCPFraming(t *testing.T) {
+	slNetns(t)
 	r := slStart(t, &SyslogListener{Network: SyslogTCP, MaxMessage: 64, Parser: Parser{Format: FormatSimple, Prefix: "knock"}})
 	c := slDial(t, "tcp", r.addr(t, "tcp"))
 	k := func(port int) string { return fmt.Sprintf("knock %d 192.0.2.%d", port, port-7000) }
@@ -390,6 +393,7 @@ func TestSyslogTCPFraming(t *testing.T) {
 // TestSyslogTCPMalformed checks that broken framing closes the connection
 // without reading past it, and is counted.
 func TestSyslogTCPMalformed(t *testing.T) {
+	slNetns(t)
 	const after = "\nknock 7999 192.0.2.99\n" + "21 knock 7999 192.0.2.99"
 	cases := []struct {
 		name      string
@@ -435,6 +439,7 @@ func TestSyslogTCPMalformed(t *testing.T) {
 // plain slice, which the race detector and the in-flight count object to
 // otherwise.
 func TestSyslogEmitSerialized(t *testing.T) {
+	slNetns(t)
 	l := &SyslogListener{Name: slName, Network: SyslogUDPTCP, Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)}
 	if err := l.Listen(); err != nil {
 		t.Fatal(err)
@@ -494,6 +499,7 @@ func TestSyslogEmitSerialized(t *testing.T) {
 }
 
 func TestSyslogTCPConnLimit(t *testing.T) {
+	slNetns(t)
 	r := slStart(t, &SyslogListener{Network: SyslogTCP, MaxConns: 2})
 	addr := r.addr(t, "tcp")
 	served := func(c net.Conn, port uint16) {
@@ -526,6 +532,7 @@ func TestSyslogTCPConnLimit(t *testing.T) {
 }
 
 func TestSyslogTCPIdle(t *testing.T) {
+	slNetns(t)
 	const idle = 200 * time.Millisecond
 	r := slStart(t, &SyslogListener{Network: SyslogTCP, IdleTimeout: idle})
 	c := slDial(t, "tcp", r.addr(t, "tcp"))
@@ -611,6 +618,7 @@ func slLoopback6(t *testing.T) {
 }
 
 func TestSyslogAllow(t *testing.T) {
+	slNetns(t)
 	cases := []struct {
 		name  string
 		addr  string
@@ -716,6 +724,7 @@ func TestSyslogAllowed(t *testing.T) {
 // between messages, inside an octet-counted message, inside a line, and
 // inside emit.
 func TestSyslogShutdown(t *testing.T) {
+	slNetns(t)
 	l := &SyslogListener{Name: slName, Network: SyslogUDPTCP, Addr: "127.0.0.1:0", Now: func() time.Time { return slTime }, Logger: slog.New(slog.DiscardHandler)}
 	if err := l.Listen(); err != nil {
 		t.Fatal(err)
@@ -789,6 +798,7 @@ func TestSyslogShutdown(t *testing.T) {
 }
 
 func TestSyslogListen(t *testing.T) {
+	slNetns(t)
 	for _, tc := range []struct {
 		name string
 		l    func(*SyslogListener)
