@@ -214,6 +214,28 @@ func (s nflogSource) logStats(log *slog.Logger) {
 		"queue_overflow", st.Overflow, "kernel_drops", st.KernelDrops, "overruns", st.Overruns)
 }
 
+// syslogSource is a syslog listener. Like a text input it waits when the
+// queue is full; the sender's socket buffers meanwhile.
+type syslogSource struct{ *textlog.SyslogListener }
+
+func (s syslogSource) name() string { return s.Name }
+
+func (s syslogSource) run(ctx context.Context, d *Daemon) error {
+	return s.Run(ctx, func(ev *sequence.Event) {
+		select {
+		case d.events <- *ev:
+		case <-ctx.Done():
+		}
+	})
+}
+
+func (s syslogSource) logStats(log *slog.Logger) {
+	st := s.Stats()
+	log.Info("input totals", "input", s.Name, "messages", st.Messages, "lines", st.Lines, "events", st.Events,
+		"skipped", sum(st.Skipped[:]), "denied", st.Denied, "oversize", st.Oversize, "malformed", st.Malformed,
+		"refused", st.Refused, "idle", st.Idle)
+}
+
 func (d *Daemon) newSource(in config.Input) (source, error) {
 	switch in.Type {
 	case config.InputText:
@@ -229,6 +251,26 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			Logger: d.log,
 			Stdin:  d.opts.Stdin,
 		}}, nil
+	case config.InputSyslog:
+		format, err := textlog.ParseFormat(in.Format)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+		}
+		l := &textlog.SyslogListener{
+			Name:    in.String(),
+			Network: in.Network,
+			Addr:    in.Listen,
+			Allow:   in.Allow,
+			Parser:  textlog.Parser{Format: format, Prefix: in.Prefix},
+			Now:     d.now,
+			Logger:  d.log,
+		}
+		// Bind now, so that a port in use or a missing capability stops
+		// the daemon at start with a clear error.
+		if err := l.Listen(); err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+		}
+		return syslogSource{l}, nil
 	case config.InputNFLOG:
 		return nflogSource{&nflog.Input{
 			Name:   in.String(),
