@@ -323,9 +323,38 @@ func bsdRFC3339(b []byte) (time.Time, int, bool) {
 	default:
 		return time.Time{}, 0, false
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	if t.Day() != day && sec != 60 {
+	if day > bsdDaysIn(year, month) {
 		return time.Time{}, 0, false // 31 April and the like
 	}
-	return t.Add(-time.Duration(offset) * time.Second), i, true
+	// Seconds since 1970 from the civil date (the days-from-civil
+	// algorithm), which is several times cheaper than time.Date.
+	y, m := year, month
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400 // floor, for the year 0000
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := era*146097 + doe - 719468
+	secs := int64(days)*86400 + int64(hour*3600+minute*60+sec) - int64(offset)
+	return time.Unix(secs, int64(nsec)).UTC(), i, true
+}
+
+// bsdDaysIn returns the number of days in month of year.
+func bsdDaysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
