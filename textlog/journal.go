@@ -59,7 +59,7 @@ const journalImplemented = true
 func (p *Parser) parseJournal(line []byte, ev *sequence.Event) Reason {
 	line = skipJSONSpace(line)
 	if len(line) == 0 || line[0] != '{' ||
-		bytes.Index(line, messageMarker) < 0 && bytes.Index(line, transportMarker) < 0 {
+		bytes.Index(line, journalMessageMarker) < 0 && bytes.Index(line, journalTransportMarker) < 0 {
 		return ReasonUnrecognized
 	}
 	var msg, transport, stamp jsonValue
@@ -97,8 +97,8 @@ func (p *Parser) parseJournal(line []byte, ev *sequence.Event) Reason {
 	if msg.kind != jsonString && msg.kind != jsonArray {
 		return ReasonUnrecognized
 	}
-	bp := getDecodeBuf()
-	defer putDecodeBuf(bp)
+	bp := jsonGetBuf()
+	defer jsonPutBuf(bp)
 	if msg.kind == jsonString {
 		*bp = jsonUnquote((*bp)[:0], msg.raw)
 	} else {
@@ -110,24 +110,24 @@ func (p *Parser) parseJournal(line []byte, ev *sequence.Event) Reason {
 	return p.journalEvent(*bp, &stamp, ev)
 }
 
-// decodeBufs holds the buffers that JSON strings with escapes are decoded
+// jsonBufs holds the buffers that JSON strings with escapes are decoded
 // into. A buffer on the stack would not do: the decoded addresses go to
 // netip.ParseAddr, which makes its input escape (into its error), so the
 // compiler would allocate the buffer on every call.
-var decodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxLine); return &b }}
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxLine); return &b }}
 
-func getDecodeBuf() *[]byte { return decodeBufs.Get().(*[]byte) }
+func jsonGetBuf() *[]byte { return jsonBufs.Get().(*[]byte) }
 
-func putDecodeBuf(b *[]byte) {
+func jsonPutBuf(b *[]byte) {
 	if cap(*b) <= 4*DefaultMaxLine { // keep no giant buffer alive
 		*b = (*b)[:0]
-		decodeBufs.Put(b)
+		jsonBufs.Put(b)
 	}
 }
 
 var (
-	messageMarker   = []byte(`"MESSAGE"`)
-	transportMarker = []byte(`"_TRANSPORT"`)
+	journalMessageMarker   = []byte(`"MESSAGE"`)
+	journalTransportMarker = []byte(`"_TRANSPORT"`)
 )
 
 // journalEvent reads the MESSAGE of a kernel entry.
@@ -136,7 +136,7 @@ func (p *Parser) journalEvent(msg []byte, stamp *jsonValue, ev *sequence.Event) 
 	if at < 0 {
 		return ReasonUnrecognized
 	}
-	if !prefixMatches(msg[:at], p.Prefix) {
+	if !kvPrefixMatches(msg[:at], p.Prefix) {
 		return ReasonPrefix
 	}
 	var f kvLineFields
@@ -152,7 +152,7 @@ func (p *Parser) journalEvent(msg []byte, stamp *jsonValue, ev *sequence.Event) 
 			var b [jsonKeyMax + utf8.UTFMax]byte
 			digits = jsonUnquoteMax(b[:0], digits, jsonKeyMax)
 		}
-		if us, ok := parseUintDigits(digits); ok {
+		if us, ok := jsonUintDigits(digits); ok {
 			e.Time = time.UnixMicro(int64(us))
 		}
 	}
@@ -357,15 +357,15 @@ func (it *jsonObjectIter) end() bool {
 func (it *jsonObjectIter) str() (raw []byte, plain, ok bool) {
 	b := it.b
 	start := it.i + 1
-	if q := bytes.IndexByte(b[start:], '"'); q >= 0 {
-		span := b[start : start+q]
+	if jq := bytes.IndexByte(b[start:], '"'); jq >= 0 {
+		span := b[start : start+jq]
 		if bytes.IndexByte(span, '\\') < 0 {
 			switch asciiPrintable(span) {
 			case spanASCII:
-				it.i = start + q + 1
+				it.i = start + jq + 1
 				return span, true, true
 			case spanUTF8:
-				it.i = start + q + 1
+				it.i = start + jq + 1
 				return span, utf8.Valid(span), true
 			}
 			return nil, false, false // a control character
@@ -430,7 +430,7 @@ func (it *jsonObjectIter) strSlow(start int) (raw []byte, plain, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+				if i+6 > len(b) || !jsonIsHex(b[i+2]) || !jsonIsHex(b[i+3]) || !jsonIsHex(b[i+4]) || !jsonIsHex(b[i+5]) {
 					return nil, false, false
 				}
 				i += 6
@@ -449,7 +449,7 @@ func (it *jsonObjectIter) strSlow(start int) (raw []byte, plain, ok bool) {
 	return nil, false, false
 }
 
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'f' }
+func jsonIsHex(c byte) bool { return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'f' }
 
 // number scans a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (it *jsonObjectIter) number() bool {
@@ -506,7 +506,7 @@ func (it *jsonObjectIter) scalar() (jsonValue, bool) {
 		return jsonValue{raw: raw, kind: jsonString, plain: plain}, ok
 	case c == 't' || c == 'f' || c == 'n':
 		for _, lit := range [...]string{"true", "false", "null"} {
-			if hasPrefixStr(b[start:], lit) {
+			if kvHasPrefix(b[start:], lit) {
 				it.i += len(lit)
 				return jsonValue{raw: b[start:it.i], kind: jsonLiteral}, true
 			}
@@ -640,11 +640,11 @@ func jsonUnquoteMax(dst, raw []byte, max int) []byte {
 			case 't':
 				dst = append(dst, '\t')
 			case 'u':
-				r := hex4(raw[i+2:])
+				r := jsonHex4(raw[i+2:])
 				i += 6
 				if utf16.IsSurrogate(r) {
 					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						if d := utf16.DecodeRune(r, hex4(raw[i+2:])); d != utf8.RuneError {
+						if d := utf16.DecodeRune(r, jsonHex4(raw[i+2:])); d != utf8.RuneError {
 							i += 6
 							dst = utf8.AppendRune(dst, d)
 							continue
@@ -670,8 +670,8 @@ func jsonUnquoteMax(dst, raw []byte, max int) []byte {
 	return dst
 }
 
-// hex4 reads the four hex digits of a \u escape, already validated.
-func hex4(b []byte) rune {
+// jsonHex4 reads the four hex digits of a \u escape, already validated.
+func jsonHex4(b []byte) rune {
 	var r rune
 	for _, c := range b[:4] {
 		switch {

@@ -13,37 +13,36 @@ import (
 )
 
 var (
-	gw4   = netip.MustParseAddr("192.0.2.1")
-	gw6   = netip.MustParseAddr("2001:db8::1")
-	fwd4  = netip.MustParseAddr("198.51.100.20")
-	kSYN  = sequence.SYN
-	other = true
+	jGw4    = netip.MustParseAddr("192.0.2.1")
+	jGw6    = netip.MustParseAddr("2001:db8::1")
+	jFwd4   = netip.MustParseAddr("198.51.100.20")
+	synFlag = sequence.SYN
 )
 
 // goldenJournal is what each entry of testdata/journal/journal.json is, in
 // the order gen/journal.sh writes them.
-var goldenJournal = []goldenRecord{
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN},                               // prefix "knock "
-	{src: doc4, dst: gw4, port: 8000, proto: sequence.TCP, flags: kSYN},                               // prefix glued to IN=
-	{src: doc4, dst: gw4, port: 9000, proto: sequence.UDP},                                            // udp
-	{src: doc6, dst: gw6, port: 7000, proto: sequence.TCP, flags: kSYN},                               // IPv6, expanded
-	{src: doc6, dst: gw6, port: 9000, proto: sequence.UDP},                                            // IPv6 udp
-	{src: doc4, dst: gw6, port: 7000, proto: sequence.TCP, flags: kSYN},                               // IPv4-mapped source
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN | sequence.ECE | sequence.CWR}, // ECN flags, MARK
-	{src: doc4, dst: fwd4, port: 7000, proto: sequence.TCP, flags: kSYN},                              // forwarded
+var goldenJournal = []kvGolden{
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag},                               // prefix "knock "
+	{src: kvDoc4, dst: jGw4, port: 8000, proto: sequence.TCP, flags: synFlag},                               // prefix glued to IN=
+	{src: kvDoc4, dst: jGw4, port: 9000, proto: sequence.UDP},                                               // udp
+	{src: kvDoc6, dst: jGw6, port: 7000, proto: sequence.TCP, flags: synFlag},                               // IPv6, expanded
+	{src: kvDoc6, dst: jGw6, port: 9000, proto: sequence.UDP},                                               // IPv6 udp
+	{src: kvDoc4, dst: jGw6, port: 7000, proto: sequence.TCP, flags: synFlag},                               // IPv4-mapped source
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag | sequence.ECE | sequence.CWR}, // ECN flags, MARK
+	{src: kvDoc4, dst: jFwd4, port: 7000, proto: sequence.TCP, flags: synFlag},                              // forwarded
 	{reason: ReasonOutbound},
-	{reason: ReasonNoPorts},                                // ICMP error quoting DPT=7000
-	{reason: ReasonNoPorts},                                // ICMPv6 error quoting DPT=7000
-	{src: doc4, dst: gw4, port: 9100, proto: sequence.UDP}, // first fragment
+	{reason: ReasonNoPorts},                                   // ICMP error quoting DPT=7000
+	{reason: ReasonNoPorts},                                   // ICMPv6 error quoting DPT=7000
+	{src: kvDoc4, dst: jGw4, port: 9100, proto: sequence.UDP}, // first fragment
 	{reason: ReasonFragment},
-	{src: doc6, dst: gw6, port: 9100, proto: sequence.UDP}, // first fragment, "FRAG:0 INCOMPLETE"
+	{src: kvDoc6, dst: jGw6, port: 9100, proto: sequence.UDP}, // first fragment, "FRAG:0 INCOMPLETE"
 	{reason: ReasonFragment},
 	{reason: ReasonTruncated}, // "INCOMPLETE [8 bytes]"
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, otherPrefix: other}, // [UFW BLOCK]
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, otherPrefix: other}, // prefix with fields
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, otherPrefix: other}, // escaped quote and backslash
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, otherPrefix: other}, // byte array: invalid UTF-8
-	{src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, otherPrefix: other}, // byte array: control character
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, otherPrefix: true}, // [UFW BLOCK]
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, otherPrefix: true}, // prefix with fields
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, otherPrefix: true}, // escaped quote and backslash
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, otherPrefix: true}, // byte array: invalid UTF-8
+	{src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, otherPrefix: true}, // byte array: control character
 	{reason: ReasonUnrecognized}, // other kernel messages
 	{reason: ReasonUnrecognized},
 	{reason: ReasonUnrecognized},
@@ -56,7 +55,7 @@ var goldenJournal = []goldenRecord{
 }
 
 func TestJournalGolden(t *testing.T) {
-	lines := readGoldenLines(t, "testdata/journal/journal.json")
+	lines := readKVGoldenLines(t, "testdata/journal/journal.json")
 	if len(lines) != len(goldenJournal) {
 		t.Fatalf("%d journal entries, want %d", len(lines), len(goldenJournal))
 	}
@@ -77,8 +76,8 @@ func TestJournalGolden(t *testing.T) {
 	}
 }
 
-// jk is a kernel entry with the given MESSAGE, already JSON-quoted.
-func jk(quotedMsg string) string {
+// journalKernelEntry is a kernel entry with the given MESSAGE, already JSON-quoted.
+func journalKernelEntry(quotedMsg string) string {
 	return `{"__REALTIME_TIMESTAMP":"1795316483001000","_TRANSPORT":"kernel","SYSLOG_IDENTIFIER":"kernel","PRIORITY":"4","MESSAGE":` + quotedMsg + `}`
 }
 
@@ -90,8 +89,8 @@ const (
 
 var jTime = time.UnixMicro(jstamp)
 
-// q quotes s as JSON the way journalctl does for printable text.
-func q(s string) string {
+// jq quotes s as JSON the way journalctl does for printable text.
+func jq(s string) string {
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(err)
@@ -99,8 +98,8 @@ func q(s string) string {
 	return string(b)
 }
 
-// byteArray writes s as journalctl's array of byte values.
-func byteArray(s string) string {
+// journalByteArray writes s as journalctl's array of byte values.
+func journalByteArray(s string) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i := 0; i < len(s); i++ {
@@ -113,81 +112,81 @@ func byteArray(s string) string {
 	return b.String()
 }
 
-var journalCases = []kvCase{
-	{name: "kernel knock", line: jk(q(jmsg)), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "prefix filter", prefix: "knock", line: jk(q(jmsg)), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "glued prefix", prefix: "knock", line: jk(q(strings.Replace(jmsg, "knock ", "knock", 1))), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "other prefix", prefix: "knock", line: jk(q(strings.Replace(jmsg, "knock ", "knocker ", 1))), reason: ReasonPrefix},
-	{name: "no prefix", prefix: "knock", line: jk(q(strings.TrimPrefix(jmsg, "knock "))), reason: ReasonPrefix},
-	{name: "no prefix unfiltered", line: jk(q(strings.TrimPrefix(jmsg, "knock "))), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "ipv6 expanded", line: jk(q(jmsg6)), src: doc6, dst: gw6, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "ipv6 compressed", line: jk(q(strings.Replace(jmsg6, "2001:0db8:0000:0000:0000:0000:0000:0007", "2001:db8::7", 1))), src: doc6, dst: gw6, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "ipv4-mapped", line: jk(q(strings.Replace(jmsg6, "2001:0db8:0000:0000:0000:0000:0000:0007", "0000:0000:0000:0000:0000:ffff:c000:0207", 1))), src: doc4, dst: gw6, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "syslog transport", line: strings.Replace(jk(q(jmsg)), `"kernel","SYSLOG`, `"syslog","SYSLOG`, 1), reason: ReasonPrefix},
-	{name: "stdout transport", line: strings.Replace(jk(q(jmsg)), `"kernel","SYSLOG`, `"stdout","SYSLOG`, 1), reason: ReasonPrefix},
-	{name: "no transport", line: strings.Replace(jk(q(jmsg)), `"_TRANSPORT":"kernel",`, ``, 1), reason: ReasonPrefix},
-	{name: "transport twice, last wins", line: strings.Replace(jk(q(jmsg)), `"_TRANSPORT":"kernel",`, `"_TRANSPORT":"kernel","_TRANSPORT":"syslog",`, 1), reason: ReasonPrefix},
-	{name: "transport twice, kernel last", line: strings.Replace(jk(q(jmsg)), `"_TRANSPORT":"kernel",`, `"_TRANSPORT":"syslog","_TRANSPORT":"kernel",`, 1), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "transport as array", line: strings.Replace(jk(q(jmsg)), `"_TRANSPORT":"kernel"`, `"_TRANSPORT":["kernel","syslog"]`, 1), reason: ReasonPrefix},
-	{name: "transport escaped", line: strings.Replace(jk(q(jmsg)), `"_TRANSPORT":"kernel"`, `"_TRANSPORT":"k\u0065rnel"`, 1), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "transport kernel plus NUL", line: strings.Replace(jk(q(jmsg)), `"_TRANSPORT":"kernel"`, `"_TRANSPORT":"kernel\u0000"`, 1), reason: ReasonPrefix},
+var journalCases = []kvTrapCase{
+	{name: "kernel knock", line: journalKernelEntry(jq(jmsg)), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "prefix filter", prefix: "knock", line: journalKernelEntry(jq(jmsg)), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "glued prefix", prefix: "knock", line: journalKernelEntry(jq(strings.Replace(jmsg, "knock ", "knock", 1))), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "other prefix", prefix: "knock", line: journalKernelEntry(jq(strings.Replace(jmsg, "knock ", "knocker ", 1))), reason: ReasonPrefix},
+	{name: "no prefix", prefix: "knock", line: journalKernelEntry(jq(strings.TrimPrefix(jmsg, "knock "))), reason: ReasonPrefix},
+	{name: "no prefix unfiltered", line: journalKernelEntry(jq(strings.TrimPrefix(jmsg, "knock "))), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "ipv6 expanded", line: journalKernelEntry(jq(jmsg6)), src: kvDoc6, dst: jGw6, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "ipv6 compressed", line: journalKernelEntry(jq(strings.Replace(jmsg6, "2001:0db8:0000:0000:0000:0000:0000:0007", "2001:db8::7", 1))), src: kvDoc6, dst: jGw6, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "ipv4-mapped", line: journalKernelEntry(jq(strings.Replace(jmsg6, "2001:0db8:0000:0000:0000:0000:0000:0007", "0000:0000:0000:0000:0000:ffff:c000:0207", 1))), src: kvDoc4, dst: jGw6, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "syslog transport", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"kernel","SYSLOG`, `"syslog","SYSLOG`, 1), reason: ReasonPrefix},
+	{name: "stdout transport", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"kernel","SYSLOG`, `"stdout","SYSLOG`, 1), reason: ReasonPrefix},
+	{name: "no transport", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"_TRANSPORT":"kernel",`, ``, 1), reason: ReasonPrefix},
+	{name: "transport twice, last wins", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"_TRANSPORT":"kernel",`, `"_TRANSPORT":"kernel","_TRANSPORT":"syslog",`, 1), reason: ReasonPrefix},
+	{name: "transport twice, kernel last", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"_TRANSPORT":"kernel",`, `"_TRANSPORT":"syslog","_TRANSPORT":"kernel",`, 1), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "transport as array", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"_TRANSPORT":"kernel"`, `"_TRANSPORT":["kernel","syslog"]`, 1), reason: ReasonPrefix},
+	{name: "transport escaped", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"_TRANSPORT":"kernel"`, `"_TRANSPORT":"k\u0065rnel"`, 1), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "transport kernel plus NUL", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"_TRANSPORT":"kernel"`, `"_TRANSPORT":"kernel\u0000"`, 1), reason: ReasonPrefix},
 	{name: "syslog line that is not a knock", line: `{"_TRANSPORT":"syslog","MESSAGE":"Connection closed by 192.0.2.7 port 40000 [preauth]"}`, reason: ReasonPrefix},
-	{name: "user entry without MESSAGE", line: `{"_TRANSPORT":"journal","KNOCK":` + q(jmsg) + `}`, reason: ReasonPrefix},
-	{name: "kernel line that is not a knock", line: jk(`"e1000e: eth0 NIC Link is Up"`), reason: ReasonUnrecognized},
-	{name: "outbound", line: jk(q(strings.Replace(jmsg, "IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:ab:cd:ef:08:00", "IN= OUT=eth0", 1))), reason: ReasonOutbound},
-	{name: "icmp error", line: jk(q(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=61 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.7 LEN=33 PROTO=UDP SPT=40000 DPT=7000 LEN=13 ] `)), reason: ReasonNoPorts},
-	{name: "icmp error nested", line: jk(q(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.7 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.7 PROTO=TCP SPT=1 DPT=7000 ] ] `)), reason: ReasonNoPorts},
-	{name: "fragment", line: jk(q(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=772 TOS=0x00 PREC=0x00 TTL=64 ID=4242 FRAG:157 PROTO=UDP `)), reason: ReasonFragment},
-	{name: "ipv6 fragment", line: jk(q(`knock IN=eth0 OUT= SRC=2001:db8::7 DST=2001:db8::1 LEN=824 TC=0 HOPLIMIT=64 FLOWLBL=0 FRAG:1232 ID:caba19ee PROTO=UDP `)), reason: ReasonFragment},
-	{name: "incomplete", line: jk(q(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=28 PROTO=TCP INCOMPLETE [8 bytes] `)), reason: ReasonTruncated},
-	{name: "cut message", line: jk(q(jmsg[:strings.Index(jmsg, "DPT=")+6])), reason: ReasonTruncated},
-	{name: "UDP-Lite", line: jk(q(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=UDPLITE SPT=1 DPT=7000 LEN=8 `)), reason: ReasonBadProto},
-	{name: "byte array", line: jk(byteArray(jmsg)), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "byte array invalid UTF-8", prefix: "kn\xffock", line: jk(byteArray(strings.Replace(jmsg, "knock", "kn\xffock", 1))), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "byte array with NUL", prefix: "knock", line: jk(byteArray(strings.Replace(jmsg, "knock", "knock\x00", 1))), reason: ReasonPrefix},
-	{name: "empty byte array", line: jk(`[]`), reason: ReasonUnrecognized},
-	{name: "byte array with 256", line: jk(`[256,73,78,61]`), reason: ReasonUnrecognized},
-	{name: "byte array with string", line: jk(`[107,"IN=eth0 OUT= SRC=192.0.2.7 PROTO=TCP SPT=1 DPT=7000 "]`), reason: ReasonUnrecognized},
-	{name: "message twice as array", line: jk(`["` + jmsg + `","x"]`), reason: ReasonUnrecognized},
-	{name: "message as number", line: jk(`7000`), reason: ReasonUnrecognized},
-	{name: "message null", line: jk(`null`), reason: ReasonUnrecognized},
-	{name: "escapes in message", line: jk(q(strings.Replace(jmsg, "knock", "kn\"o\\ck\u00e9", 1))), prefix: "kn\"o\\ck\u00e9", src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "unicode escapes in message", line: jk(`"\u006bnock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000\u0020SYN "`), prefix: "knock", src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "NUL escape in message", line: jk(`"knock\u0000 IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), prefix: "knock", reason: ReasonPrefix},
-	{name: "NUL escape in address", line: jk(`"knock IN=eth0 OUT= SRC=192.0.2.7\u0000 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), reason: ReasonBadAddress},
-	{name: "raw NUL", line: jk("\"knock\x00 IN=eth0 OUT= SRC=192.0.2.7 PROTO=TCP SPT=1 DPT=7000 \""), reason: ReasonTruncated},
-	{name: "raw invalid UTF-8", line: jk("\"kn\xffock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN \""), prefix: "kn\uFFFDock", src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "surrogate pair", line: jk(`"kn\ud83d\udd11ock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), prefix: "kn\U0001F511ock", src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "lone surrogate", line: jk(`"kn\ud83dock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), prefix: "kn\uFFFDock", src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "escaped duplicate key wins", line: strings.TrimSuffix(jk(q(jmsg)), "}") + `,"M\u0045SSAGE":"x"}`, reason: ReasonUnrecognized},
-	{name: "escaped MESSAGE key, literal elsewhere", line: `{"_TRANSPORT":"kernel","M\u0045SSAGE":` + q(jmsg) + `,"x":"MESSAGE"}`, src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN},
-	{name: "escaped MESSAGE key, transport literal", line: `{"_TRANSPORT":"kernel","M\u0045SSAGE":` + q(jmsg) + `}`, src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN},
-	{name: "escaped keys, no literal", line: `{"_TR\u0041NSPORT":"kernel","M\u0045SSAGE":` + q(jmsg) + `}`, reason: ReasonUnrecognized},
-	{name: "MESSAGE only as a value", line: `{"_TRANSPORT":"kernel","X":"MESSAGE","Y":` + q(jmsg) + `}`, reason: ReasonUnrecognized},
-	{name: "no time", line: strings.Replace(jk(q(jmsg)), `"__REALTIME_TIMESTAMP":"1795316483001000",`, ``, 1), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN},
-	{name: "time as number", line: strings.Replace(jk(q(jmsg)), `"1795316483001000"`, `1795316483001000`, 1), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN},
-	{name: "bad time", line: strings.Replace(jk(q(jmsg)), `"1795316483001000"`, `"17953x"`, 1), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN},
-	{name: "escaped time", line: strings.Replace(jk(q(jmsg)), `"1795316483001000"`, `"\u00317953164830010\u0030\u0030"`, 1), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "CRLF", line: jk(q(jmsg)) + "\r", src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "CRLF inside message", line: jk(q(jmsg + "\r\n")), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "cut line", line: jk(q(jmsg))[:300], reason: ReasonTruncated},
-	{name: "trailing garbage", line: jk(q(jmsg)) + "}", reason: ReasonTruncated},
-	{name: "single quotes", line: strings.ReplaceAll(jk(q(jmsg)), `"`, `'`), reason: ReasonUnrecognized},
+	{name: "user entry without MESSAGE", line: `{"_TRANSPORT":"journal","KNOCK":` + jq(jmsg) + `}`, reason: ReasonPrefix},
+	{name: "kernel line that is not a knock", line: journalKernelEntry(`"e1000e: eth0 NIC Link is Up"`), reason: ReasonUnrecognized},
+	{name: "outbound", line: journalKernelEntry(jq(strings.Replace(jmsg, "IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:ab:cd:ef:08:00", "IN= OUT=eth0", 1))), reason: ReasonOutbound},
+	{name: "icmp error", line: journalKernelEntry(jq(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=61 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.7 LEN=33 PROTO=UDP SPT=40000 DPT=7000 LEN=13 ] `)), reason: ReasonNoPorts},
+	{name: "icmp error nested", line: journalKernelEntry(jq(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.1 DST=192.0.2.7 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.7 PROTO=TCP SPT=1 DPT=7000 ] ] `)), reason: ReasonNoPorts},
+	{name: "fragment", line: journalKernelEntry(jq(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=772 TOS=0x00 PREC=0x00 TTL=64 ID=4242 FRAG:157 PROTO=UDP `)), reason: ReasonFragment},
+	{name: "ipv6 fragment", line: journalKernelEntry(jq(`knock IN=eth0 OUT= SRC=2001:db8::7 DST=2001:db8::1 LEN=824 TC=0 HOPLIMIT=64 FLOWLBL=0 FRAG:1232 ID:caba19ee PROTO=UDP `)), reason: ReasonFragment},
+	{name: "incomplete", line: journalKernelEntry(jq(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=28 PROTO=TCP INCOMPLETE [8 bytes] `)), reason: ReasonTruncated},
+	{name: "cut message", line: journalKernelEntry(jq(jmsg[:strings.Index(jmsg, "DPT=")+6])), reason: ReasonTruncated},
+	{name: "UDP-Lite", line: journalKernelEntry(jq(`knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=UDPLITE SPT=1 DPT=7000 LEN=8 `)), reason: ReasonBadProto},
+	{name: "byte array", line: journalKernelEntry(journalByteArray(jmsg)), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "byte array invalid UTF-8", prefix: "kn\xffock", line: journalKernelEntry(journalByteArray(strings.Replace(jmsg, "knock", "kn\xffock", 1))), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "byte array with NUL", prefix: "knock", line: journalKernelEntry(journalByteArray(strings.Replace(jmsg, "knock", "knock\x00", 1))), reason: ReasonPrefix},
+	{name: "empty byte array", line: journalKernelEntry(`[]`), reason: ReasonUnrecognized},
+	{name: "byte array with 256", line: journalKernelEntry(`[256,73,78,61]`), reason: ReasonUnrecognized},
+	{name: "byte array with string", line: journalKernelEntry(`[107,"IN=eth0 OUT= SRC=192.0.2.7 PROTO=TCP SPT=1 DPT=7000 "]`), reason: ReasonUnrecognized},
+	{name: "message twice as array", line: journalKernelEntry(`["` + jmsg + `","x"]`), reason: ReasonUnrecognized},
+	{name: "message as number", line: journalKernelEntry(`7000`), reason: ReasonUnrecognized},
+	{name: "message null", line: journalKernelEntry(`null`), reason: ReasonUnrecognized},
+	{name: "escapes in message", line: journalKernelEntry(jq(strings.Replace(jmsg, "knock", "kn\"o\\ck\u00e9", 1))), prefix: "kn\"o\\ck\u00e9", src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "unicode escapes in message", line: journalKernelEntry(`"\u006bnock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000\u0020SYN "`), prefix: "knock", src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "NUL escape in message", line: journalKernelEntry(`"knock\u0000 IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), prefix: "knock", reason: ReasonPrefix},
+	{name: "NUL escape in address", line: journalKernelEntry(`"knock IN=eth0 OUT= SRC=192.0.2.7\u0000 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), reason: ReasonBadAddress},
+	{name: "raw NUL", line: journalKernelEntry("\"knock\x00 IN=eth0 OUT= SRC=192.0.2.7 PROTO=TCP SPT=1 DPT=7000 \""), reason: ReasonTruncated},
+	{name: "raw invalid UTF-8", line: journalKernelEntry("\"kn\xffock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN \""), prefix: "kn\uFFFDock", src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "surrogate pair", line: journalKernelEntry(`"kn\ud83d\udd11ock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), prefix: "kn\U0001F511ock", src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "lone surrogate", line: journalKernelEntry(`"kn\ud83dock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN "`), prefix: "kn\uFFFDock", src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "escaped duplicate key wins", line: strings.TrimSuffix(journalKernelEntry(jq(jmsg)), "}") + `,"M\u0045SSAGE":"x"}`, reason: ReasonUnrecognized},
+	{name: "escaped MESSAGE key, literal elsewhere", line: `{"_TRANSPORT":"kernel","M\u0045SSAGE":` + jq(jmsg) + `,"x":"MESSAGE"}`, src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag},
+	{name: "escaped MESSAGE key, transport literal", line: `{"_TRANSPORT":"kernel","M\u0045SSAGE":` + jq(jmsg) + `}`, src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag},
+	{name: "escaped keys, no literal", line: `{"_TR\u0041NSPORT":"kernel","M\u0045SSAGE":` + jq(jmsg) + `}`, reason: ReasonUnrecognized},
+	{name: "MESSAGE only as a value", line: `{"_TRANSPORT":"kernel","X":"MESSAGE","Y":` + jq(jmsg) + `}`, reason: ReasonUnrecognized},
+	{name: "no time", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"__REALTIME_TIMESTAMP":"1795316483001000",`, ``, 1), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag},
+	{name: "time as number", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"1795316483001000"`, `1795316483001000`, 1), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag},
+	{name: "bad time", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"1795316483001000"`, `"17953x"`, 1), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag},
+	{name: "escaped time", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"1795316483001000"`, `"\u00317953164830010\u0030\u0030"`, 1), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "CRLF", line: journalKernelEntry(jq(jmsg)) + "\r", src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "CRLF inside message", line: journalKernelEntry(jq(jmsg + "\r\n")), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "cut line", line: journalKernelEntry(jq(jmsg))[:300], reason: ReasonTruncated},
+	{name: "trailing garbage", line: journalKernelEntry(jq(jmsg)) + "}", reason: ReasonTruncated},
+	{name: "single quotes", line: strings.ReplaceAll(journalKernelEntry(jq(jmsg)), `"`, `'`), reason: ReasonUnrecognized},
 	{name: "not an object", line: `["MESSAGE"]`, reason: ReasonUnrecognized},
 	{name: "empty object", line: `{}`, reason: ReasonUnrecognized},
 	{name: "ulogd record", line: ujTCP, reason: ReasonUnrecognized},
 	{name: "simple line", line: "7000 192.0.2.7", reason: ReasonUnrecognized},
-	{name: "4 KiB message", line: jk(q(strings.Repeat("x", 3500) + " " + jmsg)), src: doc4, dst: gw4, port: 7000, proto: sequence.TCP, flags: kSYN, time: jTime},
-	{name: "4 KiB of IN=", prefix: "knock", line: jk(q(strings.Repeat("IN=", 1300) + " OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN ")), reason: ReasonPrefix},
-	{name: "4 KiB of OUT=", line: jk(q(strings.Repeat(" OUT=", 800))), reason: ReasonUnrecognized},
-	{name: "4 KiB of escapes", line: jk(q(strings.Repeat("\x01", 650) + " " + jmsg)), reason: ReasonPrefix, prefix: "knock"},
-	{name: "4 KiB byte array", line: jk(byteArray(strings.Repeat("\x01", 800) + " " + jmsg)), reason: ReasonPrefix, prefix: "knock"},
-	{name: "deep nesting", line: strings.Replace(jk(q(jmsg)), `"PRIORITY":"4"`, `"PRIORITY":`+strings.Repeat("[", 2000)+strings.Repeat("]", 2000), 1), reason: ReasonTruncated},
+	{name: "4 KiB message", line: journalKernelEntry(jq(strings.Repeat("x", 3500) + " " + jmsg)), src: kvDoc4, dst: jGw4, port: 7000, proto: sequence.TCP, flags: synFlag, time: jTime},
+	{name: "4 KiB of IN=", prefix: "knock", line: journalKernelEntry(jq(strings.Repeat("IN=", 1300) + " OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=1 DPT=7000 SYN ")), reason: ReasonPrefix},
+	{name: "4 KiB of OUT=", line: journalKernelEntry(jq(strings.Repeat(" OUT=", 800))), reason: ReasonUnrecognized},
+	{name: "4 KiB of escapes", line: journalKernelEntry(jq(strings.Repeat("\x01", 650) + " " + jmsg)), reason: ReasonPrefix, prefix: "knock"},
+	{name: "4 KiB byte array", line: journalKernelEntry(journalByteArray(strings.Repeat("\x01", 800) + " " + jmsg)), reason: ReasonPrefix, prefix: "knock"},
+	{name: "deep nesting", line: strings.Replace(journalKernelEntry(jq(jmsg)), `"PRIORITY":"4"`, `"PRIORITY":`+strings.Repeat("[", 2000)+strings.Repeat("]", 2000), 1), reason: ReasonTruncated},
 }
 
 func TestParseJournal(t *testing.T) {
 	for _, tc := range journalCases {
-		t.Run(tc.name, func(t *testing.T) { checkKVCase(t, FormatJournal, tc) })
+		t.Run(tc.name, func(t *testing.T) { checkKVTrap(t, FormatJournal, tc) })
 	}
 }
 
@@ -200,13 +199,13 @@ func TestParseJournal(t *testing.T) {
 func TestJournalAutoNeverTrustsUsers(t *testing.T) {
 	fake := jmsg
 	lines := []string{
-		`{"_TRANSPORT":"syslog","SYSLOG_IDENTIFIER":"kernel","MESSAGE":` + q(fake) + `}`,
-		`{"_TRANSPORT":"stdout","MESSAGE":` + q(fake) + `}`,
-		`{"_TRANSPORT":"journal","MESSAGE":"hello","KNOCK":` + q(fake) + `}`,
-		`{"_TRANSPORT":"journal","KNOCK":` + q(fake) + `,"X":"MESSAGE"}`,
-		`{"_TRANSPORT":"journal","MESSAGE":[` + q(fake) + `,` + q(fake) + `]}`,
-		`{"_TRANSPORT":"journal","MESSAGE":` + q(fake),
-		`{"_TRANSPORT":"kernel","MESSAGE":"x"} {"_TRANSPORT":"syslog","MESSAGE":` + q(fake) + `}`,
+		`{"_TRANSPORT":"syslog","SYSLOG_IDENTIFIER":"kernel","MESSAGE":` + jq(fake) + `}`,
+		`{"_TRANSPORT":"stdout","MESSAGE":` + jq(fake) + `}`,
+		`{"_TRANSPORT":"journal","MESSAGE":"hello","KNOCK":` + jq(fake) + `}`,
+		`{"_TRANSPORT":"journal","KNOCK":` + jq(fake) + `,"X":"MESSAGE"}`,
+		`{"_TRANSPORT":"journal","MESSAGE":[` + jq(fake) + `,` + jq(fake) + `]}`,
+		`{"_TRANSPORT":"journal","MESSAGE":` + jq(fake),
+		`{"_TRANSPORT":"kernel","MESSAGE":"x"} {"_TRANSPORT":"syslog","MESSAGE":` + jq(fake) + `}`,
 		`{"_TRANSPORT":"syslog","MESSAGE":"` + fake + `\"}`,
 	}
 	for _, prefix := range []string{"", "knock"} {
@@ -223,7 +222,7 @@ func TestJournalAutoNeverTrustsUsers(t *testing.T) {
 }
 
 func TestJournalNoAllocs(t *testing.T) {
-	lines := readGoldenLines(t, "testdata/journal/journal.json")
+	lines := readKVGoldenLines(t, "testdata/journal/journal.json")
 	for _, tc := range journalCases {
 		if tc.reason != ReasonBadAddress {
 			lines = append(lines, tc.line)
@@ -232,7 +231,7 @@ func TestJournalNoAllocs(t *testing.T) {
 	for _, prefix := range []string{"", "knock"} {
 		p := Parser{Format: FormatJournal, Prefix: prefix}
 		for _, line := range lines {
-			if raceEnabled && decodesEscapes(FormatJournal, line) {
+			if jsonRaceEnabled && jsonDecodesEscapes(FormatJournal, line) {
 				continue
 			}
 			b := []byte(line)
@@ -283,7 +282,7 @@ func refJSONDepth(s string) int {
 	return max
 }
 
-var refStamp = regexp.MustCompile(`^[0-9]{1,18}$`)
+var jsonRefStamp = regexp.MustCompile(`^[0-9]{1,18}$`)
 
 // refJournal is parseJournal's rules written out over encoding/json.
 func refJournal(line, prefix string) (Reason, sequence.Event) {
@@ -312,7 +311,7 @@ func refJournal(line, prefix string) (Reason, sequence.Event) {
 		b := make([]byte, 0, len(v))
 		for _, e := range v {
 			n, ok := e.(json.Number)
-			if !ok || !refDigits.MatchString(string(n)) {
+			if !ok || !kvRefDigits.MatchString(string(n)) {
 				return ReasonUnrecognized, none
 			}
 			x, err := strconv.ParseUint(string(n), 10, 8)
@@ -325,18 +324,18 @@ func refJournal(line, prefix string) (Reason, sequence.Event) {
 	default:
 		return ReasonUnrecognized, none
 	}
-	at, _ := refKVAnchor(msg)
+	at, _ := kvRefAnchor(msg)
 	if at < 0 {
 		return ReasonUnrecognized, none
 	}
 	if want := strings.Trim(prefix, " \t\r"); want != "" && strings.Trim(msg[:at], " \t\r") != want {
 		return ReasonPrefix, none
 	}
-	r, ev := refKV(msg[at:])
+	r, ev := kvRef(msg[at:])
 	if r != ReasonNone {
 		return r, none
 	}
-	if s, ok := m["__REALTIME_TIMESTAMP"].(string); ok && refStamp.MatchString(s) {
+	if s, ok := m["__REALTIME_TIMESTAMP"].(string); ok && jsonRefStamp.MatchString(s) {
 		us, _ := strconv.ParseInt(s, 10, 64)
 		ev.Time = time.UnixMicro(us)
 	}
@@ -351,9 +350,9 @@ func TestRefJournalAgreesOnCases(t *testing.T) {
 	}
 }
 
-// checkAgainstRef compares a parse with the reference's, and checks what
+// checkKVAgainstRef compares a parse with the reference's, and checks what
 // any event must be.
-func checkAgainstRef(t *testing.T, line, prefix string, r Reason, got sequence.Event, wantR Reason, want sequence.Event) {
+func checkKVAgainstRef(t *testing.T, line, prefix string, r Reason, got sequence.Event, wantR Reason, want sequence.Event) {
 	t.Helper()
 	if r != wantR {
 		t.Fatalf("Parse(%q, prefix %q) = %v, reference %v", line, prefix, r, wantR)
@@ -377,7 +376,7 @@ func checkAgainstRef(t *testing.T, line, prefix string, r Reason, got sequence.E
 // FuzzParseJournal checks the journal parser against refJournal (the same
 // rules over encoding/json): same reason, same event, no panics.
 func FuzzParseJournal(f *testing.F) {
-	for _, line := range readGoldenLines(f, "testdata/journal/journal.json") {
+	for _, line := range readKVGoldenLines(f, "testdata/journal/journal.json") {
 		f.Add(line, "")
 		f.Add(line, "knock")
 	}
@@ -389,17 +388,17 @@ func FuzzParseJournal(f *testing.F) {
 		var got sequence.Event
 		_, r := p.Parse([]byte(line), &got)
 		wantR, want := refJournal(line, prefix)
-		checkAgainstRef(t, line, prefix, r, got, wantR, want)
+		checkKVAgainstRef(t, line, prefix, r, got, wantR, want)
 	})
 }
 
 // FuzzJSONObject checks the JSON scanner against encoding/json: the same
 // lines are valid objects, with the same members and string values.
 func FuzzJSONObject(f *testing.F) {
-	for _, line := range readGoldenLines(f, "testdata/journal/journal.json") {
+	for _, line := range readKVGoldenLines(f, "testdata/journal/journal.json") {
 		f.Add(line)
 	}
-	for _, line := range readGoldenLines(f, "testdata/ulogd/ulogd.json") {
+	for _, line := range readKVGoldenLines(f, "testdata/ulogd/ulogd.json") {
 		f.Add(line)
 	}
 	for _, tc := range journalCases {
@@ -462,7 +461,7 @@ func FuzzJSONObject(f *testing.F) {
 }
 
 func BenchmarkParseJournal(b *testing.B) {
-	golden := readGoldenLines(b, "testdata/journal/journal.json")
+	golden := readKVGoldenLines(b, "testdata/journal/journal.json")
 	for _, bc := range []struct {
 		name, line, prefix string
 		format             Format
@@ -476,7 +475,7 @@ func BenchmarkParseJournal(b *testing.B) {
 		{"user-fake", golden[24], "knock", FormatJournal},
 		{"user-other", golden[28], "knock", FormatJournal},
 		{"reject-syslog-line", "Nov 22 03:01:42 gw sshd[4242]: Connection closed by 192.0.2.7 port 40000 [preauth]", "", FormatJournal},
-		{"reject-ulogd-json", readGoldenLines(b, "testdata/ulogd/ulogd.json")[0], "", FormatJournal},
+		{"reject-ulogd-json", readKVGoldenLines(b, "testdata/ulogd/ulogd.json")[0], "", FormatJournal},
 		{"4KiB-of-IN", journalCases[len(journalCases)-5].line, "knock", FormatJournal},
 		{"4KiB-nesting", journalCases[len(journalCases)-1].line, "knock", FormatJournal},
 	} {
@@ -502,7 +501,7 @@ func BenchmarkJSONWithEncodingJSON(b *testing.B) {
 		{"ulogd-tcp4", "testdata/ulogd/ulogd.json"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			line := []byte(readGoldenLines(b, bc.file)[0])
+			line := []byte(readKVGoldenLines(b, bc.file)[0])
 			b.SetBytes(int64(len(line) + 1))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -76,7 +76,9 @@ func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
 		return ReasonUnrecognized // LOGEMU writes the host name and a space
 	}
 	rest = rest[h+1:] // the prefix and the fields
-	if bytes.Index(rest, outMarker) < 0 {
+	// The kernel's syslog lines have this stamp too, and are the most
+	// common lines with fields in a syslog file: turn them down at once.
+	if kvHasPrefix(rest, "kernel: ") || bytes.Index(rest, kvOutMarker) < 0 {
 		return ReasonUnrecognized
 	}
 	mon, day, hh, mm, ss, ok := parseLogemuStamp(line[:logemuStampLen])
@@ -84,10 +86,10 @@ func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
 		return ReasonUnrecognized
 	}
 	at, wordStart := kvAnchor(rest)
-	if at < 0 || !wordStart || hasKernelTag(rest[:at]) {
+	if at < 0 || !wordStart || logemuKernelTag(rest[:at]) {
 		return ReasonUnrecognized
 	}
-	if !prefixMatches(rest[:at], p.Prefix) {
+	if !kvPrefixMatches(rest[:at], p.Prefix) {
 		return ReasonPrefix
 	}
 	var f kvLineFields
@@ -102,39 +104,39 @@ func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
 	return ReasonNone
 }
 
-// outMarker is what every line with kernel-style fields contains.
-var outMarker = []byte(" OUT=")
+// kvOutMarker is what every line with kernel-style fields contains.
+var kvOutMarker = []byte(" OUT=")
 
-const months = "JanFebMarAprMayJunJulAugSepOctNovDec"
+const logemuMonths = "JanFebMarAprMayJunJulAugSepOctNovDec"
 
 // parseLogemuStamp reads "Mmm dd hh:mm:ss" (the day padded with a blank).
 func parseLogemuStamp(b []byte) (mon time.Month, day, hh, mm, ss int, ok bool) {
-	for i := 0; i+3 <= len(months); i += 3 {
-		if string(b[:3]) == months[i:i+3] {
+	for i := 0; i+3 <= len(logemuMonths); i += 3 {
+		if string(b[:3]) == logemuMonths[i:i+3] {
 			mon = time.Month(i/3 + 1)
 			break
 		}
 	}
-	d1, ok1 := digit(b[5])
+	d1, ok1 := kvDigit(b[5])
 	d0 := 0
 	ok0 := b[4] == ' '
 	if !ok0 {
-		d0, ok0 = digit(b[4])
+		d0, ok0 = kvDigit(b[4])
 	}
 	day = d0*10 + d1
 	var okh, okm, oks bool
-	hh, okh = twoDigits(b[7:9])
-	mm, okm = twoDigits(b[10:12])
-	ss, oks = twoDigits(b[13:15])
+	hh, okh = kvTwoDigits(b[7:9])
+	mm, okm = kvTwoDigits(b[10:12])
+	ss, oks = kvTwoDigits(b[13:15])
 	ok = mon != 0 && ok0 && ok1 && okh && okm && oks && day >= 1 && day <= 31 && hh < 24 && mm < 60 && ss < 61
 	return
 }
 
-func digit(c byte) (int, bool) { return int(c - '0'), c >= '0' && c <= '9' }
+func kvDigit(c byte) (int, bool) { return int(c - '0'), c >= '0' && c <= '9' }
 
-func twoDigits(b []byte) (int, bool) {
-	a, ok1 := digit(b[0])
-	c, ok2 := digit(b[1])
+func kvTwoDigits(b []byte) (int, bool) {
+	a, ok1 := kvDigit(b[0])
+	c, ok2 := kvDigit(b[1])
 	return a*10 + c, ok1 && ok2
 }
 
@@ -154,9 +156,9 @@ func logemuYear(mon time.Month, day, hh, mm, ss int, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// hasKernelTag reports whether a word of b is "kernel:", the syslog tag of
+// logemuKernelTag reports whether a word of b is "kernel:", the syslog tag of
 // kernel messages: such a line is the kernel's, not ulogd's.
-func hasKernelTag(b []byte) bool {
+func logemuKernelTag(b []byte) bool {
 	for i := 0; i < len(b); {
 		for i < len(b) && isBlank(b[i]) {
 			i++
@@ -172,9 +174,9 @@ func hasKernelTag(b []byte) bool {
 	return false
 }
 
-// prefixMatches reports whether the logged prefix (blanks around it
+// kvPrefixMatches reports whether the logged prefix (blanks around it
 // ignored) is the one the parser wants; an empty Parser.Prefix takes any.
-func prefixMatches(logged []byte, want string) bool {
+func kvPrefixMatches(logged []byte, want string) bool {
 	want = trimBlanksString(want)
 	return want == "" || string(trimBlanks(logged)) == want
 }
@@ -193,7 +195,7 @@ func prefixMatches(logged []byte, want string) bool {
 func kvAnchor(s []byte) (at int, wordStart bool) {
 	at = -1
 	for from := 0; ; {
-		j := bytes.Index(s[from:], outMarker)
+		j := bytes.Index(s[from:], kvOutMarker)
 		if j < 0 {
 			return at, wordStart
 		}
@@ -202,14 +204,14 @@ func kvAnchor(s []byte) (at int, wordStart bool) {
 		for ws > 0 && !isBlank(s[ws-1]) {
 			ws--
 		}
-		if k := bytes.LastIndex(s[ws:j], inMarker); k >= 0 {
+		if k := bytes.LastIndex(s[ws:j], kvInMarker); k >= 0 {
 			at, wordStart = ws+k, k == 0
 		}
 		from = j + 1
 	}
 }
 
-var inMarker = []byte("IN=")
+var kvInMarker = []byte("IN=")
 
 // kvLineFields holds what parseKVFields found in kernel-style fields.
 // Slices point into the line. Only the first occurrence of a field counts,
@@ -269,23 +271,23 @@ func parseKVFields(s []byte, f *kvLineFields) {
 		if fragNext {
 			// ulogd's IPv6 "FRAG: 1232": the offset is a word of its own.
 			fragNext = false
-			if nonZeroNumber(tok) {
+			if kvNonZeroNumber(tok) {
 				f.fragment = true
 			}
 			continue
 		}
 		switch tok[0] {
 		case 'I':
-			if hasPrefixStr(tok, "IN=") && f.in == nil {
+			if kvHasPrefix(tok, "IN=") && f.in == nil {
 				f.in = tok[3:]
 			}
 		case 'O':
-			if hasPrefixStr(tok, "OUT=") && f.out == nil {
+			if kvHasPrefix(tok, "OUT=") && f.out == nil {
 				f.out = tok[4:]
 			}
 		case 'S':
 			switch {
-			case hasPrefixStr(tok, "SRC="):
+			case kvHasPrefix(tok, "SRC="):
 				if !f.hasSrc {
 					f.src, f.hasSrc = tok[4:], true
 				}
@@ -294,18 +296,18 @@ func parseKVFields(s []byte, f *kvLineFields) {
 			}
 		case 'D':
 			switch {
-			case hasPrefixStr(tok, "DST="):
+			case kvHasPrefix(tok, "DST="):
 				if !f.hasDst {
 					f.dst, f.hasDst = tok[4:], true
 				}
-			case hasPrefixStr(tok, "DPT="):
+			case kvHasPrefix(tok, "DPT="):
 				if !f.hasDp {
 					f.dpt, f.hasDp, f.dptEnded = tok[4:], true, i < len(s)
 				}
 			}
 		case 'P':
 			switch {
-			case hasPrefixStr(tok, "PROTO="):
+			case kvHasPrefix(tok, "PROTO="):
 				if !f.hasProto {
 					f.proto, f.hasProto, afterProto = tok[6:], true, true
 				}
@@ -316,8 +318,8 @@ func parseKVFields(s []byte, f *kvLineFields) {
 			switch {
 			case string(tok) == "FRAG:":
 				fragNext = true
-			case hasPrefixStr(tok, "FRAG:"):
-				if nonZeroNumber(tok[5:]) {
+			case kvHasPrefix(tok, "FRAG:"):
+				if kvNonZeroNumber(tok[5:]) {
 					f.fragment = true
 				}
 			case string(tok) == "FIN" && afterProto:
@@ -347,13 +349,13 @@ func parseKVFields(s []byte, f *kvLineFields) {
 	}
 }
 
-// hasPrefixStr is bytes.HasPrefix for a string prefix, without converting.
-func hasPrefixStr(b []byte, prefix string) bool {
+// kvHasPrefix is bytes.HasPrefix for a string prefix, without converting.
+func kvHasPrefix(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
 }
 
-// nonZeroNumber reports whether b is a decimal number other than zero.
-func nonZeroNumber(b []byte) bool {
+// kvNonZeroNumber reports whether b is a decimal number other than zero.
+func kvNonZeroNumber(b []byte) bool {
 	nonZero := false
 	for _, c := range b {
 		if c < '0' || c > '9' {
@@ -408,20 +410,20 @@ func kvEvent(f *kvLineFields, e *sequence.Event) Reason {
 	if !f.hasDp || !f.dptEnded {
 		return ReasonTruncated
 	}
-	port, ok := parsePortDigits(f.dpt)
+	port, ok := kvPort(f.dpt)
 	if !ok {
 		return ReasonBadPort
 	}
 	if !f.hasSrc {
 		return ReasonTruncated
 	}
-	src, ok := parseAddrField(f.src)
+	src, ok := kvAddr(f.src)
 	if !ok {
 		return ReasonBadAddress
 	}
 	var dst netip.Addr
 	if f.hasDst {
-		if dst, ok = parseAddrField(f.dst); !ok {
+		if dst, ok = kvAddr(f.dst); !ok {
 			return ReasonBadAddress
 		}
 	}
@@ -432,8 +434,8 @@ func kvEvent(f *kvLineFields, e *sequence.Event) Reason {
 	return ReasonNone
 }
 
-// parsePortDigits parses a port written in decimal digits, 1..65535.
-func parsePortDigits(b []byte) (uint16, bool) {
+// kvPort parses a port written in decimal digits, 1..65535.
+func kvPort(b []byte) (uint16, bool) {
 	if len(b) == 0 {
 		return 0, false
 	}
@@ -452,9 +454,9 @@ func parsePortDigits(b []byte) (uint16, bool) {
 	return uint16(n), true
 }
 
-// parseAddrField parses an address field of a log line: an IPv4 or IPv6
+// kvAddr parses an address field of a log line: an IPv4 or IPv6
 // address, compressed or not, normalised as events need.
-func parseAddrField(b []byte) (netip.Addr, bool) {
+func kvAddr(b []byte) (netip.Addr, bool) {
 	zone := -1
 	for i, c := range b {
 		if isAddrChar(c) {
@@ -507,7 +509,7 @@ func parseAddrField(b []byte) (netip.Addr, bool) {
 // set. The time is "oob.time.sec" and "oob.time.usec" (the kernel's stamp),
 // else "timestamp" (local time unless it has a zone), else zero.
 func (p *Parser) parseUlogdJSON(line []byte, ev *sequence.Event) Reason {
-	if bytes.Index(line, oobMarker) < 0 {
+	if bytes.Index(line, ulogdOobMarker) < 0 {
 		return ReasonUnrecognized
 	}
 	var r ulogdRecord
@@ -519,13 +521,13 @@ func (p *Parser) parseUlogdJSON(line []byte, ev *sequence.Event) Reason {
 	}
 	// Some string needs its escapes decoded: rare (ulogd escapes only
 	// quotes, backslashes and control characters).
-	bp := getDecodeBuf()
-	defer putDecodeBuf(bp)
+	bp := jsonGetBuf()
+	defer jsonPutBuf(bp)
 	*bp = r.decode((*bp)[:0])
 	return p.ulogdJSONEvent(&r, ev)
 }
 
-var oobMarker = []byte(`"oob.`)
+var ulogdOobMarker = []byte(`"oob.`)
 
 // The keys of a ulogd JSON record that matter, as indexes into
 // ulogdRecord.vals.
@@ -635,7 +637,7 @@ func (r *ulogdRecord) scan(line []byte) bool {
 			var kb [jsonKeyMax + utf8.UTFMax]byte
 			k = jsonUnquoteMax(kb[:0], k, jsonKeyMax)
 		}
-		if hasPrefixStr(k, "oob.") {
+		if kvHasPrefix(k, "oob.") {
 			r.hasOob = true
 		}
 		if i := ulogdKey(unsafe.String(unsafe.SliceData(k), len(k))); i >= 0 {
@@ -686,7 +688,7 @@ func (r *ulogdRecord) uint(k int) (n uint64, present, ok bool) {
 	if v.kind != jsonNumber {
 		return 0, true, false
 	}
-	n, ok = parseUintDigits(v.raw)
+	n, ok = jsonUintDigits(v.raw)
 	return n, true, ok
 }
 
@@ -709,7 +711,7 @@ func (r *ulogdRecord) ifaceSet(name, ifindex int) bool {
 
 func (p *Parser) ulogdJSONEvent(r *ulogdRecord, ev *sequence.Event) Reason {
 	prefix, _ := r.str(ukPrefix)
-	if !prefixMatches(prefix, p.Prefix) {
+	if !kvPrefixMatches(prefix, p.Prefix) {
 		return ReasonPrefix
 	}
 	if r.ifaceSet(ukOut, ukIfOut) && !r.ifaceSet(ukIn, ukIfIn) {
@@ -762,7 +764,7 @@ func (p *Parser) ulogdJSONEvent(r *ulogdRecord, ev *sequence.Event) Reason {
 	if !isStr {
 		return ReasonBadAddress
 	}
-	src, ok := parseAddrField(s)
+	src, ok := kvAddr(s)
 	if !ok {
 		return ReasonBadAddress
 	}
@@ -772,7 +774,7 @@ func (p *Parser) ulogdJSONEvent(r *ulogdRecord, ev *sequence.Event) Reason {
 		if !isStr {
 			return ReasonBadAddress
 		}
-		if dst, ok = parseAddrField(d); !ok {
+		if dst, ok = kvAddr(d); !ok {
 			return ReasonBadAddress
 		}
 	}
@@ -813,16 +815,16 @@ func (r *ulogdRecord) time() time.Time {
 		return time.Unix(int64(sec), int64(usec)*1e3)
 	}
 	if s, ok := r.str(ukTimestamp); ok {
-		if t, ok := parseISOStamp(s); ok {
+		if t, ok := ulogdISOStamp(s); ok {
 			return t
 		}
 	}
 	return time.Time{}
 }
 
-// parseUintDigits parses a non-empty run of decimal digits that fits in
+// jsonUintDigits parses a non-empty run of decimal digits that fits in
 // 63 bits.
-func parseUintDigits(b []byte) (uint64, bool) {
+func jsonUintDigits(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 18 {
 		return 0, false
 	}
@@ -836,24 +838,24 @@ func parseUintDigits(b []byte) (uint64, bool) {
 	return n, true
 }
 
-// parseISOStamp parses "2006-01-02T15:04:05", with an optional fraction of
+// ulogdISOStamp parses "2006-01-02T15:04:05", with an optional fraction of
 // a second and an optional zone ("Z", "+01:00" or "+0100"), as ulogd's
 // JSON plugin writes its "timestamp". Without a zone the time is local,
 // as ulogd formats it. Hand-written because time.Parse allocates on every
 // error.
-func parseISOStamp(b []byte) (time.Time, bool) {
+func ulogdISOStamp(b []byte) (time.Time, bool) {
 	if len(b) < 19 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
 	var v [6]int
 	for i, at := range [...]int{0, 5, 8, 11, 14, 17} {
-		n, ok := twoDigits(b[at : at+2])
+		n, ok := kvTwoDigits(b[at : at+2])
 		if !ok {
 			return time.Time{}, false
 		}
 		v[i] = n
 	}
-	y2, ok := twoDigits(b[2:4])
+	y2, ok := kvTwoDigits(b[2:4])
 	if !ok {
 		return time.Time{}, false
 	}
@@ -884,8 +886,8 @@ func parseISOStamp(b []byte) (time.Time, bool) {
 	case len(rest) == 1 && rest[0] == 'Z':
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':',
 		len(rest) == 5 && (rest[0] == '+' || rest[0] == '-'):
-		zh, ok1 := twoDigits(rest[1:3])
-		zm, ok2 := twoDigits(rest[len(rest)-2:])
+		zh, ok1 := kvTwoDigits(rest[1:3])
+		zm, ok2 := kvTwoDigits(rest[len(rest)-2:])
 		if !ok1 || !ok2 || zh > 23 || zm > 59 {
 			return time.Time{}, false
 		}
