@@ -123,8 +123,9 @@ func (p *Parser) parseIpfw(line []byte, ev *sequence.Event) Reason {
 	case string(dir) == "in", string(dir) == "[no":
 	case string(dir) == "out":
 		return ReasonOutbound
-	case cut && (bytes.HasPrefix([]byte("out"), dir) || bytes.HasPrefix([]byte("[no"), dir) || bytes.HasPrefix(dir, []byte("mark:")) || bytes.HasPrefix([]byte("mark:"), dir)):
-		return ReasonTruncated // "in" is complete; "ou" or "mark:0x1" is not
+	case cut && (bytes.HasPrefix([]byte("in"), dir) || bytes.HasPrefix([]byte("out"), dir) || bytes.HasPrefix([]byte("[no"), dir) ||
+		bytes.HasPrefix(dir, []byte("mark:")) || bytes.HasPrefix([]byte("mark:"), dir)):
+		return ReasonTruncated // "in" is complete; "i", "ou" or "mark:0x1" is not
 	default:
 		return ReasonUnrecognized
 	}

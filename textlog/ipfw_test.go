@@ -73,6 +73,8 @@ var ipfwCases = []bsdCase{
 	{name: "cut in source", line: ipfwHead + "TCP 192.0.2.7:400", reason: ReasonTruncated},
 	{name: "cut in destination port", line: ipfwHead + "TCP 192.0.2.7:40000 192.0.2.1:70", reason: ReasonTruncated},
 	{name: "cut in direction", line: ipfwHead + "TCP 192.0.2.7:40000 192.0.2.1:7000 ou", reason: ReasonTruncated},
+	{name: "cut in in", line: ipfwHead + "TCP 192.0.2.7:40000 192.0.2.1:7000 i", reason: ReasonTruncated},
+	{name: "cut before direction", line: ipfwHead + "TCP 192.0.2.7:40000 192.0.2.1:7000 ", reason: ReasonTruncated},
 	{name: "cut in mark", line: ipfwHead + "TCP 192.0.2.7:40000 192.0.2.1:7000 mark:0x", reason: ReasonTruncated},
 	{name: "cut in no if info", line: ipfwHead + "TCP 192.0.2.7:40000 192.0.2.1:7000 [n", reason: ReasonTruncated},
 	ipfwEvent("cut after in", ipfwHead+"TCP 192.0.2.7:40000 192.0.2.1:7000 in", v4, pfV4, 7000, sequence.TCP),

@@ -135,6 +135,7 @@ const (
 	pfMaxWord   = 24
 	pfMaxIface  = 64
 	pfMaxVerb   = 192
+	pfMaxGroups = 3
 )
 
 // pfParseHeader parses the pflog header that starts with "rule " at i.
@@ -274,9 +275,14 @@ func pfOpenBSDUIDs(b []byte) bool {
 	return e > 0 && bytes.Contains(b[:e], []byte(", pid "))
 }
 
-// pfSkipBrackets skips "[...] " groups at m.
+// pfSkipBrackets skips "[...] " groups at m: OpenBSD's -v prints up to
+// two in a row. Skipping no more than pfMaxGroups keeps the work per
+// "rule " bounded, and so a line with many of them linear.
 func pfSkipBrackets(line []byte, m int) (int, Reason) {
-	for m < len(line) && line[m] == '[' {
+	for g := 0; m < len(line) && line[m] == '['; g++ {
+		if g == pfMaxGroups {
+			return m, ReasonUnrecognized
+		}
 		e := bytes.Index(line[m:min(len(line), m+pfMaxVerb)], []byte("] "))
 		if e < 0 {
 			return m, pfCutOr(line, m+pfMaxVerb)

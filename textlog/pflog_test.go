@@ -66,17 +66,15 @@ func bsdRunCases(t *testing.T, f Format, cases []bsdCase) {
 				bsdCheckEvent(t, tc.line, &ev)
 			}
 			// FormatAuto must see the same: no earlier format may claim
-			// the line, and the parser must not hide it from later ones.
-			// (Only events and skips with a reason of this format's own
-			// are compared; an unrecognized line may be another's.)
-			// With a prefix, FormatAuto stops at the simple format,
-			// which reports every line without the prefix as
-			// ReasonPrefix, so only lines without one are compared.
-			if r != ReasonUnrecognized && tc.prefix == "" {
+			// the line, and this parser must not hide it from later
+			// ones. An unrecognized line may be another format's, and a
+			// prefix mismatch is attributed to the first format that
+			// reports one, so only the reason is compared for those.
+			if r != ReasonUnrecognized {
 				auto := Parser{Prefix: tc.prefix}
 				ev2 := stamp
 				af, ar := auto.Parse([]byte(tc.line), &ev2)
-				if af != f || ar != r || !bsdSameEvent(ev2, ev) {
+				if ar != r || !bsdSameEvent(ev2, ev) || af != f && r != ReasonPrefix {
 					t.Errorf("FormatAuto: Parse(%q) = %v, %v, %s; pinned %v, %v, %s", tc.line, af, ar, bsdShowEvent(ev2), f, r, bsdShowEvent(ev))
 				}
 			}
@@ -432,7 +430,8 @@ func TestParsePflog(t *testing.T) {
 	}
 	cases = append(cases, bsdLongLines(FormatPflog, pfUp+"192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn,
 		bsdMarker{"rule ", ReasonUnrecognized}, bsdMarker{" > ", ReasonUnrecognized},
-		bsdMarker{"rule 1/(", ReasonUnrecognized}, bsdMarker{"rule 1/0(match): block in on em0: ", ReasonUnrecognized})...)
+		bsdMarker{"rule 1/(", ReasonUnrecognized}, bsdMarker{"rule 1/0(match): block in on em0: ", ReasonUnrecognized},
+		bsdMarker{" rule 1/(x) [] [] [] [] [] [] [] [] [] [] [] []", ReasonUnrecognized})...)
 	bsdRunCases(t, FormatPflog, cases)
 	p := Parser{Format: FormatPflog}
 	for _, c := range cases {
@@ -505,6 +504,7 @@ func BenchmarkParsePflog(b *testing.B) {
 		{"openbsd-tcp", "Nov 22 12:00:01.123456 rule 3/(match) block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000: S 123456:123456(0) win 16384 <mss 1460> (DF)"},
 		{"other-line", "Nov 22 12:00:01 host sshd[123]: Connection closed by 192.0.2.7 port 40000 [preauth]"},
 		{"4KiB-of-markers", strings.Repeat("rule ", 4096/5)},
+		{"4KiB-of-headers", strings.Repeat(" rule 1/(x) [] [] [] [] [] [] [] [] [] [] [] []", 4096/46)},
 	}, FormatPflog)
 }
 
