@@ -59,7 +59,7 @@ const journalImplemented = true
 func (p *Parser) parseJournal(line []byte, ev *sequence.Event) Reason {
 	line = skipJSONSpace(line)
 	if len(line) == 0 || line[0] != '{' ||
-		bytes.Index(line, journalMessageMarker) < 0 && bytes.Index(line, journalTransportMarker) < 0 {
+		indexLit(line, `"MESSAGE"`, 1) < 0 && indexLit(line, `"_TRANSPORT"`, 2) < 0 {
 		return ReasonUnrecognized
 	}
 	var msg, transport, stamp jsonValue
@@ -124,11 +124,6 @@ func jsonPutBuf(b *[]byte) {
 		jsonBufs.Put(b)
 	}
 }
-
-var (
-	journalMessageMarker   = []byte(`"MESSAGE"`)
-	journalTransportMarker = []byte(`"_TRANSPORT"`)
-)
 
 // journalEvent reads the MESSAGE of a kernel entry.
 func (p *Parser) journalEvent(msg []byte, stamp *jsonValue, ev *sequence.Event) Reason {

@@ -78,7 +78,7 @@ func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
 	rest = rest[h+1:] // the prefix and the fields
 	// The kernel's syslog lines have this stamp too, and are the most
 	// common lines with fields in a syslog file: turn them down at once.
-	if kvHasPrefix(rest, "kernel: ") || bytes.Index(rest, kvOutMarker) < 0 {
+	if kvHasPrefix(rest, "kernel: ") || indexLit(rest, " OUT=", 1) < 0 {
 		return ReasonUnrecognized
 	}
 	mon, day, hh, mm, ss, ok := parseLogemuStamp(line[:logemuStampLen])
@@ -104,8 +104,25 @@ func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
 	return ReasonNone
 }
 
-// kvOutMarker is what every line with kernel-style fields contains.
-var kvOutMarker = []byte(" OUT=")
+// indexLit returns the index of the first lit in s, or -1. It looks for
+// lit[k] with bytes.IndexByte and checks around each hit: with k chosen so
+// that lit[k] is rare in the lines searched, this is several times faster
+// than bytes.Index, which keys on the first byte (a quote, in JSON, opens
+// every key). Each byte of s is looked at a bounded number of times.
+func indexLit(s []byte, lit string, k int) int {
+	for i := k; i < len(s); {
+		j := bytes.IndexByte(s[i:], lit[k])
+		if j < 0 {
+			return -1
+		}
+		i += j
+		if start := i - k; start+len(lit) <= len(s) && string(s[start:start+len(lit)]) == lit {
+			return start
+		}
+		i++
+	}
+	return -1
+}
 
 const logemuMonths = "JanFebMarAprMayJunJulAugSepOctNovDec"
 
@@ -188,14 +205,14 @@ func kvPrefixMatches(logged []byte, want string) bool {
 // starts its word, as it does when the prefix is followed by a blank.
 // at is -1 when s has no such fields.
 //
-// The search goes forward, where bytes.Index is fast, and keeps the last
+// The search goes forward, where indexLit is fast, and keeps the last
 // match. Every byte is looked at a bounded number of times: each search
 // starts after the previous match, and the word before a match lies
 // between it and the previous match, so no word is scanned twice.
 func kvAnchor(s []byte) (at int, wordStart bool) {
 	at = -1
 	for from := 0; ; {
-		j := bytes.Index(s[from:], kvOutMarker)
+		j := indexLit(s[from:], " OUT=", 1)
 		if j < 0 {
 			return at, wordStart
 		}
@@ -509,7 +526,7 @@ func kvAddr(b []byte) (netip.Addr, bool) {
 // set. The time is "oob.time.sec" and "oob.time.usec" (the kernel's stamp),
 // else "timestamp" (local time unless it has a zone), else zero.
 func (p *Parser) parseUlogdJSON(line []byte, ev *sequence.Event) Reason {
-	if bytes.Index(line, ulogdOobMarker) < 0 {
+	if indexLit(line, `"oob.`, 1) < 0 {
 		return ReasonUnrecognized
 	}
 	var r ulogdRecord
@@ -526,8 +543,6 @@ func (p *Parser) parseUlogdJSON(line []byte, ev *sequence.Event) Reason {
 	*bp = r.decode((*bp)[:0])
 	return p.ulogdJSONEvent(&r, ev)
 }
-
-var ulogdOobMarker = []byte(`"oob.`)
 
 // The keys of a ulogd JSON record that matter, as indexes into
 // ulogdRecord.vals.

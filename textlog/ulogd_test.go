@@ -916,3 +916,27 @@ func BenchmarkParseUlogd(b *testing.B) {
 		})
 	}
 }
+
+// TestIndexLit checks indexLit against bytes.Index on every prefix and
+// suffix of lines where the literal's key byte is frequent.
+func TestIndexLit(t *testing.T) {
+	for _, tc := range []struct {
+		lit string
+		k   int
+		s   string
+	}{
+		{" OUT=", 1, "IN=lo OUT= OOUT= OUT OUT="},
+		{" OUT=", 1, "OOOOOO OUT=OOO OUT="},
+		{`"MESSAGE"`, 1, `{"M":"MM","MESSAGE":"MESSAGE"}`},
+		{`"_TRANSPORT"`, 2, `{"__T":"_T","_TRANSPORT":"x"}`},
+		{`"oob.`, 1, `{"o":"oo","oob.x":1}`},
+	} {
+		for i := 0; i <= len(tc.s); i++ {
+			for _, s := range []string{tc.s[:i], tc.s[i:]} {
+				if got, want := indexLit([]byte(s), tc.lit, tc.k), strings.Index(s, tc.lit); got != want {
+					t.Errorf("indexLit(%q, %q, %d) = %d, want %d", s, tc.lit, tc.k, got, want)
+				}
+			}
+		}
+	}
+}
