@@ -42,6 +42,9 @@ cleanup() {
 		kill "$ulogd_pid" 2>/dev/null || true
 		wait "$ulogd_pid" 2>/dev/null || true
 	fi
+	# Whatever still runs in the namespace is this script's: deleting the
+	# name alone would leave it running in a namespace nobody can reach.
+	ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -110,7 +113,9 @@ file="$work/ulogd.json"
 sync=1
 EOF
 
-inns ulogd -c "$work/ulogd.conf" &
+# Not through inns: a function would run in a subshell, and $! would be
+# the subshell's pid instead of ulogd's (ip netns exec execs ulogd).
+ip netns exec "$ns" ulogd -c "$work/ulogd.conf" &
 ulogd_pid=$!
 
 # ulogd is ready when both groups are bound in the namespace.
@@ -155,6 +160,10 @@ done
 kill "$ulogd_pid"
 wait "$ulogd_pid" 2>/dev/null || true
 ulogd_pid=
+if [ -n "$(ip netns pids "$ns")" ]; then
+	echo "ulogd.sh: processes left in $ns after stopping ulogd" >&2
+	exit 1
+fi
 
 mkdir -p "$out"
 cp "$work/logemu.log" "$out/logemu.log"
