@@ -1,10 +1,9 @@
 package textlog
 
 import (
-	"bufio"
 	"bytes"
-	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,15 +25,9 @@ func goldenLines(t testing.TB, f Format) [][]byte {
 	t.Helper()
 	var lines [][]byte
 	for _, name := range goldenFiles[f] {
-		data, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if line := bytes.TrimRight(sc.Bytes(), "\r"); len(line) > 0 && line[0] != '#' {
-				lines = append(lines, bytes.Clone(line))
+		for _, line := range readTestLines(t, filepath.Join("testdata", name)) {
+			if line = strings.TrimRight(line, "\r"); line != "" && line[0] != '#' {
+				lines = append(lines, []byte(line))
 			}
 		}
 	}

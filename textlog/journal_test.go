@@ -55,7 +55,7 @@ var goldenJournal = []kvGolden{
 }
 
 func TestJournalGolden(t *testing.T) {
-	lines := readKVGoldenLines(t, "testdata/journal/journal.json")
+	lines := readTestLines(t, "testdata/journal/journal.json")
 	if len(lines) != len(goldenJournal) {
 		t.Fatalf("%d journal entries, want %d", len(lines), len(goldenJournal))
 	}
@@ -222,7 +222,7 @@ func TestJournalAutoNeverTrustsUsers(t *testing.T) {
 }
 
 func TestJournalNoAllocs(t *testing.T) {
-	lines := readKVGoldenLines(t, "testdata/journal/journal.json")
+	lines := readTestLines(t, "testdata/journal/journal.json")
 	for _, tc := range journalCases {
 		if tc.reason != ReasonBadAddress {
 			lines = append(lines, tc.line)
@@ -376,7 +376,7 @@ func checkKVAgainstRef(t *testing.T, line, prefix string, r Reason, got sequence
 // FuzzParseJournal checks the journal parser against refJournal (the same
 // rules over encoding/json): same reason, same event, no panics.
 func FuzzParseJournal(f *testing.F) {
-	for _, line := range readKVGoldenLines(f, "testdata/journal/journal.json") {
+	for _, line := range readTestLines(f, "testdata/journal/journal.json") {
 		f.Add(line, "")
 		f.Add(line, "knock")
 	}
@@ -395,10 +395,10 @@ func FuzzParseJournal(f *testing.F) {
 // FuzzJSONObject checks the JSON scanner against encoding/json: the same
 // lines are valid objects, with the same members and string values.
 func FuzzJSONObject(f *testing.F) {
-	for _, line := range readKVGoldenLines(f, "testdata/journal/journal.json") {
+	for _, line := range readTestLines(f, "testdata/journal/journal.json") {
 		f.Add(line)
 	}
-	for _, line := range readKVGoldenLines(f, "testdata/ulogd/ulogd.json") {
+	for _, line := range readTestLines(f, "testdata/ulogd/ulogd.json") {
 		f.Add(line)
 	}
 	for _, tc := range journalCases {
@@ -461,7 +461,7 @@ func FuzzJSONObject(f *testing.F) {
 }
 
 func BenchmarkParseJournal(b *testing.B) {
-	golden := readKVGoldenLines(b, "testdata/journal/journal.json")
+	golden := readTestLines(b, "testdata/journal/journal.json")
 	for _, bc := range []struct {
 		name, line, prefix string
 		format             Format
@@ -475,7 +475,7 @@ func BenchmarkParseJournal(b *testing.B) {
 		{"user-fake", golden[24], "knock", FormatJournal},
 		{"user-other", golden[28], "knock", FormatJournal},
 		{"reject-syslog-line", "Nov 22 03:01:42 gw sshd[4242]: Connection closed by 192.0.2.7 port 40000 [preauth]", "", FormatJournal},
-		{"reject-ulogd-json", readKVGoldenLines(b, "testdata/ulogd/ulogd.json")[0], "", FormatJournal},
+		{"reject-ulogd-json", readTestLines(b, "testdata/ulogd/ulogd.json")[0], "", FormatJournal},
 		{"4KiB-of-IN", journalCases[len(journalCases)-5].line, "knock", FormatJournal},
 		{"4KiB-nesting", journalCases[len(journalCases)-1].line, "knock", FormatJournal},
 	} {
@@ -501,7 +501,7 @@ func BenchmarkJSONWithEncodingJSON(b *testing.B) {
 		{"ulogd-tcp4", "testdata/ulogd/ulogd.json"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			line := []byte(readKVGoldenLines(b, bc.file)[0])
+			line := []byte(readTestLines(b, bc.file)[0])
 			b.SetBytes(int64(len(line) + 1))
 			b.ReportAllocs()
 			for b.Loop() {

@@ -1,10 +1,8 @@
 package textlog
 
 import (
-	"bufio"
 	"bytes"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -416,20 +414,7 @@ var nfGoldenForms = []string{"kmsg.txt", "dmesg.txt", "dmesg-T.txt", "rfc3164.tx
 
 func nfReadGolden(t testing.TB, name string) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "netfilter", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
+	return readTestLines(t, filepath.Join("testdata", "netfilter", name))
 }
 
 // nfGoldenWant is what the generator's traffic must produce, by rule: the

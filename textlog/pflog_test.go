@@ -1,7 +1,6 @@
 package textlog
 
 import (
-	"bufio"
 	"bytes"
 	"net/netip"
 	"os"
@@ -166,8 +165,8 @@ type bsdGolden struct {
 // useTime tells whether the time column is what the text carries.
 func bsdReadGolden(t *testing.T, txt, want string, useTime bool) []bsdGolden {
 	t.Helper()
-	lines := bsdReadLines(t, txt)
-	wants := bsdReadLines(t, want)
+	lines := readTestLines(t, txt)
+	wants := readTestLines(t, want)
 	if len(lines) != len(wants) {
 		t.Fatalf("%s has %d lines, %s %d", txt, len(lines), want, len(wants))
 	}
@@ -219,24 +218,6 @@ func bsdReadGolden(t *testing.T, txt, want string, useTime bool) []bsdGolden {
 		out = append(out, bsdGolden{line: lines[i], want: c})
 	}
 	return out
-}
-
-func bsdReadLines(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
 }
 
 // bsdGoldenText returns every line of the bsdGolden text files in dir, for

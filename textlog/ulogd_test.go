@@ -1,11 +1,8 @@
 package textlog
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"net/netip"
-	"os"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -25,22 +22,6 @@ func setUlogdNow(t testing.TB, now time.Time) {
 	old := ulogdNow
 	ulogdNow = func() time.Time { return now }
 	t.Cleanup(func() { ulogdNow = old })
-}
-
-// readKVGoldenLines returns the lines of a golden file.
-func readKVGoldenLines(t testing.TB, name string) []string {
-	t.Helper()
-	data, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return lines
 }
 
 var (
@@ -150,7 +131,7 @@ func (g kvGolden) check(t *testing.T, format, own Format, line string, wantTime 
 
 func TestUlogdGoldenLogemu(t *testing.T) {
 	setUlogdNow(t, ulogdTestNow)
-	lines := readKVGoldenLines(t, "testdata/ulogd/logemu.log")
+	lines := readTestLines(t, "testdata/ulogd/logemu.log")
 	if len(lines) != len(goldenUlogd) {
 		t.Fatalf("%d LOGEMU lines, want %d", len(lines), len(goldenUlogd))
 	}
@@ -166,7 +147,7 @@ func TestUlogdGoldenLogemu(t *testing.T) {
 }
 
 func TestUlogdGoldenJSON(t *testing.T) {
-	lines := readKVGoldenLines(t, "testdata/ulogd/ulogd.json")
+	lines := readTestLines(t, "testdata/ulogd/ulogd.json")
 	if len(lines) != len(goldenUlogd) {
 		t.Fatalf("%d JSON lines, want %d", len(lines), len(goldenUlogd))
 	}
@@ -418,7 +399,7 @@ func TestParseUlogdJSON(t *testing.T) {
 // allocates nothing, including the rare path that decodes escapes.
 func TestUlogdNoAllocs(t *testing.T) {
 	setUlogdNow(t, ulogdTestNow)
-	lines := append(readKVGoldenLines(t, "testdata/ulogd/logemu.log"), readKVGoldenLines(t, "testdata/ulogd/ulogd.json")...)
+	lines := append(readTestLines(t, "testdata/ulogd/logemu.log"), readTestLines(t, "testdata/ulogd/ulogd.json")...)
 	for _, tc := range append(append([]kvTrapCase(nil), logemuCases...), ulogdJSONCases...) {
 		if tc.reason != ReasonBadAddress { // a failing netip.ParseAddr allocates its error
 			lines = append(lines, tc.line)
@@ -864,7 +845,7 @@ func TestRefUlogdAgreesOnCases(t *testing.T) {
 func FuzzParseUlogd(f *testing.F) {
 	setUlogdNow(f, ulogdTestNow)
 	for _, name := range []string{"testdata/ulogd/logemu.log", "testdata/ulogd/ulogd.json"} {
-		for _, line := range readKVGoldenLines(f, name) {
+		for _, line := range readTestLines(f, name) {
 			f.Add(line, "")
 			f.Add(line, "knock")
 		}
@@ -882,8 +863,8 @@ func FuzzParseUlogd(f *testing.F) {
 }
 
 func BenchmarkParseUlogd(b *testing.B) {
-	emu := readKVGoldenLines(b, "testdata/ulogd/logemu.log")
-	js := readKVGoldenLines(b, "testdata/ulogd/ulogd.json")
+	emu := readTestLines(b, "testdata/ulogd/logemu.log")
+	js := readTestLines(b, "testdata/ulogd/ulogd.json")
 	for _, bc := range []struct {
 		name, line, prefix string
 		format             Format
@@ -898,7 +879,7 @@ func BenchmarkParseUlogd(b *testing.B) {
 		{"json-escaped", ulogdJSONWith(`"knock"`, `"kn\u006fck"`), "knock", FormatUlogd},
 		{"reject-syslog-line", "Nov 22 03:01:42 gw sshd[4242]: Connection closed by 192.0.2.7 port 40000 [preauth]", "", FormatUlogd},
 		{"reject-kernel-syslog", "Nov 22 03:01:42 gw kernel: knock " + emuV4 + emuTCP, "", FormatUlogd},
-		{"reject-journal", readKVGoldenLines(b, "testdata/journal/journal.json")[0], "", FormatUlogd},
+		{"reject-journal", readTestLines(b, "testdata/journal/journal.json")[0], "", FormatUlogd},
 		{"4KiB-prefix", logemuCases[len(logemuCases)-3].line, "", FormatUlogd},
 		{"4KiB-brackets", logemuCases[len(logemuCases)-1].line, "", FormatUlogd},
 		{"4KiB-json-escapes", ulogdJSONCases[len(ulogdJSONCases)-2].line, "", FormatUlogd},
