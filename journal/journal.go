@@ -1,0 +1,365 @@
+package journal
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// FileName is the journal's name inside the state directory.
+const FileName = "closes.journal"
+
+// maxFileSize bounds what Open reads: far beyond any real journal (a pending
+// close is about 200 bytes), so that a wrong file cannot exhaust memory.
+const maxFileSize = 256 << 20
+
+// compactSlack is how many more lines than pending records the file may hold
+// before it is rewritten: each close leaves three or so lines behind.
+const compactSlack = 1024
+
+// Journal is the open journal of one state directory. Its methods are safe
+// for concurrent use.
+type Journal struct {
+	dir, path string
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	f       *os.File // opened for appending; nil until a write succeeds
+	closed  bool
+	nextID  uint64
+	pending map[uint64]Record
+	lines   int // lines in the file, for compaction
+	// dirty is set when a write or sync failed: the file may end in part of
+	// a line, and fsync's failure may have dropped earlier pages, so the
+	// next write rewrites the whole file from pending first.
+	dirty bool
+	// unsynced is set when lines were written without fsync (Extend, Done).
+	unsynced bool
+}
+
+// Open opens (creating as needed) the journal in dir and returns it with the
+// closes still pending from earlier runs, oldest ID first. dir is created
+// mode 0700 and the journal mode 0600: its lines name who may reach which
+// service.
+//
+// Open returns a nil Journal only when an existing journal cannot be read
+// (or dir is not a directory): the caller cannot know what doors are open
+// and must not go on. Any other error comes with a usable Journal and the
+// records that could be read, and should be logged:
+//
+//   - a *DamageError: damaged lines were skipped and copied to a file next
+//     to the journal, named in the message;
+//   - a failure to write (read-only or full file system, permissions): the
+//     pending closes can still be run, but Add fails, so no door with a
+//     timed close opens, until a later write succeeds.
+//
+// Open rewrites the journal from what it read, which both drops finished
+// records and proves the directory is writable now.
+func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	j := &Journal{dir: dir, path: filepath.Join(dir, FileName), log: log, pending: make(map[uint64]Record)}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Created by the rewrite below, or by a later write if that fails.
+	case err != nil:
+		return nil, nil, fmt.Errorf("state_dir: %w", err)
+	case !fi.IsDir():
+		return nil, nil, fmt.Errorf("state_dir %s: not a directory", dir)
+	case fi.Mode().Perm()&0o077 != 0:
+		log.Warn("state_dir is open to other users; 0700 is expected", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+
+	data, err := readLimited(j.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("state_dir: reading journal: %w", err)
+	}
+	records, damaged, maxID := replay(data)
+	j.nextID = maxID + 1
+	for _, r := range records {
+		j.pending[r.ID] = r
+	}
+	var errs []error
+	if len(damaged) > 0 {
+		errs = append(errs, j.setAside(damaged))
+	}
+	if err := j.rewriteLocked(); err != nil {
+		j.dirty = true
+		errs = append(errs, err)
+	}
+	return j, records, errors.Join(errs...)
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d MiB, not a journal", path, maxFileSize>>20)
+	}
+	return data, nil
+}
+
+// DamageError reports the damaged lines found by Open and where they were
+// copied.
+type DamageError struct {
+	// Path is the journal.
+	Path string
+	// Damaged lists the lines that could not be read.
+	Damaged []Damage
+	// SetAside is the file holding copies of those lines, empty if it
+	// could not be written (Err says why).
+	SetAside string
+	Err      error
+}
+
+func (e *DamageError) Error() string {
+	first := e.Damaged[0]
+	msg := fmt.Sprintf("%s: %d damaged line(s) skipped (first: line %d: %s)", e.Path, len(e.Damaged), first.Line, first.Reason)
+	if e.SetAside != "" {
+		return msg + "; copied to " + e.SetAside
+	}
+	return fmt.Sprintf("%s; could not set them aside: %v", msg, e.Err)
+}
+
+// setAside copies damaged lines to a new file next to the journal, so that
+// nothing is destroyed that an administrator might want to read, and the
+// journal itself can be rewritten clean.
+func (j *Journal) setAside(damaged []Damage) error {
+	e := &DamageError{Path: j.path, Damaged: damaged}
+	var buf []byte
+	for _, d := range damaged {
+		buf = fmt.Appendf(buf, "# line %d: %s\n", d.Line, d.Reason)
+		buf = append(buf, d.Text...)
+		buf = append(buf, '\n')
+	}
+	f, err := os.CreateTemp(j.dir, FileName+".damaged-")
+	if err == nil {
+		_, err = f.Write(buf)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			e.SetAside = f.Name()
+		} else {
+			os.Remove(f.Name())
+		}
+	}
+	e.Err = err
+	return e
+}
+
+// Add records a new pending close, durably: when Add returns nil the record
+// is on stable storage, and a crash from then on cannot lose the close. It
+// assigns and returns r's ID. An error means the record may not survive a
+// crash; the caller must not open the door.
+func (j *Journal) Add(r Record) (uint64, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return 0, errors.New("journal is closed")
+	}
+	r.ID = j.nextID
+	b, err := encode(openLine(r))
+	if err != nil {
+		return 0, err
+	}
+	if err := j.appendLocked(b, true); err != nil {
+		return 0, err
+	}
+	j.nextID++
+	j.pending[r.ID] = r
+	return r.ID, nil
+}
+
+// Extend records a new due time for a pending close. It does not wait for
+// stable storage: if the line is lost, a restart closes the door at its
+// earlier time, which is safe.
+func (j *Journal) Extend(id uint64, due time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	r, ok := j.pending[id]
+	if !ok || j.closed {
+		return nil
+	}
+	b, err := encode(line{Op: opExtend, ID: id, Due: due.UTC()})
+	if err != nil {
+		return err
+	}
+	r.Due = due
+	j.pending[id] = r
+	return j.appendLocked(b, false)
+}
+
+// Done records that a close has run (or has been given up). It does not
+// wait for stable storage; Sync does. If the line is lost, a restart runs
+// the close once more.
+func (j *Journal) Done(id uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.pending[id]; !ok || j.closed {
+		return nil
+	}
+	delete(j.pending, id)
+	b, _ := encode(line{Op: opDone, ID: id}) // no time: cannot fail
+	return j.appendLocked(b, false)
+}
+
+// Sync puts every line written so far on stable storage.
+func (j *Journal) Sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil || j.closed || !j.unsynced {
+		return nil
+	}
+	if err := j.f.Sync(); err != nil {
+		j.dirty = true
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.unsynced = false
+	return nil
+}
+
+// Pending returns the number of pending closes.
+func (j *Journal) Pending() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.pending)
+}
+
+// Close syncs and closes the journal. Pending records stay in the file for
+// the next Open.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil
+	}
+	j.closed = true
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Sync()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	j.f = nil
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// appendLocked writes one line, first rewriting the file if an earlier
+// failure may have left it torn or if it has grown too long.
+func (j *Journal) appendLocked(b []byte, sync bool) error {
+	if j.dirty || j.lines > 2*len(j.pending)+compactSlack {
+		if err := j.rewriteLocked(); err != nil {
+			return err
+		}
+	}
+	if _, err := j.f.Write(b); err != nil {
+		j.dirty = true
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.lines++
+	if !sync {
+		j.unsynced = true
+		return nil
+	}
+	if err := j.f.Sync(); err != nil {
+		j.dirty = true
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.unsynced = false
+	return nil
+}
+
+// rewriteLocked replaces the journal with one open line per pending record,
+// through a synced temporary file renamed over it, then opens it for
+// appending. On failure the old file and j.f are left as they were.
+func (j *Journal) rewriteLocked() error {
+	records := make([]Record, 0, len(j.pending))
+	for _, r := range j.pending {
+		records = append(records, r)
+	}
+	slices.SortFunc(records, func(a, b Record) int { return cmp.Compare(a.ID, b.ID) })
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	var buf []byte
+	for _, r := range records {
+		// Every pending record was encoded once already.
+		b, _ := encode(openLine(r))
+		buf = append(buf, b...)
+	}
+	tmp, err := os.CreateTemp(j.dir, FileName+".tmp-")
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if _, err := tmp.Write(buf); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp.Name(), j.path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if err := syncDir(j.dir); err != nil {
+		// The rename may not be durable; keep appending to the old file
+		// would be wrong too, so treat it as a failed write and retry.
+		j.dirty = true
+		return fmt.Errorf("journal %s: syncing directory: %w", j.path, err)
+	}
+	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		j.dirty = true
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f = f
+	j.lines = len(records)
+	j.dirty = false
+	j.unsynced = false
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
