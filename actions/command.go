@@ -38,6 +38,9 @@ type Door struct {
 	// CmdTimeout, together with a Stop command, closes the door this long
 	// after the open. Without both, a knock only runs Start.
 	CmdTimeout time.Duration
+	// Reknock is what a knock does while the door is open for its source;
+	// the zero value extends, as config.ReknockExtend.
+	Reknock config.Reknock
 }
 
 // commandsFor picks the start and stop commands for a source's family.

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portknock/config"
+	"portknock/journal"
 	"portknock/sequence"
 )
 
@@ -48,6 +50,25 @@ type Options struct {
 	// run of a command its own; on expiry the command's whole process
 	// group is killed.
 	CommandTimeout time.Duration
+	// Journal, when set, records every timed close before the start
+	// command runs; an open whose close cannot be recorded is refused.
+	// Nil keeps closes in memory only (tests, dry runs).
+	Journal Journal
+	// KeepOpenOnExit leaves journaled doors open at shutdown, for the next
+	// start to close on time; by default every pending close runs.
+	KeepOpenOnExit bool
+}
+
+// Journal is where a Runner makes its pending closes durable;
+// *journal.Journal is one.
+type Journal interface {
+	// Add records a close durably and returns its ID.
+	Add(journal.Record) (uint64, error)
+	// Extend records a later due time; it need not be durable at once.
+	Extend(id uint64, due time.Time) error
+	// Done records that a close ran or was given up; Sync makes it durable.
+	Done(id uint64) error
+	Sync() error
 }
 
 // Stats counts what a Runner did since it was made.
@@ -65,6 +86,9 @@ type Stats struct {
 	// Extended counts re-knocks that moved a pending close instead of
 	// running the start command again.
 	Extended uint64
+	// Refused counts opens refused because the journal could not record
+	// their close.
+	Refused uint64
 	// StopRetries counts failed stop commands scheduled to run again.
 	StopRetries uint64
 	// StopsGivenUp counts closes abandoned after their stop command failed
@@ -103,8 +127,11 @@ type Runner struct {
 	// Run waits for them before its shutdown closes what is left.
 	closers sync.WaitGroup
 
-	started, failed, timedOut, dropped, extended atomic.Uint64
-	stopRetries, stopsGivenUp                    atomic.Uint64
+	journal  Journal
+	keepOpen bool
+
+	started, failed, timedOut, dropped, extended, refused atomic.Uint64
+	stopRetries, stopsGivenUp                             atomic.Uint64
 
 	mu      sync.Mutex
 	doors   map[string]Door
@@ -152,6 +179,8 @@ type entry struct {
 	index       int // in the heap, -1 when not there
 	// stopFailures is how many times the stop command has failed.
 	stopFailures int
+	// jid is the entry's journal record, 0 while it has none.
+	jid uint64
 	// reopen is a start for the same (door, address) that came while this
 	// entry was closing. It is parked here, not queued, until the close
 	// has finished: run earlier, the close would shut the door it opens,
@@ -193,6 +222,12 @@ func NewRunner(doors []Door, opts Options) *Runner {
 		closeSem: make(chan struct{}, opts.MaxConcurrent),
 		wake:     make(chan struct{}, 1),
 		open:     make(map[openKey]*entry),
+		journal:  opts.Journal,
+		keepOpen: opts.KeepOpenOnExit,
+	}
+	if opts.DryRun {
+		// Nothing opens, so nothing needs closing after a crash.
+		r.journal = nil
 	}
 	r.SetDoors(doors)
 	return r
@@ -222,6 +257,7 @@ func (r *Runner) Stats() Stats {
 		TimedOut:      r.timedOut.Load(),
 		Dropped:       r.dropped.Load(),
 		Extended:      r.extended.Load(),
+		Refused:       r.refused.Load(),
 		StopRetries:   r.stopRetries.Load(),
 		StopsGivenUp:  r.stopsGivenUp.Load(),
 		PendingCloses: pending,
@@ -283,13 +319,31 @@ func (r *Runner) Open(m sequence.Match) {
 			r.retryLocked(old, start, deadline)
 			return
 		}
+		if d.Reknock == config.ReknockIgnore {
+			r.log.Info("re-knock ignored, door already open", "door", d.Name, "src", src, "until", old.deadline)
+			return
+		}
 		old.deadline = deadline
 		if old.index >= 0 {
 			heap.Fix(&r.due, old.index)
 		}
+		if old.jid != 0 {
+			// Not waited for: if this line is lost in a crash, the door
+			// closes at its earlier time.
+			if err := r.journal.Extend(old.jid, deadline); err != nil {
+				r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
+					"door", d.Name, "src", src, "err", err)
+			}
+		}
 		r.extended.Add(1)
-		r.log.Info("re-knock extends open", "door", d.Name, "src", src, "until", deadline)
 		r.wakeScheduler()
+		if d.Reknock == config.ReknockRerun && !start.IsZero() {
+			r.log.Info("re-knock runs the start command again", "door", d.Name, "src", src, "until", deadline)
+			// No entry: the close already scheduled serves this start too.
+			r.enqueueLocked(&startJob{door: d.Name, src: src, start: start})
+			return
+		}
+		r.log.Info("re-knock extends open", "door", d.Name, "src", src, "until", deadline)
 		return
 	}
 	e := &entry{
@@ -404,6 +458,9 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 		}
 		return
 	}
+	if j.e != nil && !r.record(j) {
+		return
+	}
 	var ok bool
 	if j.start.IsZero() {
 		// A door may have only a timed close (or future actions); the
@@ -421,6 +478,75 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 	j.e.startFailed = !ok
 	heap.Push(&r.due, j.e)
 	r.mu.Unlock()
+	r.wakeScheduler()
+}
+
+// record writes the close of j to the journal before its start runs, and
+// reports whether the start may run. A door whose close could be lost must
+// not open: the open is refused, logged and counted.
+func (r *Runner) record(j *startJob) bool {
+	r.mu.Lock()
+	e := j.e
+	need := r.journal != nil && e.jid == 0 // a retried start has its record
+	rec := journal.Record{Door: e.key.door, Src: e.key.src, Due: e.deadline, Stop: e.stop}
+	r.mu.Unlock()
+	if !need {
+		return true
+	}
+	id, err := r.journal.Add(rec)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.refused.Add(1)
+		r.log.Error("open refused: its close could not be recorded in state_dir", "door", j.door, "src", j.src, "err", err)
+		r.forgetLocked(e)
+		return false
+	}
+	e.jid = id
+	if !e.deadline.Equal(rec.Due) {
+		// Extended while the record was written.
+		if err := r.journal.Extend(id, e.deadline); err != nil {
+			r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
+				"door", j.door, "src", j.src, "err", err)
+		}
+	}
+	return true
+}
+
+// Restore schedules closes left pending by an earlier run, as read from the
+// journal: those already due run as soon as Run starts, the others at their
+// time. A knock for one of these (door, address) pairs then extends it
+// like any open door. Call it before Run.
+func (r *Runner) Restore(recs []journal.Record) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	overdue := 0
+	for _, rec := range recs {
+		src := sequence.NormalizeAddr(rec.Src)
+		e := &entry{
+			key:      openKey{rec.Door, src},
+			stop:     rec.Stop,
+			deadline: rec.Due,
+			state:    stateOpen,
+			index:    -1,
+			jid:      rec.ID,
+		}
+		if old := r.open[e.key]; old == nil || old.deadline.Before(e.deadline) {
+			// Two records for one pair (a reopen during a retried
+			// close): both closes run, re-knocks extend the later.
+			r.open[e.key] = e
+		}
+		heap.Push(&r.due, e)
+		late := !rec.Due.After(now)
+		if late {
+			overdue++
+		}
+		r.log.Info("pending close restored from journal", "door", rec.Door, "src", src, "due", rec.Due, "overdue", late)
+	}
+	if len(recs) > 0 {
+		r.log.Info("pending closes restored", "count", len(recs), "overdue", overdue)
+	}
 	r.wakeScheduler()
 }
 
@@ -464,6 +590,7 @@ func (r *Runner) Drain(ctx context.Context) {
 // Shutdown finds it there if it comes first.
 func (r *Runner) runStop(ctx context.Context, e *entry) {
 	ok := r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop)
+	defer r.syncJournal()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ok {
@@ -501,6 +628,7 @@ func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
 			e.stopFailures++
 		}
 	}
+	defer r.syncJournal()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ok {
@@ -508,6 +636,17 @@ func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
 		return
 	}
 	r.giveUpLocked(e)
+}
+
+// syncJournal makes the Done lines written so far durable. It runs after
+// closes, outside the lock, so that Open never waits for a disk.
+func (r *Runner) syncJournal() {
+	if r.journal == nil {
+		return
+	}
+	if err := r.journal.Sync(); err != nil {
+		r.log.Warn("journal: sync failed; a restart may run finished closes again", "err", err)
+	}
 }
 
 // giveUpLocked abandons a close whose stop command failed on every try.
@@ -536,6 +675,12 @@ func (r *Runner) abandonLocked(e *entry) {
 func (r *Runner) forgetLocked(e *entry) {
 	if r.open[e.key] == e {
 		delete(r.open, e.key)
+	}
+	if e.jid != 0 {
+		if err := r.journal.Done(e.jid); err != nil {
+			r.log.Warn("journal: close not marked done; a restart would run it again", "door", e.key.door, "src", e.key.src, "err", err)
+		}
+		e.jid = 0
 	}
 	j := e.reopen
 	if j == nil {
@@ -674,12 +819,22 @@ func (r *Runner) shutdown(ctx context.Context) {
 		}
 	}
 	var pending []*entry
+	kept := 0
 	for r.due.Len() > 0 {
 		e := heap.Pop(&r.due).(*entry)
+		if r.keepOpen && e.jid != 0 {
+			// The journal holds it for the next start.
+			kept++
+			r.log.Info("door left open at exit, closed by the next start", "door", e.key.door, "src", e.key.src, "due", e.deadline)
+			continue
+		}
 		e.state = stateClosing
 		pending = append(pending, e)
 	}
 	r.mu.Unlock()
+	if kept > 0 {
+		r.log.Info("close_on_exit is off: doors left open for the next start", "count", kept)
+	}
 	if len(pending) == 0 {
 		return
 	}

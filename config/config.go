@@ -103,9 +103,13 @@ type Config struct {
 
 // Daemon holds the daemon-wide settings.
 type Daemon struct {
-	// StateDir holds what must survive a restart: the close journal and the
-	// sealed-knock replay cache.
+	// StateDir holds what must survive a restart: the journal of pending
+	// closes.
 	StateDir string
+	// CloseOnExit runs every pending close when the daemon shuts down
+	// cleanly (the default). Off, doors stay open across a restart until
+	// their due time, which the next start honours from the journal.
+	CloseOnExit bool
 	// MaxSources bounds the number of tracked sources, so that a flood of
 	// spoofed addresses cannot grow memory without bound. At least 1.
 	MaxSources int
@@ -272,7 +276,31 @@ type Door struct {
 	StopCommand, StopCommand6 Command
 	// CmdTimeout is the delay between start and stop commands.
 	CmdTimeout time.Duration
+	// Reknock says what a knock does for an address the door is already
+	// open for.
+	Reknock Reknock
 }
+
+// Reknock is what a completed knock does when its door is already open for
+// the same address (and has a timed close). Every choice keeps a single
+// close per open, so the door can never be left open by a close that
+// removed only one of two firewall rules.
+type Reknock string
+
+const (
+	// ReknockExtend moves the close to cmd_timeout from now and runs
+	// nothing: no duplicate firewall rule (the default).
+	ReknockExtend Reknock = "extend"
+	// ReknockRerun runs the start command again and moves the close, for
+	// start commands that are idempotent or refresh something.
+	ReknockRerun Reknock = "rerun"
+	// ReknockIgnore does nothing: the door closes cmd_timeout after the
+	// first open, however often the address knocks meanwhile.
+	ReknockIgnore Reknock = "ignore"
+)
+
+// Reknocks lists the accepted Reknock values, the default first.
+func Reknocks() []Reknock { return []Reknock{ReknockExtend, ReknockRerun, ReknockIgnore} }
 
 // MatcherDoor returns the matching rules of d for sequence.Matcher. OneTime
 // is left nil: the caller, which owns files, attaches the one-time store.
@@ -339,6 +367,7 @@ func parseAs(path string, data []byte, format string) (*Config, error) {
 		Format: format,
 		Daemon: Daemon{
 			StateDir:    DefaultStateDir,
+			CloseOnExit: true,
 			MaxSources:  DefaultMaxSources,
 			MaxCommands: DefaultMaxCommands,
 		},
@@ -508,6 +537,7 @@ func newDoorDraft(line int) *doorDraft {
 			Line:       line,
 			SeqTimeout: DefaultSeqTimeout,
 			CmdTimeout: DefaultCmdTimeout,
+			Reknock:    ReknockExtend,
 		},
 		keyLines: make(map[string]int),
 	}
@@ -587,6 +617,9 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 		}
 		if l, ok := d.keyLines["cmd_timeout"]; ok && !d.HasStop() {
 			pr.warnf(l, "cmd_timeout", "has no effect without a stop_command")
+		}
+		if l, ok := d.keyLines["reknock"]; ok && !d.HasStop() {
+			pr.warnf(l, "reknock", "has no effect without a stop_command: every knock runs the start command")
 		}
 		if l, ok := d.keyLines["seq_timeout"]; ok && d.SeqTimeout > MaxSeqTimeout {
 			pr.errorf(l, "seq_timeout", "%v is longer than the %v a knock may take", d.SeqTimeout, MaxSeqTimeout)

@@ -42,7 +42,7 @@ func TestKnockdValid(t *testing.T) {
 		t.Errorf("warnings %q", c.Warnings)
 	}
 	wantDaemon := Daemon{
-		StateDir: DefaultStateDir, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands,
+		StateDir: DefaultStateDir, CloseOnExit: true, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands,
 		LogFile: "/var/log/knockd.log", UseSyslog: true, PIDFile: "/run/knockd.pid",
 	}
 	if c.Daemon != wantDaemon {
@@ -65,6 +65,7 @@ func TestKnockdValid(t *testing.T) {
 		StopCommand:   stop,
 		StopCommand6:  stop,
 		CmdTimeout:    20 * time.Second,
+		Reknock:       ReknockExtend,
 	}, {
 		Name:         "closeSSH",
 		Line:         16,
@@ -73,6 +74,7 @@ func TestKnockdValid(t *testing.T) {
 		StartCommand: Command{Shell: "/bin/close %IP%"},
 		StopCommand6: Command{Shell: "/bin/close6 %IP%"},
 		CmdTimeout:   DefaultCmdTimeout,
+		Reknock:      ReknockExtend,
 	}}
 	if !reflect.DeepEqual(c.Doors, want) {
 		t.Errorf("doors\n%+v\nwant\n%+v", c.Doors, want)

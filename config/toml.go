@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 func tomlTopKeys() []string { return []string{"daemon", "input", "door"} }
 
 func tomlDaemonKeys() []string {
-	return []string{"state_dir", "max_sources", "max_commands", "logfile", "usesyslog", "pidfile"}
+	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "logfile", "usesyslog", "pidfile"}
 }
 
 func tomlInputKeys() []string {
@@ -33,7 +34,7 @@ func tomlDoorKeys() []string {
 	return []string{
 		"name", "sequence", "one_time_sequences", "seq_timeout", "tcpflags", "target",
 		"start_command", "command", "start_command_6", "command_6",
-		"stop_command", "stop_command_6", "cmd_timeout",
+		"stop_command", "stop_command_6", "cmd_timeout", "reknock",
 	}
 }
 
@@ -138,11 +139,14 @@ func (r *tomlReader) daemon(tbl map[string]any) {
 			d.LogFile, _ = r.str(v, line, key)
 		case "pidfile":
 			d.PIDFile, _ = r.str(v, line, key)
-		case "usesyslog":
-			if b, ok := v.(bool); ok {
+		case "usesyslog", "close_on_exit":
+			b, ok := v.(bool)
+			if !ok {
+				bad("want true or false, got %s", typeName(v))
+			} else if key == "usesyslog" {
 				d.UseSyslog = b
 			} else {
-				bad("want true or false, got %s", typeName(v))
+				d.CloseOnExit = b
 			}
 		default:
 			r.unknown(line, key, tomlDaemonKeys(), " in [daemon]")
@@ -374,6 +378,14 @@ func (r *tomlReader) door(tbl map[string]any, path ...string) *doorDraft {
 		case "stop_command_6":
 			d.StopCommand6 = r.command(v, line, key, path)
 			d.stop6Set = true
+		case "reknock":
+			if s, ok := r.str(v, line, key); ok {
+				if !slices.Contains(Reknocks(), Reknock(s)) {
+					bad("%q: want one of %s", s, joinQuoted(Reknocks()))
+				} else {
+					d.Reknock = Reknock(s)
+				}
+			}
 		}
 	}
 	return d
@@ -540,4 +552,12 @@ func typeName(v any) string {
 		return "a table"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+func joinQuoted[T ~string](list []T) string {
+	q := make([]string, len(list))
+	for i, v := range list {
+		q[i] = strconv.Quote(string(v))
+	}
+	return strings.Join(q, ", ")
 }

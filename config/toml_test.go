@@ -49,6 +49,14 @@ start_command = "x"
 			want: []string{`t.toml:10: comand: unknown key in [[door]] (did you mean "command"?)`},
 		},
 		{
+			name: "bad reknock and close_on_exit",
+			src:  "[daemon]\nclose_on_exit = \"yes\"\n" + okDoor + "reknock = \"again\"\n",
+			want: []string{
+				`t.toml:2: close_on_exit: want true or false, got string`,
+				`t.toml:8: reknock: "again": want one of "extend", "rerun", "ignore"`,
+			},
+		},
+		{
 			name: "key in wrong case is unknown",
 			src:  okDoor + "Seq_Timeout = 5\n",
 			want: []string{`t.toml:6: Seq_Timeout: unknown key in [[door]] (did you mean "seq_timeout"?)`},
@@ -379,6 +387,7 @@ max_commands = 2
 logfile = "/var/log/pk.log"
 usesyslog = true
 pidfile = "/run/pk.pid"
+close_on_exit = false
 
 [[input]]
 type = "nflog"
@@ -398,6 +407,7 @@ target = "::ffff:192.0.2.1"
 command = ["/usr/sbin/nft", "add", "element", "inet", "fw", "s", "{ %IP% }"]
 stop_command = "nft delete element inet fw s { %IP% }"
 cmd_timeout = "1m30s"
+reknock = "ignore"
 
 [[door]]
 name = "b"
@@ -414,13 +424,13 @@ stop_command_6 = "close6"
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings %q", c.Warnings)
 	}
-	wantDaemon := Daemon{StateDir: "/srv/pk", MaxSources: 50, MaxCommands: 2, LogFile: "/var/log/pk.log", UseSyslog: true, PIDFile: "/run/pk.pid"}
+	wantDaemon := Daemon{StateDir: "/srv/pk", CloseOnExit: false, MaxSources: 50, MaxCommands: 2, LogFile: "/var/log/pk.log", UseSyslog: true, PIDFile: "/run/pk.pid"}
 	if c.Daemon != wantDaemon {
 		t.Errorf("daemon %+v", c.Daemon)
 	}
 	wantIn := []Input{
-		{Line: 10, Type: InputNFLOG, Groups: []uint16{5, 0, 65535}, Prefix: "knock "},
-		{Line: 15, Type: InputText, Path: "/var/log/kern.log", Format: "auto"},
+		{Line: 11, Type: InputNFLOG, Groups: []uint16{5, 0, 65535}, Prefix: "knock "},
+		{Line: 16, Type: InputText, Path: "/var/log/kern.log", Format: "auto"},
 	}
 	if !reflect.DeepEqual(c.Inputs, wantIn) {
 		t.Errorf("inputs %+v\nwant %+v", c.Inputs, wantIn)
@@ -429,7 +439,7 @@ stop_command_6 = "close6"
 	stop := Command{Shell: "nft delete element inet fw s { %IP% }"}
 	wantDoors := []Door{{
 		Name: "a",
-		Line: 19,
+		Line: 20,
 		Sequence: []sequence.Step{
 			{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.UDP},
 			{Port: 9000, Proto: sequence.TCP}, {Port: 10000, Proto: sequence.UDP},
@@ -442,14 +452,16 @@ stop_command_6 = "close6"
 		StopCommand:   stop,
 		StopCommand6:  stop,
 		CmdTimeout:    90 * time.Second,
+		Reknock:       ReknockIgnore,
 	}, {
 		Name:             "b",
-		Line:             29,
+		Line:             31,
 		OneTimeSequences: "/etc/pk/b",
 		SeqTimeout:       DefaultSeqTimeout,
 		StartCommand:     Command{Shell: "open4"},
 		StopCommand6:     Command{Shell: "close6"},
 		CmdTimeout:       DefaultCmdTimeout,
+		Reknock:          ReknockExtend,
 	}}
 	if !reflect.DeepEqual(c.Doors, wantDoors) {
 		t.Errorf("doors\n%+v\nwant\n%+v", c.Doors, wantDoors)
@@ -466,12 +478,12 @@ func TestTOMLDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Daemon{StateDir: DefaultStateDir, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands}
+	want := Daemon{StateDir: DefaultStateDir, CloseOnExit: true, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands}
 	if c.Daemon != want || c.Inputs != nil {
 		t.Errorf("daemon %+v, inputs %+v", c.Daemon, c.Inputs)
 	}
 	d := c.Doors[0]
-	if d.SeqTimeout != 25*time.Second || d.CmdTimeout != 10*time.Second || !d.TCPFlags.IsZero() || d.Target.IsValid() {
+	if d.SeqTimeout != 25*time.Second || d.CmdTimeout != 10*time.Second || !d.TCPFlags.IsZero() || d.Target.IsValid() || d.Reknock != ReknockExtend {
 		t.Errorf("door defaults %+v", d)
 	}
 }

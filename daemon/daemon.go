@@ -146,6 +146,7 @@ func actionDoors(cfg *config.Config) []actions.Door {
 			Stop:       cd.StopCommand,
 			Stop6:      cd.StopCommand6,
 			CmdTimeout: cd.CmdTimeout,
+			Reknock:    cd.Reknock,
 		}
 		if !cd.HasStop() {
 			doors[i].CmdTimeout = 0

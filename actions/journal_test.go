@@ -1,0 +1,301 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"portknock/config"
+	"portknock/journal"
+)
+
+// memJournal is a Journal in memory that remembers what it was told and
+// how many commands had run when each open was recorded.
+type memJournal struct {
+	mu      sync.Mutex
+	fake    *fakeExec
+	nextID  uint64
+	pending map[uint64]journal.Record
+	// callsAtAdd is len(fake.calls) when each Add came.
+	callsAtAdd []int
+	extends    []time.Duration // new due times, since epoch
+	done       []uint64
+	syncs      int
+	failAdd    error
+}
+
+func newMemJournal(fake *fakeExec) *memJournal {
+	return &memJournal{fake: fake, nextID: 1, pending: map[uint64]journal.Record{}}
+}
+
+func (j *memJournal) Add(r journal.Record) (uint64, error) {
+	n := len(j.fake.got())
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failAdd != nil {
+		return 0, j.failAdd
+	}
+	j.callsAtAdd = append(j.callsAtAdd, n)
+	r.ID = j.nextID
+	j.nextID++
+	j.pending[r.ID] = r
+	return r.ID, nil
+}
+
+func (j *memJournal) Extend(id uint64, due time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.extends = append(j.extends, due.Sub(epoch))
+	r := j.pending[id]
+	r.Due = due
+	j.pending[id] = r
+	return nil
+}
+
+func (j *memJournal) Done(id uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.done = append(j.done, id)
+	delete(j.pending, id)
+	return nil
+}
+
+func (j *memJournal) Sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.syncs++
+	return nil
+}
+
+func (j *memJournal) snapshot() (pending []journal.Record, done []uint64, extends []time.Duration, callsAtAdd []int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, r := range j.pending {
+		pending = append(pending, r)
+	}
+	return pending, slices.Clone(j.done), slices.Clone(j.extends), slices.Clone(j.callsAtAdd)
+}
+
+// startJournaled starts a harness whose Runner writes to a memJournal.
+func startJournaled(t *testing.T, doors []Door, opts Options, setup func(*memJournal)) (*harness, *memJournal) {
+	fake := &fakeExec{}
+	j := newMemJournal(fake)
+	if setup != nil {
+		setup(j)
+	}
+	opts.Journal = j
+	logs := newLogCapture()
+	opts.Logger = logs.logger()
+	r := NewRunner(doors, opts)
+	r.exec = fake.exec
+	return runHarness(t, r, fake, logs), j
+}
+
+// runHarness starts Run on a Runner built by the test.
+func runHarness(t *testing.T, r *Runner, fake *fakeExec, logs *logCapture) *harness {
+	ctx, stop := context.WithCancel(t.Context())
+	h := &harness{t: t, r: r, fake: fake, logs: logs, done: make(chan error, 1), stop: stop}
+	go func() { h.done <- r.Run(ctx) }()
+	return h
+}
+
+func TestRunnerJournalsBeforeStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, j := startJournaled(t, []Door{sshDoor}, Options{}, nil)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		synctest.Wait()
+		pending, _, _, callsAtAdd := j.snapshot()
+		if !slices.Equal(callsAtAdd, []int{0}) {
+			t.Fatalf("journal Add came after %v commands, want one Add before any command", callsAtAdd)
+		}
+		if len(pending) != 1 || pending[0].Door != "ssh" || pending[0].Src != netip.MustParseAddr("192.0.2.1") ||
+			pending[0].Stop.Shell != "close 192.0.2.1" || pending[0].Due.Sub(epoch) != 10*time.Second {
+			t.Fatalf("journal holds %+v, want the substituted close due at 10s", pending)
+		}
+		h.sleepTo(10 * time.Second)
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"})
+		pending, done, _, _ := j.snapshot()
+		if len(pending) != 0 || !slices.Equal(done, []uint64{1}) {
+			t.Errorf("after the close: pending %+v, done %v", pending, done)
+		}
+		if j.syncs == 0 {
+			t.Error("Done was never synced")
+		}
+		h.shutdown()
+	})
+}
+
+func TestRunnerRefusesUnjournaledOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		full := errors.New("journal /x/closes.journal: write: no space left on device")
+		h, _ := startJournaled(t, []Door{sshDoor}, Options{}, func(j *memJournal) { j.failAdd = full })
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(time.Minute)
+		h.wantCalls()
+		refused := h.logs.find("open refused: its close could not be recorded in state_dir")
+		if len(refused) != 1 || refused[0].attrs["src"] != "192.0.2.1" || refused[0].attrs["door"] != "ssh" ||
+			refused[0].attrs["err"] != full.Error() || refused[0].level != slog.LevelError {
+			t.Errorf("refusal log = %+v", refused)
+		}
+		if s := h.r.Stats(); s.Refused != 1 || s.PendingCloses != 0 {
+			t.Errorf("stats %+v, want Refused 1 and nothing pending", s)
+		}
+		// A door without a timed close needs no journal and still opens.
+		h.r.SetDoors([]Door{{Name: "bell", Start: Command{Shell: "ring %IP%"}}})
+		h.r.Open(knock("bell", "192.0.2.1"))
+		synctest.Wait()
+		h.wantCalls(call{time.Minute, "ring 192.0.2.1"})
+		h.shutdown()
+	})
+}
+
+func TestRunnerRestore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeExec{}
+		j := newMemJournal(fake)
+		recs := []journal.Record{
+			{ID: 7, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(-time.Hour), Stop: Command{Shell: "close 192.0.2.1"}},
+			{ID: 8, Door: "gone", Src: netip.MustParseAddr("2001:db8::2"), Due: epoch.Add(5 * time.Second), Stop: Command{Argv: []string{"close6", "2001:db8::2"}}},
+		}
+		for _, r := range recs {
+			j.pending[r.ID] = r
+		}
+		logs := newLogCapture()
+		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
+		r.exec = fake.exec
+		r.Restore(recs)
+		h := runHarness(t, r, fake, logs)
+
+		synctest.Wait()
+		// The overdue close runs at once; the door that no longer exists
+		// closes with the command it was opened with.
+		h.wantCalls(call{0, "close 192.0.2.1"})
+		// A knock for the restored pair extends it instead of opening twice.
+		h.sleepTo(2 * time.Second)
+		h.r.Open(knock("gone", "2001:db8::2"))
+		synctest.Wait()
+		if len(logs.find("match for unknown door ignored")) != 1 {
+			t.Errorf("knock for a removed door: %s", logs.dump())
+		}
+		h.sleepTo(5 * time.Second)
+		h.wantCalls(call{0, "close 192.0.2.1"}, call{5 * time.Second, "close6 2001:db8::2"})
+		_, done, _, _ := j.snapshot()
+		slices.Sort(done)
+		if !slices.Equal(done, []uint64{7, 8}) {
+			t.Errorf("done %v, want 7 and 8", done)
+		}
+		restored := logs.find("pending close restored from journal")
+		if len(restored) != 2 || restored[0].attrs["overdue"] != "true" || restored[1].attrs["overdue"] != "false" {
+			t.Errorf("restore log %+v", restored)
+		}
+		h.shutdown()
+	})
+}
+
+func TestRunnerRestoredOpenExtends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeExec{}
+		j := newMemJournal(fake)
+		rec := journal.Record{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(5 * time.Second), Stop: Command{Shell: "close 192.0.2.1"}}
+		j.pending[3] = rec
+		logs := newLogCapture()
+		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
+		r.exec = fake.exec
+		r.Restore([]journal.Record{rec})
+		h := runHarness(t, r, fake, logs)
+		h.sleepTo(2 * time.Second)
+		r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(12*time.Second - time.Nanosecond)
+		h.wantCalls()
+		h.sleepTo(12 * time.Second)
+		h.wantCalls(call{12 * time.Second, "close 192.0.2.1"})
+		_, _, extends, _ := j.snapshot()
+		if !slices.Equal(extends, []time.Duration{12 * time.Second}) {
+			t.Errorf("journal extensions %v, want [12s]", extends)
+		}
+		h.shutdown()
+	})
+}
+
+func TestRunnerKeepOpenOnExit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, j := startJournaled(t, []Door{sshDoor}, Options{KeepOpenOnExit: true}, nil)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		synctest.Wait()
+		h.shutdown()
+		h.wantCalls(call{0, "open 192.0.2.1"})
+		pending, done, _, _ := j.snapshot()
+		if len(pending) != 1 || len(done) != 0 {
+			t.Errorf("journal after exit: pending %+v, done %v; want the close kept", pending, done)
+		}
+		if len(h.logs.find("door left open at exit, closed by the next start")) != 1 {
+			t.Errorf("no log line for the door left open:\n%s", h.logs.dump())
+		}
+	})
+}
+
+func TestRunnerReknockPolicies(t *testing.T) {
+	for _, c := range []struct {
+		policy config.Reknock
+		want   []call
+	}{
+		{config.ReknockExtend, []call{{0, "open 192.0.2.1"}, {14 * time.Second, "close 192.0.2.1"}}},
+		{config.ReknockRerun, []call{{0, "open 192.0.2.1"}, {4 * time.Second, "open 192.0.2.1"}, {14 * time.Second, "close 192.0.2.1"}}},
+		{config.ReknockIgnore, []call{{0, "open 192.0.2.1"}, {10 * time.Second, "close 192.0.2.1"}}},
+	} {
+		t.Run(string(c.policy), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := sshDoor
+				d.Reknock = c.policy
+				h := startHarness(t, []Door{d}, Options{})
+				h.r.Open(knock("ssh", "192.0.2.1"))
+				h.sleepTo(4 * time.Second)
+				h.r.Open(knock("ssh", "192.0.2.1"))
+				h.sleepTo(20 * time.Second)
+				h.wantCalls(c.want...)
+				if s := h.r.Stats(); s.PendingCloses != 0 {
+					t.Errorf("pending closes %d after the close", s.PendingCloses)
+				}
+				h.shutdown()
+			})
+		})
+	}
+}
+
+// TestRunnerJournalFile runs a Runner on a real journal and reads the file
+// back as the next start would.
+func TestRunnerJournalFile(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		jl, recs, err := journal.Open(dir, nil)
+		if err != nil || len(recs) != 0 {
+			t.Fatalf("Open: %v, %v", recs, err)
+		}
+		defer jl.Close()
+		h := startHarness(t, []Door{sshDoor}, Options{Journal: jl, KeepOpenOnExit: true})
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.r.Open(knock("ssh", "192.0.2.2"))
+		h.sleepTo(3 * time.Second)
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		synctest.Wait()
+		h.shutdown()
+	})
+	_, recs, err := journal.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]time.Duration{}
+	for _, r := range recs {
+		got[r.Src.String()+" "+r.Stop.Shell] = r.Due.Sub(epoch)
+	}
+	want := map[string]time.Duration{"192.0.2.1 close 192.0.2.1": 13 * time.Second, "192.0.2.2 close 192.0.2.2": 10 * time.Second}
+	if len(got) != len(want) || got["192.0.2.1 close 192.0.2.1"] != want["192.0.2.1 close 192.0.2.1"] || got["192.0.2.2 close 192.0.2.2"] != want["192.0.2.2 close 192.0.2.2"] {
+		t.Errorf("journal after exit: %v, want %v", got, want)
+	}
+}
