@@ -246,6 +246,16 @@ func (r *Runner) SetDoors(doors []Door) {
 	r.mu.Unlock()
 }
 
+// SetJournal gives a Runner made without a journal one, for a reload that
+// adds the first door with a timed close. Opens from then on are recorded.
+func (r *Runner) SetJournal(j Journal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.dryRun {
+		r.journal = j
+	}
+}
+
 // Stats returns the counters.
 func (r *Runner) Stats() Stats {
 	r.mu.Lock()
@@ -487,13 +497,14 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 func (r *Runner) record(j *startJob) bool {
 	r.mu.Lock()
 	e := j.e
-	need := r.journal != nil && e.jid == 0 // a retried start has its record
+	jl := r.journal
+	need := jl != nil && e.jid == 0 // a retried start has its record
 	rec := journal.Record{Door: e.key.door, Src: e.key.src, Due: e.deadline, Stop: e.stop}
 	r.mu.Unlock()
 	if !need {
 		return true
 	}
-	id, err := r.journal.Add(rec)
+	id, err := jl.Add(rec)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -505,7 +516,7 @@ func (r *Runner) record(j *startJob) bool {
 	e.jid = id
 	if !e.deadline.Equal(rec.Due) {
 		// Extended while the record was written.
-		if err := r.journal.Extend(id, e.deadline); err != nil {
+		if err := jl.Extend(id, e.deadline); err != nil {
 			r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
 				"door", j.door, "src", j.src, "err", err)
 		}
@@ -641,10 +652,13 @@ func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
 // syncJournal makes the Done lines written so far durable. It runs after
 // closes, outside the lock, so that Open never waits for a disk.
 func (r *Runner) syncJournal() {
-	if r.journal == nil {
+	r.mu.Lock()
+	j := r.journal
+	r.mu.Unlock()
+	if j == nil {
 		return
 	}
-	if err := r.journal.Sync(); err != nil {
+	if err := j.Sync(); err != nil {
 		r.log.Warn("journal: sync failed; a restart may run finished closes again", "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/journal"
 	"portknock/nflog"
 	"portknock/sequence"
 	"portknock/textlog"
@@ -57,6 +59,7 @@ type Daemon struct {
 
 	matcher *sequence.Matcher
 	runner  *actions.Runner
+	journal *journal.Journal // nil in a dry run or with no timed close
 	sources []source
 	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
 
@@ -94,19 +97,87 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.runner = actions.NewRunner(actionDoors(cfg), actions.Options{
-		Logger:        d.log,
-		DryRun:        opts.DryRun,
-		MaxConcurrent: cfg.Daemon.MaxCommands,
-	})
+	var restored []journal.Record
+	if !opts.DryRun && (hasTimedClose(cfg) || exists(filepath.Join(cfg.Daemon.StateDir, journal.FileName))) {
+		if restored, err = d.openJournal(cfg.Daemon.StateDir); err != nil {
+			closeAll(files)
+			return nil, err
+		}
+	}
+	ropts := actions.Options{
+		Logger:         d.log,
+		DryRun:         opts.DryRun,
+		MaxConcurrent:  cfg.Daemon.MaxCommands,
+		KeepOpenOnExit: !cfg.Daemon.CloseOnExit,
+	}
+	if d.journal != nil {
+		ropts.Journal = d.journal
+	}
+	d.runner = actions.NewRunner(actionDoors(cfg), ropts)
+	d.runner.Restore(restored)
 	for _, in := range d.inputs {
 		src, err := d.newSource(in)
 		if err != nil {
+			d.closeJournal()
+			closeAll(files)
 			return nil, err
 		}
 		d.sources = append(d.sources, src)
 	}
 	return d, nil
+}
+
+// hasTimedClose reports whether any door closes itself later, and so needs
+// the journal.
+func hasTimedClose(cfg *config.Config) bool {
+	for i := range cfg.Doors {
+		if cfg.Doors[i].HasStop() && cfg.Doors[i].CmdTimeout > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// openJournal opens the close journal in dir and returns the closes an
+// earlier run left pending. Only a journal that cannot be read stops the
+// start: damage is logged and set aside, and a state_dir that cannot be
+// written is logged loudly; its pending closes still run, while opens with
+// a timed close are refused until a write succeeds.
+func (d *Daemon) openJournal(dir string) ([]journal.Record, error) {
+	j, recs, err := journal.Open(dir, d.log)
+	if j == nil {
+		return nil, err
+	}
+	var errs []error
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = u.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var de *journal.DamageError
+		if errors.As(e, &de) {
+			d.log.Error("close journal damaged; readable records kept, damaged lines set aside", "dir", dir, "err", e)
+			continue
+		}
+		d.log.Error("state_dir not writable: doors with a timed close will not open until it is", "dir", dir, "err", e)
+	}
+	d.journal = j
+	return recs, nil
+}
+
+func (d *Daemon) closeJournal() {
+	if d.journal == nil {
+		return
+	}
+	if err := d.journal.Close(); err != nil {
+		d.log.Warn("closing the journal", "err", err)
+	}
 }
 
 // matcherDoors turns the configured doors into the matcher's, opening each
@@ -342,6 +413,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.logStats()
 	closeAll(d.oneTime)
+	d.closeJournal()
 	return err
 }
 
@@ -419,6 +491,15 @@ func (d *Daemon) apply() error {
 	if err != nil {
 		d.log.Error("reload failed; keeping the running configuration", "err", err)
 		return err
+	}
+	if d.journal == nil && !d.opts.DryRun && hasTimedClose(cfg) {
+		// The first door with a timed close: it needs the journal now.
+		if _, err := d.openJournal(d.cfg.Daemon.StateDir); err != nil {
+			closeAll(files)
+			d.log.Error("reload failed; keeping the running configuration", "err", err)
+			return err
+		}
+		d.runner.SetJournal(d.journal)
 	}
 	closeAll(d.oneTime)
 	d.oneTime = files

@@ -42,6 +42,9 @@ func (s *syncBuffer) String() string {
 func doorConfig(t *testing.T, input, signal, extraDoors string) *config.Config {
 	t.Helper()
 	src := fmt.Sprintf(`
+[daemon]
+state_dir = %q
+
 [[input]]
 type = "text"
 path = %q
@@ -54,7 +57,7 @@ seq_timeout = "1m"
 start_command = ["sh", "-c", "echo open %%DOOR%% %%IP%% > %s"]
 stop_command = ["sh", "-c", "echo close %%DOOR%% %%IP%% > %s"]
 cmd_timeout = "1h"
-%s`, input, signal, signal, extraDoors)
+%s`, t.TempDir(), input, signal, signal, extraDoors)
 	cfg, err := config.Parse(filepath.Join(t.TempDir(), "test.toml"), []byte(src))
 	if err != nil {
 		t.Fatal(err)

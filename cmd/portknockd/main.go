@@ -62,6 +62,7 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		dryRun    = fs.Bool("dry-run", false, "log the commands doors would run instead of running them")
 		pidFile   = fs.StringP("pidfile", "p", "", "write the process id to `file` (overrides the configuration)")
 		logFile   = fs.StringP("logfile", "g", "", "also log to `file` (overrides the configuration)")
+		stateDir  = fs.StringP("state-dir", "s", "", "keep the journal of pending closes in `dir` (overrides the configuration)")
 		daemonize = fs.BoolP("daemon", "d", false, "accepted for knockd compatibility; portknockd always runs in the foreground")
 	)
 	fs.Usage = func() {
@@ -85,16 +86,28 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	// The command line overrides the file at every load, so that a reload
+	// does not see the flags' values as a change to [daemon].
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		if *pidFile != "" {
+			cfg.Daemon.PIDFile = *pidFile
+		}
+		if *logFile != "" {
+			cfg.Daemon.LogFile = *logFile
+		}
+		if *stateDir != "" {
+			cfg.Daemon.StateDir = *stateDir
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
-	}
-	if *pidFile != "" {
-		cfg.Daemon.PIDFile = *pidFile
-	}
-	if *logFile != "" {
-		cfg.Daemon.LogFile = *logFile
 	}
 	level := slog.LevelInfo
 	if *debugLog || *verbose {
@@ -128,7 +141,7 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Logger:      log,
 		DryRun:      *dryRun,
 		ExtraInputs: extra,
-		Load:        func() (*config.Config, error) { return config.Load(*cfgPath) },
+		Load:        load,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)

@@ -198,7 +198,18 @@ func (ns *NS) Start(t testing.TB, env []string, name string, args ...string) *Pr
 	t.Helper()
 	cmd := ns.Command(context.Background(), name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &Proc{Cmd: cmd, name: filepath.Base(name), changed: make(chan struct{}), done: make(chan struct{})}
+	return StartCmd(t, cmd, filepath.Base(name), "in netns "+ns.Name)
+}
+
+// StartCmd starts cmd, which need not run in a namespace, as Start does:
+// output collected line by line, stopped (with its process group) when t
+// ends. name names it in messages; where prefixes a failure to start.
+func StartCmd(t testing.TB, cmd *exec.Cmd, name, where string) *Proc {
+	t.Helper()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	p := &Proc{Cmd: cmd, name: name, changed: make(chan struct{}), done: make(chan struct{})}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +219,7 @@ func (ns *NS) Start(t testing.TB, env []string, name string, args ...string) *Pr
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
-		t.Fatalf("in netns %s: starting %s: %v", ns.Name, name, err)
+		t.Fatalf("%s: starting %s: %v", where, name, err)
 	}
 	pw.Close()
 	go p.collect(pr)

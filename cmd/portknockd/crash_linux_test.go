@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"portknock/internal/netnstest"
+)
+
+// crashRig runs the real daemon binary on knocks written to its stdin, with
+// a door whose commands append to a file, and kills it with SIGKILL: what a
+// crash, an OOM kill or a power cut does to a door with a timed close. It
+// needs neither root nor a network: the journal is the subject.
+type crashRig struct {
+	t      *testing.T
+	daemon string
+	cfg    string
+	cmds   string // what the door's commands wrote
+}
+
+func newCrashRig(t *testing.T, cmdTimeout string, daemonExtra string) *crashRig {
+	daemon, _ := buildBinaries(t)
+	dir := t.TempDir()
+	r := &crashRig{t: t, daemon: daemon, cmds: filepath.Join(dir, "cmds"), cfg: filepath.Join(dir, "portknockd.toml")}
+	cfg := fmt.Sprintf(`[daemon]
+state_dir = %q
+%s
+[[input]]
+type   = "text"
+path   = "-"
+format = "simple"
+
+[[door]]
+name          = "ssh"
+sequence      = ["7000/tcp", "8000/tcp", "9000/udp"]
+start_command = "echo open %%IP%% >> %s"
+stop_command  = "echo close %%IP%% >> %s"
+cmd_timeout   = %q
+`, filepath.Join(dir, "state"), daemonExtra, r.cmds, r.cmds, cmdTimeout)
+	if err := os.WriteFile(r.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// start runs the daemon; knocks are written to the returned pipe.
+func (r *crashRig) start() (*netnstest.Proc, *os.File) {
+	r.t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	cmd := exec.Command(r.daemon, "-c", r.cfg)
+	cmd.Stdin = pr
+	p := netnstest.StartCmd(r.t, cmd, "portknockd", "crash test")
+	pr.Close()
+	r.t.Cleanup(func() { pw.Close() })
+	p.WaitLine(r.t, 0, waitTimeout, "start", logMatch("portknockd started"))
+	return p, pw
+}
+
+func (r *crashRig) knock(w *os.File, src string) {
+	r.t.Helper()
+	if _, err := fmt.Fprintf(w, "7000/tcp %s\n8000/tcp %s\n9000/udp %s\n", src, src, src); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *crashRig) kill(p *netnstest.Proc) {
+	r.t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		r.t.Fatal(err)
+	}
+	p.WaitExit(r.t, waitTimeout)
+}
+
+func (r *crashRig) commands() string {
+	b, err := os.ReadFile(r.cmds)
+	if err != nil && !os.IsNotExist(err) {
+		r.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCrashThenLateRestart: the daemon is killed with the door open and
+// comes back after cmd_timeout: the overdue close runs at once.
+func TestCrashThenLateRestart(t *testing.T) {
+	r := newCrashRig(t, "1s", "")
+	p, w := r.start()
+	r.knock(w, "192.0.2.7")
+	_, opened := p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.7"))
+	r.kill(p)
+	if got := r.commands(); got != "open 192.0.2.7\n" {
+		t.Fatalf("commands before the crash: %q", got)
+	}
+	// Stay down until the close is well overdue.
+	due := logTime(t, parseLog(opened)).Add(time.Second)
+	time.Sleep(time.Until(due.Add(500 * time.Millisecond)))
+
+	p2, _ := r.start()
+	started := time.Now()
+	i, restored := p2.WaitLine(t, 0, waitTimeout, "restored close", logMatch("pending close restored from journal", "door=ssh", "src=192.0.2.7"))
+	if f := parseLog(restored); f["overdue"] != "true" {
+		t.Errorf("restored close not seen as overdue: %s", restored)
+	}
+	p2.WaitLine(t, i, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.7"))
+	if took := time.Since(started); took > 3*time.Second {
+		t.Errorf("overdue close took %v after the restart, want at once", took)
+	}
+	if got := r.commands(); got != "open 192.0.2.7\nclose 192.0.2.7\n" {
+		t.Errorf("commands: %q", got)
+	}
+}
+
+// TestCrashThenEarlyRestart: the daemon is killed and comes back before
+// cmd_timeout: the close runs at its original time, not at once and not
+// after a fresh cmd_timeout.
+func TestCrashThenEarlyRestart(t *testing.T) {
+	const timeout = 3 * time.Second
+	r := newCrashRig(t, timeout.String(), "")
+	p, w := r.start()
+	r.knock(w, "192.0.2.8")
+	_, opened := p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.8"))
+	r.kill(p)
+
+	p2, _ := r.start()
+	_, restored := p2.WaitLine(t, 0, waitTimeout, "restored close", logMatch("pending close restored from journal", "door=ssh", "src=192.0.2.8"))
+	f := parseLog(restored)
+	if f["overdue"] != "false" {
+		t.Fatalf("restored close seen as overdue after %v: %s", time.Since(logTime(t, parseLog(opened))), restored)
+	}
+	due, err := time.Parse(time.RFC3339Nano, f["due"])
+	if err != nil {
+		t.Fatalf("due %q: %v", f["due"], err)
+	}
+	// The knock was read a little before "opened" was logged.
+	if openedAt := logTime(t, parseLog(opened)); due.After(openedAt.Add(timeout)) || due.Before(openedAt.Add(timeout-time.Second)) {
+		t.Errorf("due %v, want about %v after the open at %v", due, timeout, openedAt)
+	}
+	_, closed := p2.WaitLine(t, 0, timeout+waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.8"))
+	closedAt := logTime(t, parseLog(closed))
+	if closedAt.Before(due) || closedAt.After(due.Add(2*time.Second)) {
+		t.Errorf("closed at %v, want on time at %v", closedAt, due)
+	}
+	if got := r.commands(); got != "open 192.0.2.8\nclose 192.0.2.8\n" {
+		t.Errorf("commands: %q", got)
+	}
+}
+
+// TestCloseOnExitOff: with close_on_exit = false a clean stop leaves the
+// door open, and the next start closes it on time.
+func TestCloseOnExitOff(t *testing.T) {
+	r := newCrashRig(t, "2s", "close_on_exit = false")
+	p, w := r.start()
+	r.knock(w, "192.0.2.9")
+	p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.9"))
+	p.Stop(t)
+	if err := p.WaitExit(t, waitTimeout); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+	if !strings.Contains(p.Output(), "door left open at exit") || r.commands() != "open 192.0.2.9\n" {
+		t.Fatalf("after a clean stop: commands %q, log:\n%s", r.commands(), p.Output())
+	}
+	p2, _ := r.start()
+	p2.WaitLine(t, 0, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.9"))
+	if got := r.commands(); got != "open 192.0.2.9\nclose 192.0.2.9\n" {
+		t.Errorf("commands: %q", got)
+	}
+}
