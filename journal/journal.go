@@ -100,6 +100,21 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	return j, records, errors.Join(errs...)
 }
 
+// Read returns the closes pending in dir's journal and its damaged lines
+// without changing anything, for tools that only look. A missing journal
+// has nothing pending.
+func Read(dir string) ([]Record, []Damage, error) {
+	data, err := readLimited(filepath.Join(dir, FileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, damaged, _ := replay(data)
+	return recs, damaged, nil
+}
+
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/journal"
 	"portknock/sequence"
 )
 
@@ -96,6 +97,7 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 		}
 		if d.HasStop() {
 			fmt.Fprintf(tw, "  cmd_timeout\t%s\n", d.CmdTimeout)
+			fmt.Fprintf(tw, "  reknock\t%s\n", d.Reknock)
 			printCommand(tw, "stop_command", d.StopCommand)
 			if d.StopCommand6.String() != d.StopCommand.String() {
 				printCommand(tw, "stop_command_6", d.StopCommand6)
@@ -124,6 +126,26 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
 	})
 	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", joinSteps(slices.Compact(space), " "))
+	printState(w, cfg.Daemon)
+}
+
+// printState says where pending closes are kept and what is pending there
+// now, reading the journal without touching it.
+func printState(w io.Writer, dc config.Daemon) {
+	onExit := "closes every open door"
+	if !dc.CloseOnExit {
+		onExit = "leaves open doors to the next start (close_on_exit = false)"
+	}
+	recs, damaged, err := journal.Read(dc.StateDir)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "state_dir %s: journal unreadable: %v\n", dc.StateDir, err)
+	case len(damaged) > 0:
+		fmt.Fprintf(w, "state_dir %s: %d pending close(s), %d damaged journal line(s)\n", dc.StateDir, len(recs), len(damaged))
+	default:
+		fmt.Fprintf(w, "state_dir %s: %d pending close(s)\n", dc.StateDir, len(recs))
+	}
+	fmt.Fprintf(w, "on a clean stop: %s\n", onExit)
 }
 
 func printCommand(w io.Writer, key string, c config.Command) {
