@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/florianl/go-nflog/v2 v2.3.0
+	github.com/google/nftables v0.3.0
 	github.com/mdlayher/netlink v1.11.2
 	github.com/spf13/pflag v1.0.10
 	golang.org/x/sync v0.24.0
