@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"portknock/nftset"
 	"portknock/sequence"
 )
 
@@ -279,7 +280,15 @@ type Door struct {
 	// Reknock says what a knock does for an address the door is already
 	// open for.
 	Reknock Reknock
+	// NFTSet and NFTSet6 are nftables sets that IPv4 and IPv6 knockers are
+	// added to, with CmdTimeout as the element's timeout, so that the
+	// kernel closes the door by itself. The zero Ref means none. There is
+	// no fallback between them: a set holds one address family.
+	NFTSet, NFTSet6 nftset.Ref
 }
+
+// HasSets reports whether the door adds knockers to an nftables set.
+func (d *Door) HasSets() bool { return d.NFTSet != (nftset.Ref{}) || d.NFTSet6 != (nftset.Ref{}) }
 
 // Reknock is what a completed knock does when its door is already open for
 // the same address (and has a timed close). Every choice keeps a single
@@ -612,11 +621,11 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 		if !d.stop6Set {
 			d.StopCommand6 = d.StopCommand.clone()
 		}
-		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() {
-			pr.errorf(d.Line, "start_command", "missing: door %q would do nothing; give it a start_command or stop_command", d.Name)
+		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() && !d.HasSets() {
+			pr.errorf(d.Line, "start_command", "missing: door %q would do nothing; give it a start_command, stop_command or nft_set", d.Name)
 		}
-		if l, ok := d.keyLines["cmd_timeout"]; ok && !d.HasStop() {
-			pr.warnf(l, "cmd_timeout", "has no effect without a stop_command")
+		if l, ok := d.keyLines["cmd_timeout"]; ok && !d.HasStop() && !d.HasSets() {
+			pr.warnf(l, "cmd_timeout", "has no effect without a stop_command or nft_set")
 		}
 		if l, ok := d.keyLines["reknock"]; ok && !d.HasStop() {
 			pr.warnf(l, "reknock", "has no effect without a stop_command: every knock runs the start command")

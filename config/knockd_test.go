@@ -100,7 +100,7 @@ func TestKnockdWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"k.conf:4: cmd_timeout: has no effect without a stop_command",
+		"k.conf:4: cmd_timeout: has no effect without a stop_command or nft_set",
 		"k.conf:5: UseSyslog: is a global option; it belongs in [options]",
 	}
 	if !slices.Equal(c.Warnings, want) || !c.Daemon.UseSyslog {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"portknock/nftset"
 	"portknock/sequence"
 )
 
@@ -34,7 +35,7 @@ func tomlDoorKeys() []string {
 	return []string{
 		"name", "sequence", "one_time_sequences", "seq_timeout", "tcpflags", "target",
 		"start_command", "command", "start_command_6", "command_6",
-		"stop_command", "stop_command_6", "cmd_timeout", "reknock",
+		"stop_command", "stop_command_6", "cmd_timeout", "reknock", "nft_set", "nft_set_6",
 	}
 }
 
@@ -378,6 +379,17 @@ func (r *tomlReader) door(tbl map[string]any, path ...string) *doorDraft {
 		case "stop_command_6":
 			d.StopCommand6 = r.command(v, line, key, path)
 			d.stop6Set = true
+		case "nft_set", "nft_set_6":
+			if s, ok := r.str(v, line, key); ok {
+				ref, err := nftset.ParseRef(s)
+				if err != nil {
+					bad("%v", err)
+				} else if key == "nft_set" {
+					d.NFTSet = ref
+				} else {
+					d.NFTSet6 = ref
+				}
+			}
 		case "reknock":
 			if s, ok := r.str(v, line, key); ok {
 				if !slices.Contains(Reknocks(), Reknock(s)) {

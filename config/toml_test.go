@@ -493,7 +493,7 @@ func TestTOMLWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"t.toml:6: cmd_timeout: has no effect without a stop_command"}
+	want := []string{"t.toml:6: cmd_timeout: has no effect without a stop_command or nft_set"}
 	if !slices.Equal(c.Warnings, want) {
 		t.Errorf("warnings %q, want %q", c.Warnings, want)
 	}
