@@ -138,17 +138,7 @@ func start(t *testing.T, cfg *config.Config, opts Options) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Daemon: d, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = d.Run(ctx)
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	return r
+	return run(t, d)
 }
 
 // stop stops the daemon as a signal would, and waits for it.
