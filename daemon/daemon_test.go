@@ -141,6 +141,22 @@ func start(t *testing.T, cfg *config.Config, opts Options) *running {
 	return run(t, d)
 }
 
+// run runs a daemon until the test ends.
+func run(t *testing.T, d *Daemon) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Daemon: d, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = d.Run(ctx)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
 // stop stops the daemon as a signal would, and waits for it.
 func (r *running) stop(t *testing.T) error {
 	t.Helper()

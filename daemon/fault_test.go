@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -143,22 +142,6 @@ start_command = 'sleep 1000 & echo "hang $$ $!" > %s; wait'
 	if st := d.runner.Stats(); st.TimedOut != 1 || st.Started != 3 {
 		t.Errorf("runner stats %+v; want 1 timed out of 3 started (hang, ssh open, ssh close)", st)
 	}
-}
-
-// run runs a daemon until the test ends.
-func run(t *testing.T, d *Daemon) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Daemon: d, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		r.err = d.Run(ctx)
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	return r
 }
 
 // waitLogLine waits until a log line holds want and returns the line.
