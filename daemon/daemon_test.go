@@ -141,6 +141,12 @@ func start(t *testing.T, cfg *config.Config, opts Options) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return run(t, d)
+}
+
+// run runs a daemon until the test ends.
+func run(t *testing.T, d *Daemon) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Daemon: d, cancel: cancel, done: make(chan struct{})}
 	go func() {

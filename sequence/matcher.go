@@ -38,6 +38,7 @@ type Stats struct {
 	Evictions   uint64 // sources dropped because the table was full
 	OneTimeErrs uint64 // one-time sequences that could not be consumed; no match was reported
 	Sources     int    // sources tracked now
+	PeakSources int    // most sources tracked at once
 }
 
 // progress is one source's attempt at one door. A zero step means idle.
@@ -391,6 +392,7 @@ func (m *Matcher) alloc(key [16]byte) int32 {
 	}
 	m.srcs[idx] = source{key: key, hidx: -1}
 	m.index[key] = idx
+	m.stats.PeakSources = max(m.stats.PeakSources, len(m.index))
 	return idx
 }
 

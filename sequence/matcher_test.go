@@ -435,8 +435,8 @@ func TestEvictionProtectsAdvancedAttempts(t *testing.T) {
 		runKnocks(t, m, []knock{{time.Second, src.String(), "7000", "", ""}})
 	}
 	st := m.Stats()
-	if st.Sources != 3 || st.Evictions != 998 {
-		t.Errorf("sources = %d, evictions = %d; want 3, 998", st.Sources, st.Evictions)
+	if st.Sources != 3 || st.Evictions != 998 || st.PeakSources != 3 {
+		t.Errorf("sources = %d, peak %d, evictions = %d; want 3, 3, 998", st.Sources, st.PeakSources, st.Evictions)
 	}
 	if got := runKnocks(t, m, []knock{{2 * time.Second, a4, "9000/udp", "", ""}}); !slices.Equal(got, []string{"ssh " + a4}) {
 		t.Errorf("real knock during flood: matches = %q, want it to open", got)
