@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"portknock/config"
+	"portknock/nftset"
 	"portknock/sequence"
 )
 
@@ -41,6 +42,20 @@ type Door struct {
 	// Reknock is what a knock does while the door is open for its source;
 	// the zero value extends, as config.ReknockExtend.
 	Reknock config.Reknock
+	// Set and Set6 are nftables sets IPv4 and IPv6 sources are added to,
+	// with CmdTimeout as the element timeout; zero Refs for none.
+	Set, Set6 nftset.Ref
+}
+
+// setFor picks the nftables set for a source's family; ok is false when
+// the door has none for it.
+func (d *Door) setFor(src netip.Addr) (ref nftset.Ref, ok bool) {
+	if src.Is6() && !src.Is4In6() {
+		ref = d.Set6
+	} else {
+		ref = d.Set
+	}
+	return ref, ref != (nftset.Ref{})
 }
 
 // commandsFor picks the start and stop commands for a source's family.

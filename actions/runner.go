@@ -13,6 +13,7 @@ import (
 
 	"portknock/config"
 	"portknock/journal"
+	"portknock/nftset"
 	"portknock/sequence"
 )
 
@@ -55,8 +56,20 @@ type Options struct {
 	// Nil keeps closes in memory only (tests, dry runs).
 	Journal Journal
 	// KeepOpenOnExit leaves journaled doors open at shutdown, for the next
-	// start to close on time; by default every pending close runs.
+	// start to close on time; by default every pending close runs, and
+	// every nftables set element the Runner added is removed.
 	KeepOpenOnExit bool
+	// Sets changes nftables sets for doors that name one.
+	Sets Sets
+}
+
+// Sets adds and removes nftables set elements; *nftset.Conn is one.
+type Sets interface {
+	// Add adds addr with the timeout, or refreshes its timeout.
+	Add(ref nftset.Ref, addr netip.Addr, timeout time.Duration) error
+	// Delete removes addr; an error wrapping nftset.ErrNoElement means it
+	// was gone already.
+	Delete(ref nftset.Ref, addr netip.Addr) error
 }
 
 // Journal is where a Runner makes its pending closes durable;
@@ -129,16 +142,22 @@ type Runner struct {
 
 	journal  Journal
 	keepOpen bool
+	sets     Sets
 
 	started, failed, timedOut, dropped, extended, refused atomic.Uint64
 	stopRetries, stopsGivenUp                             atomic.Uint64
 
-	mu      sync.Mutex
-	doors   map[string]Door
-	open    map[openKey]*entry
-	due     closeHeap // entries whose start has run, by close deadline
-	running bool      // Run has been called
-	stopped bool      // Run has returned; Open refuses
+	mu    sync.Mutex
+	doors map[string]Door
+	open  map[openKey]*entry
+	// elems are the set elements added, with when the kernel drops them:
+	// how a door without a stop command knows it is open (for reknock),
+	// and what shutdown removes. Expired ones are swept as it grows.
+	elems     map[openKey]setElem
+	sweepSize int
+	due       closeHeap // entries whose start has run, by close deadline
+	running   bool      // Run has been called
+	stopped   bool      // Run has returned; Open refuses
 	// starts queued, parked or running, and a channel closed when that
 	// reaches zero, for Drain.
 	inflight int
@@ -188,11 +207,22 @@ type entry struct {
 	reopen *startJob
 }
 
+// setElem is an nftables set element the Runner added.
+type setElem struct {
+	ref     nftset.Ref
+	expires time.Time
+}
+
 // startJob is one start command for a worker.
 type startJob struct {
 	door  string
 	src   netip.Addr
 	start Command
+	// set, when valid, gets src with setTimeout after the start command;
+	// refresh marks a re-knock, which logs differently.
+	set        nftset.Ref
+	setTimeout time.Duration
+	refresh    bool
 	// e is nil for doors without a timed close.
 	e *entry
 }
@@ -224,6 +254,8 @@ func NewRunner(doors []Door, opts Options) *Runner {
 		open:     make(map[openKey]*entry),
 		journal:  opts.Journal,
 		keepOpen: opts.KeepOpenOnExit,
+		sets:     opts.Sets,
+		elems:    make(map[openKey]setElem),
 	}
 	if opts.DryRun {
 		// Nothing opens, so nothing needs closing after a crash.
@@ -254,6 +286,14 @@ func (r *Runner) SetJournal(j Journal) {
 	if !r.dryRun {
 		r.journal = j
 	}
+}
+
+// SetSets gives the Runner its nftables connection, for a reload that adds
+// the first door with a set.
+func (r *Runner) SetSets(s Sets) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sets = s
 }
 
 // Stats returns the counters.
@@ -315,12 +355,34 @@ func (r *Runner) Open(m sequence.Match) {
 	}
 	start, stop := d.commandsFor(src)
 	start = Substitute(start, m)
+	set, hasSet := d.setFor(src)
+	key := openKey{d.Name, src}
+	job := func(start Command, refresh bool) *startJob {
+		j := &startJob{door: d.Name, src: src, start: start, refresh: refresh}
+		if hasSet {
+			j.set, j.setTimeout = set, d.CmdTimeout
+		}
+		return j
+	}
 	if stop.IsZero() || d.CmdTimeout <= 0 {
-		r.enqueueLocked(&startJob{door: d.Name, src: src, start: start})
+		if el, ok := r.elems[key]; ok && hasSet && el.ref == set && el.expires.After(now) {
+			// Open by its set element alone.
+			switch d.Reknock {
+			case config.ReknockIgnore:
+				r.log.Info("re-knock ignored, door already open", "door", d.Name, "src", src, "until", el.expires)
+				return
+			case config.ReknockRerun:
+				r.enqueueLocked(job(start, true))
+				return
+			default:
+				r.enqueueLocked(job(Command{}, true))
+				return
+			}
+		}
+		r.enqueueLocked(job(start, false))
 		return
 	}
 	deadline := now.Add(d.CmdTimeout)
-	key := openKey{d.Name, src}
 	old := r.open[key]
 	if old != nil && old.state != stateClosing {
 		if old.state == stateOpen && old.startFailed {
@@ -347,13 +409,16 @@ func (r *Runner) Open(m sequence.Match) {
 		}
 		r.extended.Add(1)
 		r.wakeScheduler()
-		if d.Reknock == config.ReknockRerun && !start.IsZero() {
+		if d.Reknock == config.ReknockRerun && (!start.IsZero() || hasSet) {
 			r.log.Info("re-knock runs the start command again", "door", d.Name, "src", src, "until", deadline)
 			// No entry: the close already scheduled serves this start too.
-			r.enqueueLocked(&startJob{door: d.Name, src: src, start: start})
+			r.enqueueLocked(job(start, true))
 			return
 		}
 		r.log.Info("re-knock extends open", "door", d.Name, "src", src, "until", deadline)
+		if hasSet {
+			r.enqueueLocked(job(Command{}, true))
+		}
 		return
 	}
 	e := &entry{
@@ -363,18 +428,19 @@ func (r *Runner) Open(m sequence.Match) {
 		state:    stateQueued,
 		index:    -1,
 	}
-	job := &startJob{door: d.Name, src: src, start: start, e: e}
+	j := job(start, false)
+	j.e = e
 	if old != nil {
 		// old is closing and is no longer in the open set's way: the new
 		// entry takes its place there, so that further re-knocks extend
 		// it, and its start is queued when old's close has finished.
-		old.reopen = job
+		old.reopen = j
 		r.inflight++
 		r.open[key] = e
 		r.log.Info("knock while closing, opens again after the close", "door", d.Name, "src", src)
 		return
 	}
-	if r.enqueueLocked(job) {
+	if r.enqueueLocked(j) {
 		r.open[key] = e
 	}
 }
@@ -442,6 +508,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// The scheduler has returned, so no closer is added from here on.
 	r.closers.Wait()
 	r.shutdown(context.WithoutCancel(ctx))
+	r.removeSetElems()
 	return nil
 }
 
@@ -471,14 +538,17 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 	if j.e != nil && !r.record(j) {
 		return
 	}
-	var ok bool
-	if j.start.IsZero() {
-		// A door may have only a timed close (or future actions); the
-		// open is still worth a line.
-		r.log.Info("opened", "door", j.door, "src", j.src, "cmd", "start")
-		ok = true
-	} else {
+	ok := true
+	hasSet := j.set != (nftset.Ref{})
+	if !j.start.IsZero() {
 		ok = r.runCommand(ctx, j.door, j.src, "start", j.start)
+	} else if !hasSet && !j.refresh {
+		// A door may have only a timed close; the open is still worth
+		// a line.
+		r.log.Info("opened", "door", j.door, "src", j.src, "cmd", "start")
+	}
+	if hasSet && !r.addToSet(j) {
+		ok = false
 	}
 	if j.e == nil {
 		return
@@ -559,6 +629,86 @@ func (r *Runner) Restore(recs []journal.Record) {
 		r.log.Info("pending closes restored", "count", len(recs), "overdue", overdue)
 	}
 	r.wakeScheduler()
+}
+
+// addToSet adds (or refreshes) the job's source in its nftables set and
+// logs the outcome, reporting success.
+func (r *Runner) addToSet(j *startJob) bool {
+	until := time.Now().Add(j.setTimeout)
+	msg := "opened"
+	if j.refresh {
+		msg = "nft set element refreshed"
+	}
+	if r.dryRun {
+		r.log.Info("dry run, not adding to nft set", "door", j.door, "src", j.src, "set", j.set.String(), "timeout", j.setTimeout)
+		return true
+	}
+	r.mu.Lock()
+	sets := r.sets
+	r.mu.Unlock()
+	var err error
+	if sets == nil {
+		err = errors.New("no nftables connection")
+	} else {
+		err = sets.Add(j.set, j.src, j.setTimeout)
+	}
+	if err != nil {
+		r.failed.Add(1)
+		r.log.Error("nft set add failed", "door", j.door, "src", j.src, "set", j.set.String(), "err", err)
+		return false
+	}
+	r.mu.Lock()
+	r.elems[openKey{j.door, j.src}] = setElem{ref: j.set, expires: until}
+	if len(r.elems) > max(2*r.sweepSize, 1024) {
+		now := time.Now()
+		for k, el := range r.elems {
+			if !el.expires.After(now) {
+				delete(r.elems, k)
+			}
+		}
+		r.sweepSize = len(r.elems)
+	}
+	r.mu.Unlock()
+	r.log.Info(msg, "door", j.door, "src", j.src, "set", j.set.String(), "until", until)
+	return true
+}
+
+// removeSetElems deletes, at shutdown, the set elements that have not
+// expired yet, so that no door stays open because the daemon stopped.
+func (r *Runner) removeSetElems() {
+	r.mu.Lock()
+	now := time.Now()
+	type item struct {
+		key openKey
+		el  setElem
+	}
+	var live []item
+	for k, el := range r.elems {
+		if el.expires.After(now) {
+			live = append(live, item{k, el})
+		}
+	}
+	clear(r.elems)
+	sets := r.sets
+	r.mu.Unlock()
+	if len(live) == 0 {
+		return
+	}
+	if r.keepOpen {
+		r.log.Info("close_on_exit is off: nft set elements left to expire", "count", len(live))
+		return
+	}
+	for _, it := range live {
+		err := sets.Delete(it.el.ref, it.key.src) // not nil: elements were added
+		switch {
+		case err == nil || errors.Is(err, nftset.ErrNoElement):
+			r.log.Info("closed", "door", it.key.door, "src", it.key.src, "set", it.el.ref.String())
+		default:
+			r.failed.Add(1)
+			r.log.Error("nft set delete failed; the element stays until its timeout", "door", it.key.door, "src", it.key.src,
+				"set", it.el.ref.String(), "until", it.el.expires, "err", err)
+		}
+	}
 }
 
 // startDone counts a start job as finished, waking Drain at zero.

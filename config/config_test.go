@@ -145,7 +145,7 @@ func checkInvariants(t *testing.T, c *Config) {
 		if d.SeqTimeout <= 0 || d.CmdTimeout <= 0 {
 			t.Errorf("door %q: timeouts %v, %v", d.Name, d.SeqTimeout, d.CmdTimeout)
 		}
-		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() {
+		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() && !d.HasSets() {
 			t.Errorf("door %q does nothing", d.Name)
 		}
 		md := d.MatcherDoor()

@@ -596,3 +596,29 @@ path = "/x"
 		`t.toml:6: path: only text inputs take this key`,
 	})
 }
+
+func TestTOMLNFTSets(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`
+[[door]]
+name = "ssh"
+sequence = ["1"]
+nft_set = "inet fw knock4"
+nft_set_6 = "ip6 filter knock6"
+cmd_timeout = "30s"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Doors[0]
+	if d.NFTSet.String() != "inet fw knock4" || d.NFTSet6.String() != "ip6 filter knock6" || !d.HasSets() || d.CmdTimeout != 30*time.Second {
+		t.Errorf("door %+v", d)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings %q: cmd_timeout is the element timeout", c.Warnings)
+	}
+	_, err = Parse("t.toml", []byte(okDoor+`nft_set = "fw knock4"`+"\n"))
+	want := `t.toml:6: nft_set: nft set "fw knock4": the family is missing`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %v, want it to start with %q", err, want)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"portknock/config"
 	"portknock/journal"
 	"portknock/nflog"
+	"portknock/nftset"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -60,6 +61,7 @@ type Daemon struct {
 	matcher *sequence.Matcher
 	runner  *actions.Runner
 	journal *journal.Journal // nil in a dry run or with no timed close
+	nft     *nftset.Conn     // nil until a door names a set
 	sources []source
 	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
 
@@ -104,6 +106,13 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	if !opts.DryRun && usesSets(cfg) {
+		if err := CheckSets(cfg, d.sets()); err != nil {
+			d.closeJournal()
+			closeAll(files)
+			return nil, err
+		}
+	}
 	ropts := actions.Options{
 		Logger:         d.log,
 		DryRun:         opts.DryRun,
@@ -112,6 +121,9 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	if d.journal != nil {
 		ropts.Journal = d.journal
+	}
+	if usesSets(cfg) {
+		ropts.Sets = d.sets()
 	}
 	d.runner = actions.NewRunner(actionDoors(cfg), ropts)
 	d.runner.Restore(restored)
@@ -125,6 +137,46 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		d.sources = append(d.sources, src)
 	}
 	return d, nil
+}
+
+// sets returns the daemon's nftables connection, made on first use: a
+// daemon without set doors never touches nf_tables.
+func (d *Daemon) sets() *nftset.Conn {
+	if d.nft == nil {
+		d.nft = nftset.New()
+	}
+	return d.nft
+}
+
+func usesSets(cfg *config.Config) bool {
+	for i := range cfg.Doors {
+		if cfg.Doors[i].HasSets() {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckSets verifies that every nftables set the doors name exists, has
+// the timeout flag and holds addresses of the right family, so that a typo
+// fails the start (or a reload) instead of the first knock.
+func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
+	var errs []error
+	for _, d := range cfg.Doors {
+		for _, c := range []struct {
+			key  string
+			ref  nftset.Ref
+			ipv6 bool
+		}{{"nft_set", d.NFTSet, false}, {"nft_set_6", d.NFTSet6, true}} {
+			if c.ref == (nftset.Ref{}) {
+				continue
+			}
+			if err := conn.Check(c.ref, c.ipv6); err != nil {
+				errs = append(errs, fmt.Errorf("door %q: %s: %w", d.Name, c.key, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // hasTimedClose reports whether any door closes itself later, and so needs
@@ -218,8 +270,10 @@ func actionDoors(cfg *config.Config) []actions.Door {
 			Stop6:      cd.StopCommand6,
 			CmdTimeout: cd.CmdTimeout,
 			Reknock:    cd.Reknock,
+			Set:        cd.NFTSet,
+			Set6:       cd.NFTSet6,
 		}
-		if !cd.HasStop() {
+		if !cd.HasStop() && !cd.HasSets() {
 			doors[i].CmdTimeout = 0
 		}
 	}
@@ -500,6 +554,14 @@ func (d *Daemon) apply() error {
 			return err
 		}
 		d.runner.SetJournal(d.journal)
+	}
+	if !d.opts.DryRun && usesSets(cfg) {
+		if err := CheckSets(cfg, d.sets()); err != nil {
+			closeAll(files)
+			d.log.Error("reload failed; keeping the running configuration", "err", err)
+			return err
+		}
+		d.runner.SetSets(d.sets())
 	}
 	closeAll(d.oneTime)
 	d.oneTime = files

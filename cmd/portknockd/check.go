@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 	"portknock/actions"
 	"portknock/config"
 	"portknock/journal"
+	"portknock/nftset"
 	"portknock/sequence"
 )
 
@@ -50,7 +52,39 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printConfig(stdout, cfg, oneTime)
+	if !checkSets(stdout, cfg) {
+		return 1
+	}
 	return 0
+}
+
+// checkSets looks up the doors' nftables sets in the running kernel, when
+// there are any and the check is allowed to (CAP_NET_ADMIN), and reports
+// whether none is unusable.
+func checkSets(w io.Writer, cfg *config.Config) bool {
+	ok := true
+	for _, d := range cfg.Doors {
+		for _, c := range []struct {
+			key  string
+			ref  nftset.Ref
+			ipv6 bool
+		}{{"nft_set", d.NFTSet, false}, {"nft_set_6", d.NFTSet6, true}} {
+			if c.ref == (nftset.Ref{}) {
+				continue
+			}
+			err := nftset.New().Check(c.ref, c.ipv6)
+			switch {
+			case err == nil:
+				fmt.Fprintf(w, "door %s %s %q: ok\n", d.Name, c.key, c.ref)
+			case errors.Is(err, os.ErrPermission):
+				fmt.Fprintf(w, "door %s %s %q: not checked: %v\n", d.Name, c.key, c.ref, err)
+			default:
+				ok = false
+				fmt.Fprintf(w, "door %s %s: error: %v\n", d.Name, c.key, err)
+			}
+		}
+	}
+	return ok
 }
 
 // readOneTime reads each door's unused one-time sequences, by door name.
@@ -91,13 +125,23 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 		if d.Target.IsValid() {
 			fmt.Fprintf(tw, "  target\t%s\n", d.Target)
 		}
-		printCommand(tw, "start_command", d.StartCommand)
+		if !d.StartCommand.IsZero() || !d.HasSets() {
+			printCommand(tw, "start_command", d.StartCommand)
+		}
 		if d.StartCommand6.String() != d.StartCommand.String() {
 			printCommand(tw, "start_command_6", d.StartCommand6)
 		}
-		if d.HasStop() {
+		if d.NFTSet != (nftset.Ref{}) {
+			fmt.Fprintf(tw, "  nft_set\t%s\n", d.NFTSet)
+		}
+		if d.NFTSet6 != (nftset.Ref{}) {
+			fmt.Fprintf(tw, "  nft_set_6\t%s\n", d.NFTSet6)
+		}
+		if d.HasStop() || d.HasSets() {
 			fmt.Fprintf(tw, "  cmd_timeout\t%s\n", d.CmdTimeout)
 			fmt.Fprintf(tw, "  reknock\t%s\n", d.Reknock)
+		}
+		if d.HasStop() {
 			printCommand(tw, "stop_command", d.StopCommand)
 			if d.StopCommand6.String() != d.StopCommand.String() {
 				printCommand(tw, "stop_command_6", d.StopCommand6)
