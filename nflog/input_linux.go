@@ -140,10 +140,12 @@ type groupSocket struct {
 	broken chan error // the receive loop stopped on an error
 
 	// Touched only by go-nflog's receive goroutine.
-	lastSeq    uint32
-	haveSeq    bool
-	pendDrops  uint64
-	lastReport time.Time
+	lastSeq uint32
+	haveSeq bool
+	// Losses not logged yet, added by the receive goroutine and logged by
+	// keep once a second, so that a flood cannot become a flood of log
+	// lines and the last losses of a burst are still reported promptly.
+	pendDrops, pendOverruns atomic.Uint64
 }
 
 func (s *groupSocket) close() {
@@ -157,12 +159,17 @@ func (s *groupSocket) close() {
 // when it breaks.
 func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.Event) bool) {
 	backoff := time.Second
+	report := time.NewTicker(time.Second)
+	defer report.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.close()
 			in.flushDrops(s)
 			return
+		case <-report.C:
+			in.flushDrops(s)
+			continue
 		case err := <-s.broken:
 			s.close()
 			in.flushDrops(s)
@@ -239,6 +246,7 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 		// The socket buffer overflowed; sequence numbers will tell how
 		// much was lost.
 		in.enobufs.Add(1)
+		s.pendOverruns.Add(1)
 		return 0
 	}
 	var op *netlink.OpError
@@ -261,13 +269,9 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.
 		if s.haveSeq && *a.Seq != s.lastSeq+1 {
 			lost := uint64(*a.Seq - s.lastSeq - 1)
 			in.gaps.Add(lost)
-			s.pendDrops += lost
+			s.pendDrops.Add(lost)
 		}
 		s.lastSeq, s.haveSeq = *a.Seq, true
-	}
-	if s.pendDrops > 0 && now.Sub(s.lastReport) >= time.Second {
-		in.flushDrops(s)
-		s.lastReport = now
 	}
 	if in.Prefix != "" && (a.Prefix == nil || trimPrefix(*a.Prefix) != strings.TrimSpace(in.Prefix)) {
 		in.skipped[ReasonPrefix].Add(1)
@@ -297,14 +301,19 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.
 	in.events.Add(1)
 }
 
-// flushDrops logs the kernel drops not reported yet; at most once a second
-// from the hook, so a flood cannot turn into a flood of log lines.
+// flushDrops logs the losses not reported yet, if any: messages the kernel
+// dropped (known from sequence gaps) and receive buffer overruns (ENOBUFS,
+// after which the kernel drops until the buffer has room).
 func (in *Input) flushDrops(s *groupSocket) {
-	if s.pendDrops == 0 {
-		return
+	drops, overruns := s.pendDrops.Swap(0), s.pendOverruns.Swap(0)
+	switch {
+	case drops > 0:
+		in.Logger.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
+			"dropped", drops, "overruns", overruns)
+	case overruns > 0:
+		in.Logger.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
+			"input", in.Name, "group", s.group, "overruns", overruns)
 	}
-	in.Logger.Warn(fmt.Sprintf("kernel dropped %d log messages", s.pendDrops), "input", in.Name, "group", s.group, "dropped", s.pendDrops)
-	s.pendDrops = 0
 }
 
 // trimPrefix removes what the kernel and rule syntax add around a prefix.
