@@ -51,16 +51,21 @@ const (
 	DefaultMaxCommands = 8
 	DefaultSeqTimeout  = 25 * time.Second
 	DefaultCmdTimeout  = 10 * time.Second
+	// DefaultCommandTimeLimit is how long a command may run by default.
+	DefaultCommandTimeLimit = 30 * time.Second
 )
 
 // Upper bounds on settings, so that a typo ("2500000h", a stray zero)
 // is an error rather than a door open for years, a timer that overflows,
 // or a table that eats the machine's memory.
 const (
-	MaxSeqTimeout  = 24 * time.Hour
-	MaxCmdTimeout  = 7 * 24 * time.Hour
-	MaxMaxSources  = 10_000_000
-	MaxMaxCommands = 1024
+	MaxSeqTimeout = 24 * time.Hour
+	MaxCmdTimeout = 7 * 24 * time.Hour
+	// MaxCommandTimeLimit bounds command_time_limit: a command that needs
+	// longer belongs in a service, not a door.
+	MaxCommandTimeLimit = time.Hour
+	MaxMaxSources       = 10_000_000
+	MaxMaxCommands      = 1024
 )
 
 // The values of Input.Type.
@@ -116,6 +121,9 @@ type Daemon struct {
 	MaxSources int
 	// MaxCommands bounds how many commands run at once. At least 1.
 	MaxCommands int
+	// CommandTimeLimit is how long one command may run before its whole
+	// process group is killed.
+	CommandTimeLimit time.Duration
 	// LogFile, UseSyslog and PIDFile are knockd's [options] of the same
 	// names, kept so that a knockd.conf loses nothing in translation.
 	LogFile   string
@@ -375,10 +383,11 @@ func parseAs(path string, data []byte, format string) (*Config, error) {
 		Path:   path,
 		Format: format,
 		Daemon: Daemon{
-			StateDir:    DefaultStateDir,
-			CloseOnExit: true,
-			MaxSources:  DefaultMaxSources,
-			MaxCommands: DefaultMaxCommands,
+			StateDir:         DefaultStateDir,
+			CloseOnExit:      true,
+			MaxSources:       DefaultMaxSources,
+			MaxCommands:      DefaultMaxCommands,
+			CommandTimeLimit: DefaultCommandTimeLimit,
 		},
 	}
 	pr := &problems{path: path}

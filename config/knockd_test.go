@@ -43,7 +43,8 @@ func TestKnockdValid(t *testing.T) {
 	}
 	wantDaemon := Daemon{
 		StateDir: DefaultStateDir, CloseOnExit: true, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands,
-		LogFile: "/var/log/knockd.log", UseSyslog: true, PIDFile: "/run/knockd.pid",
+		CommandTimeLimit: DefaultCommandTimeLimit,
+		LogFile:          "/var/log/knockd.log", UseSyslog: true, PIDFile: "/run/knockd.pid",
 	}
 	if c.Daemon != wantDaemon {
 		t.Errorf("daemon %+v", c.Daemon)

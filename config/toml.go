@@ -24,7 +24,7 @@ import (
 func tomlTopKeys() []string { return []string{"daemon", "input", "door"} }
 
 func tomlDaemonKeys() []string {
-	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "logfile", "usesyslog", "pidfile"}
+	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "command_time_limit", "logfile", "usesyslog", "pidfile"}
 }
 
 func tomlInputKeys() []string {
@@ -131,6 +131,14 @@ func (r *tomlReader) daemon(tbl map[string]any) {
 		case "max_sources":
 			if n, ok := r.count(v, line, key, MaxMaxSources); ok {
 				d.MaxSources = n
+			}
+		case "command_time_limit":
+			if t, ok := r.duration(v, line, key); ok {
+				if t > MaxCommandTimeLimit {
+					bad("%v is longer than the %v a command may run", t, MaxCommandTimeLimit)
+				} else {
+					d.CommandTimeLimit = t
+				}
 			}
 		case "max_commands":
 			if n, ok := r.count(v, line, key, MaxMaxCommands); ok {

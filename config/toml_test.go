@@ -388,6 +388,7 @@ logfile = "/var/log/pk.log"
 usesyslog = true
 pidfile = "/run/pk.pid"
 close_on_exit = false
+command_time_limit = "2m"
 
 [[input]]
 type = "nflog"
@@ -424,13 +425,13 @@ stop_command_6 = "close6"
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings %q", c.Warnings)
 	}
-	wantDaemon := Daemon{StateDir: "/srv/pk", CloseOnExit: false, MaxSources: 50, MaxCommands: 2, LogFile: "/var/log/pk.log", UseSyslog: true, PIDFile: "/run/pk.pid"}
+	wantDaemon := Daemon{StateDir: "/srv/pk", CloseOnExit: false, MaxSources: 50, MaxCommands: 2, CommandTimeLimit: 2 * time.Minute, LogFile: "/var/log/pk.log", UseSyslog: true, PIDFile: "/run/pk.pid"}
 	if c.Daemon != wantDaemon {
 		t.Errorf("daemon %+v", c.Daemon)
 	}
 	wantIn := []Input{
-		{Line: 11, Type: InputNFLOG, Groups: []uint16{5, 0, 65535}, Prefix: "knock "},
-		{Line: 16, Type: InputText, Path: "/var/log/kern.log", Format: "auto"},
+		{Line: 12, Type: InputNFLOG, Groups: []uint16{5, 0, 65535}, Prefix: "knock "},
+		{Line: 17, Type: InputText, Path: "/var/log/kern.log", Format: "auto"},
 	}
 	if !reflect.DeepEqual(c.Inputs, wantIn) {
 		t.Errorf("inputs %+v\nwant %+v", c.Inputs, wantIn)
@@ -439,7 +440,7 @@ stop_command_6 = "close6"
 	stop := Command{Shell: "nft delete element inet fw s { %IP% }"}
 	wantDoors := []Door{{
 		Name: "a",
-		Line: 20,
+		Line: 21,
 		Sequence: []sequence.Step{
 			{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.UDP},
 			{Port: 9000, Proto: sequence.TCP}, {Port: 10000, Proto: sequence.UDP},
@@ -455,7 +456,7 @@ stop_command_6 = "close6"
 		Reknock:       ReknockIgnore,
 	}, {
 		Name:             "b",
-		Line:             31,
+		Line:             32,
 		OneTimeSequences: "/etc/pk/b",
 		SeqTimeout:       DefaultSeqTimeout,
 		StartCommand:     Command{Shell: "open4"},
@@ -478,7 +479,7 @@ func TestTOMLDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Daemon{StateDir: DefaultStateDir, CloseOnExit: true, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands}
+	want := Daemon{StateDir: DefaultStateDir, CloseOnExit: true, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands, CommandTimeLimit: DefaultCommandTimeLimit}
 	if c.Daemon != want || c.Inputs != nil {
 		t.Errorf("daemon %+v, inputs %+v", c.Daemon, c.Inputs)
 	}

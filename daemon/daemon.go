@@ -117,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		Logger:         d.log,
 		DryRun:         opts.DryRun,
 		MaxConcurrent:  cfg.Daemon.MaxCommands,
+		CommandTimeout: cfg.Daemon.CommandTimeLimit,
 		KeepOpenOnExit: !cfg.Daemon.CloseOnExit,
 	}
 	if d.journal != nil {

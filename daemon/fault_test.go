@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"portknock/actions"
 )
 
 // TestFIFOWriterKilledMidLine feeds one knock through three writers of a
@@ -82,15 +80,13 @@ name = "hang"
 sequence = ["1000", "2000"]
 start_command = 'sleep 1000 & echo "hang $$ $!" > %s; wait'
 `, sig))
+	cfg.Daemon.CommandTimeLimit = limit
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	d, err := New(cfg, Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The runner as New builds it, but with a time limit short enough for
-	// a test instead of the default 30 s.
-	d.runner = actions.NewRunner(actionDoors(cfg), actions.Options{Logger: log, MaxConcurrent: cfg.Daemon.MaxCommands, CommandTimeout: limit})
 	r := run(t, d)
 	t.Cleanup(func() {
 		if t.Failed() {
