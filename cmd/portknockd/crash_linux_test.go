@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"portknock/internal/netnstest"
 )
@@ -173,3 +176,106 @@ func TestCloseOnExitOff(t *testing.T) {
 		t.Errorf("commands: %q", got)
 	}
 }
+
+// TestDamagedJournal starts the daemon on a journal with a torn and a
+// garbage line around a good record: the damage is reported with the file
+// it was copied to, and the good close still runs.
+func TestDamagedJournal(t *testing.T) {
+	r := newCrashRig(t, "1s", "")
+	state := filepath.Join(filepath.Dir(r.cfg), "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	good := `{"op":"open","id":4,"door":"ssh","src":"192.0.2.10","due":"2001-01-01T00:00:00Z","shell":"echo close 192.0.2.10 >> ` + r.cmds + `"}`
+	data := fmt.Sprintf("%08x %s\nnot a journal line\n%08x %s", crc32c(good), good, crc32c(good), good[:20])
+	if err := os.WriteFile(filepath.Join(state, "closes.journal"), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := r.start()
+	_, l := p.WaitLine(t, 0, waitTimeout, "damage report", logMatch("close journal damaged; readable records kept, damaged lines set aside"))
+	if f := parseLog(l); !strings.Contains(f["err"], "2 damaged line(s)") || !strings.Contains(f["err"], "closes.journal.damaged-") {
+		t.Errorf("damage report %q", l)
+	}
+	p.WaitLine(t, 0, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.10"))
+	if got := r.commands(); got != "close 192.0.2.10\n" {
+		t.Errorf("commands: %q", got)
+	}
+}
+
+// TestUnwritableStateDir runs the daemon with its state_dir on a small
+// tmpfs of the test's own, made read-only and then full: an open that
+// needs a close is refused with an error naming door and address, and the
+// daemon opens again by itself once the state_dir is writable.
+func TestUnwritableStateDir(t *testing.T) {
+	netnstest.Require(t)
+	r := newCrashRig(t, "1h", "")
+	mnt := filepath.Join(filepath.Dir(r.cfg), "state")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_RDONLY, "size=256k,mode=0700"); err != nil {
+		t.Fatalf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	remount := func(flags uintptr) {
+		t.Helper()
+		if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|flags, ""); err != nil {
+			t.Fatalf("remount: %v", err)
+		}
+	}
+
+	p, w := r.start()
+	p.WaitLine(t, 0, waitTimeout, "not writable", logMatch("state_dir not writable: doors with a timed close will not open until it is"))
+	r.knock(w, "192.0.2.20")
+	_, l := p.WaitLine(t, 0, waitTimeout, "refusal", logMatch("open refused: its close could not be recorded in state_dir", "door=ssh", "src=192.0.2.20"))
+	if f := parseLog(l); f["level"] != "ERROR" || !strings.Contains(f["err"], "read-only file system") {
+		t.Errorf("refusal %q", l)
+	}
+
+	remount(0)
+	r.knock(w, "192.0.2.21")
+	p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.21"))
+
+	// Fill the file system: the next open is refused again.
+	filler, err := os.Create(filepath.Join(mnt, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := filler.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+		if i > 1<<10 {
+			t.Fatal("tmpfs never filled up")
+		}
+	}
+	filler.Close()
+	from := len(p.Lines())
+	for i := range 32 { // a line may still fit in a partly used block
+		src := fmt.Sprintf("192.0.2.%d", 100+i)
+		r.knock(w, src)
+		_, l := p.WaitLine(t, from, waitTimeout, "open or refusal", func(l string) bool {
+			f := parseLog(l)
+			return f != nil && f["src"] == src && (f["msg"] == "opened" || f["msg"] == "open refused: its close could not be recorded in state_dir")
+		})
+		if f := parseLog(l); f["msg"] != "opened" {
+			if !strings.Contains(f["err"], "no space left on device") {
+				t.Errorf("refusal on a full state_dir: %q", l)
+			}
+			break
+		}
+		if i == 31 {
+			t.Fatal("opens kept succeeding on a full state_dir")
+		}
+	}
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	r.knock(w, "192.0.2.22")
+	p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.22"))
+	if strings.Contains(r.commands(), "192.0.2.20") {
+		t.Errorf("a refused door opened: %q", r.commands())
+	}
+}
+
+func crc32c(s string) uint32 { return crc32.Checksum([]byte(s), crc32.MakeTable(crc32.Castagnoli)) }
