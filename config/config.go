@@ -298,6 +298,25 @@ type Door struct {
 // HasSets reports whether the door adds knockers to an nftables set.
 func (d *Door) HasSets() bool { return d.NFTSet != (nftset.Ref{}) || d.NFTSet6 != (nftset.Ref{}) }
 
+// DoorSet is one nftables set a door names, with the key that names it.
+type DoorSet struct {
+	Key  string // "nft_set" or "nft_set_6"
+	Ref  nftset.Ref
+	IPv6 bool // holds IPv6 sources
+}
+
+// Sets lists the nftables sets the door names, IPv4 first.
+func (d *Door) Sets() []DoorSet {
+	var out []DoorSet
+	if d.NFTSet != (nftset.Ref{}) {
+		out = append(out, DoorSet{"nft_set", d.NFTSet, false})
+	}
+	if d.NFTSet6 != (nftset.Ref{}) {
+		out = append(out, DoorSet{"nft_set_6", d.NFTSet6, true})
+	}
+	return out
+}
+
 // Reknock is what a completed knock does when its door is already open for
 // the same address (and has a timed close). Every choice keeps a single
 // close per open, so the door can never be left open by a close that

@@ -164,16 +164,9 @@ func usesSets(cfg *config.Config) bool {
 func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
 	var errs []error
 	for _, d := range cfg.Doors {
-		for _, c := range []struct {
-			key  string
-			ref  nftset.Ref
-			ipv6 bool
-		}{{"nft_set", d.NFTSet, false}, {"nft_set_6", d.NFTSet6, true}} {
-			if c.ref == (nftset.Ref{}) {
-				continue
-			}
-			if err := conn.Check(c.ref, c.ipv6); err != nil {
-				errs = append(errs, fmt.Errorf("door %q: %s: %w", d.Name, c.key, err))
+		for _, ds := range d.Sets() {
+			if err := conn.Check(ds.Ref, ds.IPv6); err != nil {
+				errs = append(errs, fmt.Errorf("door %q: %s: %w", d.Name, ds.Key, err))
 			}
 		}
 	}

@@ -253,13 +253,8 @@ func TestFIFOWriterGoesAwayDaemonStays(t *testing.T) {
 	in := mkfifo(t, "input")
 	sig := mkfifo(t, "signal")
 	ch := signals(t, sig)
-	var logs syncBuffer
-	start(t, doorConfig(t, in, sig, ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	})
+	_, log := debugLogs(t)
+	start(t, doorConfig(t, in, sig, ""), Options{Logger: log})
 	// Three writers, one knock each: the daemon keeps reading.
 	writeLines(t, in, "7000 192.0.2.5")
 	writeLines(t, in, "8000 192.0.2.5")
@@ -318,4 +313,16 @@ func TestDebugLogsEveryKnockInTheKnockSpace(t *testing.T) {
 	if got := logs.String(); strings.Contains(got, "port=22") {
 		t.Errorf("a packet outside the knock space was logged as a knock:\n%s", got)
 	}
+}
+
+// debugLogs returns a logger at debug level writing to a buffer, whose
+// contents are logged when the test fails.
+func debugLogs(t *testing.T) (*syncBuffer, *slog.Logger) {
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	return logs, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

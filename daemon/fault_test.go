@@ -23,17 +23,12 @@ func TestFIFOWriterKilledMidLine(t *testing.T) {
 	in := mkfifo(t, "input")
 	sig := mkfifo(t, "signal")
 	ch := signals(t, sig)
-	var logs syncBuffer
-	start(t, doorConfig(t, in, sig, ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	})
+	logs, log := debugLogs(t)
+	start(t, doorConfig(t, in, sig, ""), Options{Logger: log})
 
 	// A writer that writes a step and vanishes.
 	writeLines(t, in, "7000 192.0.2.5")
-	waitLog(t, &logs, "msg=knock src=192.0.2.5 port=7000 proto=tcp")
+	waitLog(t, logs, "msg=knock src=192.0.2.5 port=7000 proto=tcp")
 
 	// A later writer, killed while its second line is half written and
 	// its end of the FIFO still open.
@@ -42,7 +37,7 @@ func TestFIFOWriterKilledMidLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Process.Kill(); w.Wait() })
-	waitLog(t, &logs, "msg=knock src=192.0.2.5 port=8000 proto=tcp")
+	waitLog(t, logs, "msg=knock src=192.0.2.5 port=8000 proto=tcp")
 	if err := w.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +50,7 @@ func TestFIFOWriterKilledMidLine(t *testing.T) {
 	// second line is the last step.
 	writeLines(t, in, "9000/udp 192.0.2.5", "9000/udp 192.0.2.5")
 	expect(t, ch, "open ssh 192.0.2.5")
-	if l := waitLogLine(t, &logs, `msg="line is not a knock"`); !strings.Contains(l, "reason=unrecognized") || !strings.Contains(l, "9000/udp 192.09000/udp 192.0.2.5") {
+	if l := waitLogLine(t, logs, `msg="line is not a knock"`); !strings.Contains(l, "reason=unrecognized") || !strings.Contains(l, "9000/udp 192.09000/udp 192.0.2.5") {
 		t.Errorf("skipped line %s; want the torn line joined to the next writer's first, unrecognized", l)
 	}
 	if n := strings.Count(logs.String(), `msg="knock sequence complete"`); n != 1 {

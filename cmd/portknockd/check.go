@@ -64,23 +64,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 func checkSets(w io.Writer, cfg *config.Config) bool {
 	ok := true
 	for _, d := range cfg.Doors {
-		for _, c := range []struct {
-			key  string
-			ref  nftset.Ref
-			ipv6 bool
-		}{{"nft_set", d.NFTSet, false}, {"nft_set_6", d.NFTSet6, true}} {
-			if c.ref == (nftset.Ref{}) {
-				continue
-			}
-			err := nftset.New().Check(c.ref, c.ipv6)
+		for _, ds := range d.Sets() {
+			err := nftset.New().Check(ds.Ref, ds.IPv6)
 			switch {
 			case err == nil:
-				fmt.Fprintf(w, "door %s %s %q: ok\n", d.Name, c.key, c.ref)
+				fmt.Fprintf(w, "door %s %s %q: ok\n", d.Name, ds.Key, ds.Ref)
 			case errors.Is(err, os.ErrPermission):
-				fmt.Fprintf(w, "door %s %s %q: not checked: %v\n", d.Name, c.key, c.ref, err)
+				fmt.Fprintf(w, "door %s %s %q: not checked: %v\n", d.Name, ds.Key, ds.Ref, err)
 			default:
 				ok = false
-				fmt.Fprintf(w, "door %s %s: error: %v\n", d.Name, c.key, err)
+				fmt.Fprintf(w, "door %s %s: error: %v\n", d.Name, ds.Key, err)
 			}
 		}
 	}
