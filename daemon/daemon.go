@@ -584,5 +584,6 @@ func (d *Daemon) logStats() {
 	}
 	rs := d.runner.Stats()
 	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped,
-		"stop_retries", rs.StopRetries, "stops_given_up", rs.StopsGivenUp)
+		"refused", rs.Refused, "extended", rs.Extended, "stop_retries", rs.StopRetries, "stops_given_up", rs.StopsGivenUp,
+		"left_open", rs.PendingCloses)
 }
