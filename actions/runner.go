@@ -155,9 +155,13 @@ type Runner struct {
 	// and what shutdown removes. Expired ones are swept as it grows.
 	elems     map[openKey]setElem
 	sweepSize int
-	due       closeHeap // entries whose start has run, by close deadline
-	running   bool      // Run has been called
-	stopped   bool      // Run has returned; Open refuses
+	// doneIDs are journal records whose close has finished, written to
+	// the journal by flushJournal outside the lock, so that Open never
+	// waits for the journal.
+	doneIDs []uint64
+	due     closeHeap // entries whose start has run, by close deadline
+	running bool      // Run has been called
+	stopped bool      // Run has returned; Open refuses
 	// starts queued, parked or running, and a channel closed when that
 	// reaches zero, for Drain.
 	inflight int
@@ -192,6 +196,9 @@ type entry struct {
 	stop     Command
 	deadline time.Time
 	state    entryState
+	// started is set once the start command has run (or failed): from
+	// then on the close must run whatever happens to later starts.
+	started bool
 	// startFailed is set when the start command failed: a re-knock then
 	// runs it again instead of only extending an open that never happened.
 	startFailed bool
@@ -223,6 +230,9 @@ type startJob struct {
 	set        nftset.Ref
 	setTimeout time.Duration
 	refresh    bool
+	// refreshOf is the open entry whose set element a refresh-only job
+	// renews; the job does nothing once that entry is closing or gone.
+	refreshOf *entry
 	// e is nil for doors without a timed close.
 	e *entry
 }
@@ -342,6 +352,14 @@ func (r *Runner) Open(m sequence.Match) {
 	m.Src = src
 	now := time.Now()
 
+	// Journal writes wait until the lock is released: they may wait for
+	// the journal's own lock, held across another open's fsync.
+	var after func()
+	defer func() {
+		if after != nil {
+			after()
+		}
+	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
@@ -379,7 +397,11 @@ func (r *Runner) Open(m sequence.Match) {
 				return
 			}
 		}
-		r.enqueueLocked(job(start, false))
+		if r.enqueueLocked(job(start, false)) && hasSet && !r.dryRun {
+			// Counted as open from now, so that a second knock before
+			// the element is in is a re-knock, not a second open.
+			r.elems[key] = setElem{ref: set, expires: now.Add(d.CmdTimeout)}
+		}
 		return
 	}
 	deadline := now.Add(d.CmdTimeout)
@@ -388,36 +410,44 @@ func (r *Runner) Open(m sequence.Match) {
 		if old.state == stateOpen && old.startFailed {
 			// Nothing was opened last time; try again rather than only
 			// extending. The close stays scheduled either way.
-			r.retryLocked(old, start, deadline)
+			r.retryLocked(old, job(start, false), deadline)
 			return
 		}
 		if d.Reknock == config.ReknockIgnore {
 			r.log.Info("re-knock ignored, door already open", "door", d.Name, "src", src, "until", old.deadline)
 			return
 		}
+		if old.jid != 0 {
+			jl, id := r.journal, old.jid
+			after = func() {
+				// Not waited for: if this line is lost in a crash, the
+				// door closes at its earlier time.
+				if err := jl.Extend(id, deadline); err != nil {
+					r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
+						"door", d.Name, "src", src, "err", err)
+				}
+			}
+		}
+		r.extended.Add(1)
+		if d.Reknock == config.ReknockRerun && old.state == stateOpen && (!start.IsZero() || hasSet) {
+			// Through the entry, so that its close is scheduled after
+			// this start has run, never before it.
+			r.log.Info("re-knock runs the start command again", "door", d.Name, "src", src, "until", deadline)
+			r.retryLocked(old, job(start, true), deadline)
+			return
+		}
 		old.deadline = deadline
 		if old.index >= 0 {
 			heap.Fix(&r.due, old.index)
 		}
-		if old.jid != 0 {
-			// Not waited for: if this line is lost in a crash, the door
-			// closes at its earlier time.
-			if err := r.journal.Extend(old.jid, deadline); err != nil {
-				r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
-					"door", d.Name, "src", src, "err", err)
-			}
-		}
-		r.extended.Add(1)
 		r.wakeScheduler()
-		if d.Reknock == config.ReknockRerun && (!start.IsZero() || hasSet) {
-			r.log.Info("re-knock runs the start command again", "door", d.Name, "src", src, "until", deadline)
-			// No entry: the close already scheduled serves this start too.
-			r.enqueueLocked(job(start, true))
-			return
-		}
+		// A queued entry's start has yet to run, and will use the new
+		// deadline; only an open one has a set element to refresh.
 		r.log.Info("re-knock extends open", "door", d.Name, "src", src, "until", deadline)
-		if hasSet {
-			r.enqueueLocked(job(Command{}, true))
+		if hasSet && old.state == stateOpen {
+			rj := job(Command{}, true)
+			rj.refreshOf = old
+			r.enqueueLocked(rj)
 		}
 		return
 	}
@@ -445,12 +475,17 @@ func (r *Runner) Open(m sequence.Match) {
 	}
 }
 
-// retryLocked re-runs the start of an entry whose start failed.
-func (r *Runner) retryLocked(e *entry, start Command, deadline time.Time) {
-	heap.Remove(&r.due, e.index)
+// retryLocked runs the start of an open entry again (after a failed start,
+// or for reknock = "rerun"), taking its close out of the heap until the
+// start has run, so that the close always follows the last start.
+func (r *Runner) retryLocked(e *entry, j *startJob, deadline time.Time) {
+	if e.index >= 0 {
+		heap.Remove(&r.due, e.index)
+	}
 	e.state = stateQueued
 	e.deadline = deadline
-	if !r.enqueueLocked(&startJob{door: e.key.door, src: e.key.src, start: start, e: e}) {
+	j.e = e
+	if !r.enqueueLocked(j) {
 		e.state = stateOpen
 		heap.Push(&r.due, e)
 	}
@@ -509,6 +544,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.closers.Wait()
 	r.shutdown(context.WithoutCancel(ctx))
 	r.removeSetElems()
+	r.flushJournal()
 	return nil
 }
 
@@ -538,6 +574,14 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 	if j.e != nil && !r.record(j) {
 		return
 	}
+	if j.refreshOf != nil {
+		r.mu.Lock()
+		live := r.open[j.refreshOf.key] == j.refreshOf && j.refreshOf.state == stateOpen
+		r.mu.Unlock()
+		if !live {
+			return // closed meanwhile: do not put the address back
+		}
+	}
 	ok := true
 	hasSet := j.set != (nftset.Ref{})
 	if !j.start.IsZero() {
@@ -547,14 +591,22 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 		// a line.
 		r.log.Info("opened", "door", j.door, "src", j.src, "cmd", "start")
 	}
-	if hasSet && !r.addToSet(j) {
-		ok = false
+	// The set is the second half of the same open: not after a failed
+	// start command, nor on the way out. Its failure is logged, and a
+	// re-knock adds it again; it does not make the start run twice.
+	if hasSet && ok && ctx.Err() == nil {
+		r.addToSet(j)
+	} else if hasSet && j.e == nil {
+		r.mu.Lock()
+		delete(r.elems, openKey{j.door, j.src})
+		r.mu.Unlock()
 	}
 	if j.e == nil {
 		return
 	}
 	r.mu.Lock()
 	j.e.state = stateOpen
+	j.e.started = true
 	j.e.startFailed = !ok
 	heap.Push(&r.due, j.e)
 	r.mu.Unlock()
@@ -576,17 +628,19 @@ func (r *Runner) record(j *startJob) bool {
 	}
 	id, err := jl.Add(rec)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err != nil {
 		r.refused.Add(1)
 		r.log.Error("open refused: its close could not be recorded in state_dir", "door", j.door, "src", j.src, "err", err)
 		r.forgetLocked(e)
+		r.mu.Unlock()
 		return false
 	}
 	e.jid = id
-	if !e.deadline.Equal(rec.Due) {
+	due := e.deadline
+	r.mu.Unlock()
+	if !due.Equal(rec.Due) {
 		// Extended while the record was written.
-		if err := jl.Extend(id, e.deadline); err != nil {
+		if err := jl.Extend(id, due); err != nil {
 			r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
 				"door", j.door, "src", j.src, "err", err)
 		}
@@ -655,6 +709,11 @@ func (r *Runner) addToSet(j *startJob) bool {
 	if err != nil {
 		r.failed.Add(1)
 		r.log.Error("nft set add failed", "door", j.door, "src", j.src, "set", j.set.String(), "err", err)
+		if j.e == nil && !j.refresh {
+			r.mu.Lock()
+			delete(r.elems, openKey{j.door, j.src})
+			r.mu.Unlock()
+		}
 		return false
 	}
 	r.mu.Lock()
@@ -751,7 +810,7 @@ func (r *Runner) Drain(ctx context.Context) {
 // Shutdown finds it there if it comes first.
 func (r *Runner) runStop(ctx context.Context, e *entry) {
 	ok := r.runCommand(ctx, e.key.door, e.key.src, "stop", e.stop)
-	defer r.syncJournal()
+	defer r.flushJournal()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ok {
@@ -789,7 +848,7 @@ func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
 			e.stopFailures++
 		}
 	}
-	defer r.syncJournal()
+	defer r.flushJournal()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ok {
@@ -799,14 +858,22 @@ func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
 	r.giveUpLocked(e)
 }
 
-// syncJournal makes the Done lines written so far durable. It runs after
-// closes, outside the lock, so that Open never waits for a disk.
-func (r *Runner) syncJournal() {
+// flushJournal writes the finished closes to the journal and syncs it. It
+// runs after closes, outside the lock, so that Open never waits for the
+// journal.
+func (r *Runner) flushJournal() {
 	r.mu.Lock()
-	j := r.journal
+	j, ids := r.journal, r.doneIDs
+	r.doneIDs = nil
 	r.mu.Unlock()
-	if j == nil {
+	if j == nil || len(ids) == 0 {
 		return
+	}
+	for _, id := range ids {
+		if err := j.Done(id); err != nil {
+			r.log.Warn("journal: close not marked done; a restart would run it again", "err", err)
+			break
+		}
 	}
 	if err := j.Sync(); err != nil {
 		r.log.Warn("journal: sync failed; a restart may run finished closes again", "err", err)
@@ -818,15 +885,22 @@ func (r *Runner) syncJournal() {
 // the source and the command to run by hand.
 func (r *Runner) giveUpLocked(e *entry) {
 	r.stopsGivenUp.Add(1)
+	retry := "run it by hand"
+	if e.jid != 0 {
+		// The journal keeps the close, so the next start tries again.
+		e.jid = 0
+		retry = "the next start tries again"
+	}
 	r.log.Error("giving up on stop command; door may still be open", "door", e.key.door, "src", e.key.src, "cmd", "stop",
-		"command", e.stop.String(), "attempts", e.stopFailures)
+		"command", e.stop.String(), "attempts", e.stopFailures, "then", retry)
 	r.forgetLocked(e)
 }
 
-// abandonLocked gives up on a start that was never run. A retry still
-// gets its close, for what the failed first start may have done.
+// abandonLocked gives up on a start that was never run. An entry whose
+// start ran before (a retry, or a rerun) still gets its close, for what
+// that start did.
 func (r *Runner) abandonLocked(e *entry) {
-	if e.startFailed {
+	if e.started {
 		e.state = stateOpen
 		heap.Push(&r.due, e)
 		return
@@ -841,9 +915,7 @@ func (r *Runner) forgetLocked(e *entry) {
 		delete(r.open, e.key)
 	}
 	if e.jid != 0 {
-		if err := r.journal.Done(e.jid); err != nil {
-			r.log.Warn("journal: close not marked done; a restart would run it again", "door", e.key.door, "src", e.key.src, "err", err)
-		}
+		r.doneIDs = append(r.doneIDs, e.jid)
 		e.jid = 0
 	}
 	j := e.reopen
