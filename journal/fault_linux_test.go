@@ -87,6 +87,10 @@ func TestFullStateDir(t *testing.T) {
 	if err := j.Done(first); err != nil {
 		t.Fatal(err)
 	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.crash()
 	j2, recs, err := Open(dir, nil)
 	if err != nil {
 		t.Fatalf("reopen: %v (the failed write must not leave damage)", err)
@@ -173,5 +177,52 @@ func TestMissingStateDirHeals(t *testing.T) {
 	fi, err := os.Stat(dir)
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("state_dir after healing: %v, %v", fi, err)
+	}
+}
+
+// TestDamageKeptUntilSetAside: damaged lines found while the state
+// directory is read-only cannot be copied aside, so the journal is not
+// rewritten (which would drop them); the first write once it is writable
+// sets them aside first.
+func TestDamageKeptUntilSetAside(t *testing.T) {
+	mnt := tmpfs(t, "256k")
+	dir := filepath.Join(mnt, "state")
+	j, _ := mustOpen(t, dir)
+	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("a line a disk mangled\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	j, recs, err := Open(dir, nil)
+	var de *DamageError
+	if j == nil || !errors.As(err, &de) || de.SetAside != "" || len(recs) != 1 {
+		t.Fatalf("Open read-only with damage: %v, %d records, %v", j, len(recs), err)
+	}
+	defer j.Close()
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Add(rec("ssh", "192.0.2.2", t0)); err != nil {
+		t.Fatalf("Add once writable: %v", err)
+	}
+	asides, _ := filepath.Glob(filepath.Join(dir, FileName+".damaged-*"))
+	if len(asides) != 1 {
+		t.Fatalf("set-aside files %v, want one", asides)
+	}
+	if b, err := os.ReadFile(asides[0]); err != nil || !strings.Contains(string(b), "a line a disk mangled") {
+		t.Fatalf("set-aside file: %q, %v", b, err)
+	}
+	if _, dmg, err := Read(dir); err != nil || len(dmg) != 0 {
+		t.Fatalf("journal after the rewrite: %d damaged, %v", len(dmg), err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,15 +26,26 @@ const maxFileSize = 256 << 20
 // before it is rewritten: each close leaves three or so lines behind.
 const compactSlack = 1024
 
+// ErrInUse is returned (wrapped) by Open when another process holds the
+// state directory: two daemons sharing one journal would run each other's
+// closes and drop each other's records.
+var ErrInUse = errors.New("in use by another portknockd")
+
 // Journal is the open journal of one state directory. Its methods are safe
 // for concurrent use.
 type Journal struct {
 	dir, path string
 	log       *slog.Logger
 
-	mu      sync.Mutex
-	f       *os.File // opened for appending; nil until a write succeeds
-	closed  bool
+	mu     sync.Mutex
+	f      *os.File // opened for appending; nil until a write succeeds
+	lock   *os.File // holds the state directory's lock; nil until it exists
+	locked bool
+	closed bool
+	// damaged holds lines Open could not read and could not yet copy
+	// aside: the journal is not rewritten (which would drop them) until
+	// they are safe.
+	damaged []Damage
 	nextID  uint64
 	pending map[uint64]Record
 	lines   int // lines in the file, for compaction
@@ -50,9 +62,10 @@ type Journal struct {
 // mode 0700 and the journal mode 0600: its lines name who may reach which
 // service.
 //
-// Open returns a nil Journal only when an existing journal cannot be read
-// (or dir is not a directory): the caller cannot know what doors are open
-// and must not go on. Any other error comes with a usable Journal and the
+// Open returns a nil Journal only when an existing journal cannot be read,
+// dir is not a directory, or another process holds dir (ErrInUse): the
+// caller cannot know what doors are open and must not go on. The returned
+// Journal holds a lock on dir until Close. Any other error comes with a usable Journal and the
 // records that could be read, and should be logged:
 //
 //   - a *DamageError: damaged lines were skipped and copied to a file next
@@ -80,8 +93,20 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 		log.Warn("state_dir is open to other users; 0700 is expected", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 
+	// Lock before reading: what another daemon is writing is not ours to
+	// replay. A directory that cannot be created yet is locked by the first
+	// write that creates it.
+	var errs []error
+	if err := j.prepareDirLocked(); errors.Is(err, ErrInUse) {
+		return nil, nil, err
+	} else if err != nil {
+		errs = append(errs, err)
+	} else {
+		j.removeTemps()
+	}
 	data, err := readLimited(j.path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		j.unlock()
 		return nil, nil, fmt.Errorf("state_dir: reading journal: %w", err)
 	}
 	records, damaged, maxID := replay(data)
@@ -89,9 +114,12 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	for _, r := range records {
 		j.pending[r.ID] = r
 	}
-	var errs []error
 	if len(damaged) > 0 {
-		errs = append(errs, j.setAside(damaged))
+		de := j.setAside(damaged)
+		if de.SetAside == "" {
+			j.damaged = damaged
+		}
+		errs = append(errs, de)
 	}
 	if err := j.rewriteLocked(); err != nil {
 		j.dirty = true
@@ -156,7 +184,7 @@ func (e *DamageError) Error() string {
 // setAside copies damaged lines to a new file next to the journal, so that
 // nothing is destroyed that an administrator might want to read, and the
 // journal itself can be rewritten clean.
-func (j *Journal) setAside(damaged []Damage) error {
+func (j *Journal) setAside(damaged []Damage) *DamageError {
 	e := &DamageError{Path: j.path, Damaged: damaged}
 	var buf []byte
 	for _, d := range damaged {
@@ -198,10 +226,12 @@ func (j *Journal) Add(r Record) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The ID is used up even if the write fails: part of the line may be
+	// on disk, and no later record may share its ID.
+	j.nextID++
 	if err := j.appendLocked(b, true); err != nil {
 		return 0, err
 	}
-	j.nextID++
 	j.pending[r.ID] = r
 	return r.ID, nil
 }
@@ -270,6 +300,7 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
+	defer j.unlock()
 	if j.f == nil {
 		return nil
 	}
@@ -318,8 +349,16 @@ func (j *Journal) rewriteLocked() error {
 		records = append(records, r)
 	}
 	slices.SortFunc(records, func(a, b Record) int { return cmp.Compare(a.ID, b.ID) })
-	if err := os.MkdirAll(j.dir, 0o700); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
+	if err := j.prepareDirLocked(); err != nil {
+		return err
+	}
+	if len(j.damaged) > 0 {
+		de := j.setAside(j.damaged)
+		if de.SetAside == "" {
+			return de
+		}
+		j.log.Warn("damaged journal lines set aside", "file", de.SetAside, "lines", len(j.damaged))
+		j.damaged = nil
 	}
 	var buf []byte
 	for _, r := range records {
@@ -368,6 +407,61 @@ func (j *Journal) rewriteLocked() error {
 	j.dirty = false
 	j.unsynced = false
 	return nil
+}
+
+// prepareDirLocked creates the state directory if it is missing, making
+// each new directory entry durable, and takes its lock.
+func (j *Journal) prepareDirLocked() error {
+	if j.locked {
+		return nil
+	}
+	var created []string
+	for d := j.dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		created = append(created, d)
+	}
+	if len(created) > 0 {
+		if err := os.MkdirAll(j.dir, 0o700); err != nil {
+			return fmt.Errorf("state_dir: %w", err)
+		}
+		// A journal fsynced inside a directory whose own entry is lost
+		// by a power cut is lost with it.
+		for _, d := range created {
+			if err := syncDir(filepath.Dir(d)); err != nil {
+				return fmt.Errorf("state_dir: syncing %s: %w", filepath.Dir(d), err)
+			}
+		}
+	}
+	l, err := lockDir(j.dir)
+	if err != nil {
+		return err
+	}
+	j.lock, j.locked = l, true
+	return nil
+}
+
+func (j *Journal) unlock() {
+	if j.lock != nil {
+		j.lock.Close()
+	}
+	j.lock, j.locked = nil, false
+}
+
+// removeTemps deletes temporary files a rewrite left when the daemon died
+// in the middle of it; under the lock they can be no one else's.
+func (j *Journal) removeTemps() {
+	ents, _ := os.ReadDir(j.dir)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), FileName+".tmp-") {
+			continue
+		}
+		t := filepath.Join(j.dir, e.Name())
+		if err := os.Remove(t); err != nil {
+			j.log.Warn("removing a leftover temporary journal", "file", t, "err", err)
+		}
+	}
 }
 
 func syncDir(dir string) error {

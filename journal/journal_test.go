@@ -72,6 +72,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("Pending = %d, want 2", got)
 	}
 	// No Close: the next Open must read what a killed daemon left.
+	j.crash()
 	j2, got, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +257,7 @@ func TestCompaction(t *testing.T) {
 	if err := j.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	j.crash()
 	data, err := os.ReadFile(filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +271,49 @@ func TestCompaction(t *testing.T) {
 	}
 	if len(recs) != 1 || recs[0].ID != keep {
 		t.Fatalf("after compaction: %+v, want only id %d", recs, keep)
+	}
+}
+
+// TestInUse: a second Open of a state directory in use fails with ErrInUse
+// and touches nothing; once the first is closed the directory is free.
+func TestInUse(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := mustOpen(t, dir)
+	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	j2, recs, err := Open(dir, nil)
+	if j2 != nil || recs != nil || !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second Open = %v, %v, %v; want nil and ErrInUse naming %s", j2, recs, err, dir)
+	}
+	if _, err := j.Add(rec("ssh", "192.0.2.2", t0)); err != nil {
+		t.Fatalf("Add after a refused second Open: %v", err)
+	}
+	j.Close()
+	j3, recs, err := Open(dir, nil)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("Open after Close: %d records, %v", len(recs), err)
+	}
+	j3.Close()
+}
+
+// TestLeftoverTemps: a rewrite's temporary file left by a crash is removed
+// by the next Open; other files in the directory are not.
+func TestLeftoverTemps(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, FileName+".tmp-12345")
+	other := filepath.Join(dir, FileName+".damaged-1")
+	for _, p := range []string{tmp, other} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOpen(t, dir)
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("leftover %s: %v, want removed", tmp, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("%s: %v, want kept", other, err)
 	}
 }
 
