@@ -655,8 +655,8 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 		if l, ok := d.keyLines["cmd_timeout"]; ok && !d.HasStop() && !d.HasSets() {
 			pr.warnf(l, "cmd_timeout", "has no effect without a stop_command or nft_set")
 		}
-		if l, ok := d.keyLines["reknock"]; ok && !d.HasStop() {
-			pr.warnf(l, "reknock", "has no effect without a stop_command: every knock runs the start command")
+		if l, ok := d.keyLines["reknock"]; ok && !d.HasStop() && !d.HasSets() {
+			pr.warnf(l, "reknock", "has no effect without a stop_command or nft_set: every knock runs the start command")
 		}
 		if l, ok := d.keyLines["seq_timeout"]; ok && d.SeqTimeout > MaxSeqTimeout {
 			pr.errorf(l, "seq_timeout", "%v is longer than the %v a knock may take", d.SeqTimeout, MaxSeqTimeout)

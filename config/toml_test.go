@@ -490,13 +490,22 @@ func TestTOMLDefaults(t *testing.T) {
 }
 
 func TestTOMLWarnings(t *testing.T) {
-	c, err := Parse("t.toml", []byte(okDoor+"cmd_timeout = 5\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"t.toml:6: cmd_timeout: has no effect without a stop_command or nft_set"}
-	if !slices.Equal(c.Warnings, want) {
-		t.Errorf("warnings %q, want %q", c.Warnings, want)
+	for _, c := range []struct {
+		src  string
+		want []string
+	}{
+		{okDoor + "cmd_timeout = 5\n", []string{"t.toml:6: cmd_timeout: has no effect without a stop_command or nft_set"}},
+		{okDoor + "reknock = \"ignore\"\n", []string{"t.toml:6: reknock: has no effect without a stop_command or nft_set: every knock runs the start command"}},
+		// A set's element is refreshed by a re-knock: both keys matter.
+		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\ncmd_timeout = 5\nreknock = \"ignore\"\n", nil},
+	} {
+		cfg, err := Parse("t.toml", []byte(c.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cfg.Warnings, c.want) {
+			t.Errorf("%s\nwarnings %q, want %q", c.src, cfg.Warnings, c.want)
+		}
 	}
 }
 

@@ -11,11 +11,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -57,6 +60,9 @@ type Daemon struct {
 	now    func() time.Time
 	cfg    *config.Config
 	inputs []config.Input
+	// running holds the [daemon] settings in force: they are fixed at
+	// start, whatever a reload reads.
+	running config.Daemon
 
 	matcher *sequence.Matcher
 	runner  *actions.Runner
@@ -71,14 +77,19 @@ type Daemon struct {
 
 // New checks cfg and builds every part of the daemon. Nothing runs until
 // Run.
-func New(cfg *config.Config, opts Options) (*Daemon, error) {
+//
+// If New fails after reading the close journal (a missing nftables set, an
+// input that cannot bind), it runs the closes it read before returning,
+// as a clean stop would: no daemon will be there to run them on time.
+func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	d := &Daemon{
-		opts:   opts,
-		log:    opts.Logger,
-		now:    opts.Now,
-		cfg:    cfg,
-		events: make(chan sequence.Event, QueueSize),
-		reload: make(chan chan error),
+		opts:    opts,
+		log:     opts.Logger,
+		now:     opts.Now,
+		cfg:     cfg,
+		running: cfg.Daemon,
+		events:  make(chan sequence.Event, QueueSize),
+		reload:  make(chan chan error),
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -95,21 +106,20 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.oneTime = files
+	defer func() {
+		if err != nil {
+			d.abort()
+		}
+	}()
 	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
+	// The journal comes first: its lock keeps a second daemon from going
+	// further, and once its closes are read every later failure runs them.
 	var restored []journal.Record
-	if !opts.DryRun && (hasTimedClose(cfg) || exists(filepath.Join(cfg.Daemon.StateDir, journal.FileName))) {
-		if restored, err = d.openJournal(cfg.Daemon.StateDir); err != nil {
-			closeAll(files)
-			return nil, err
-		}
-	}
-	if !opts.DryRun && usesSets(cfg) {
-		if err := CheckSets(cfg, d.sets()); err != nil {
-			d.closeJournal()
-			closeAll(files)
+	if d.needsJournal(cfg) {
+		if restored, err = d.openJournal(d.running.StateDir); err != nil {
 			return nil, err
 		}
 	}
@@ -128,16 +138,53 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	d.runner = actions.NewRunner(actionDoors(cfg), ropts)
 	d.runner.Restore(restored)
+	if !opts.DryRun && usesSets(cfg) {
+		if err = CheckSets(cfg, d.sets()); err != nil {
+			return nil, err
+		}
+	}
 	for _, in := range d.inputs {
 		src, err := d.newSource(in)
 		if err != nil {
-			d.closeJournal()
-			closeAll(files)
 			return nil, err
 		}
 		d.sources = append(d.sources, src)
 	}
 	return d, nil
+}
+
+// abort releases what a failed New built, running the closes restored
+// from the journal.
+func (d *Daemon) abort() {
+	for _, src := range d.sources {
+		if c, ok := src.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	closeAll(d.oneTime)
+	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
+		d.log.Warn("start failed; running the closes restored from the journal before exit")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.runner.Run(ctx)
+	}
+	d.closeJournal()
+}
+
+// needsJournal reports whether cfg calls for the close journal: a door
+// closes itself later, or an earlier run left a journal whose closes are
+// still ours to run. A dry run opens nothing, so it never does.
+func (d *Daemon) needsJournal(cfg *config.Config) bool {
+	if d.opts.DryRun {
+		return false
+	}
+	if hasTimedClose(cfg) {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(d.running.StateDir, journal.FileName))
+	// Anything but a clear "not there" (a permission error, say) goes to
+	// Open, which reports it.
+	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
 }
 
 // sets returns the daemon's nftables connection, made on first use: a
@@ -182,11 +229,6 @@ func hasTimedClose(cfg *config.Config) bool {
 		}
 	}
 	return false
-}
-
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
 }
 
 // openJournal opens the close journal in dir and returns the closes an
@@ -521,40 +563,45 @@ func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 }
 
 // apply loads and installs a new configuration, on the loop goroutine.
+// Everything that can refuse it is checked before anything is swapped, so a
+// refused reload leaves the running configuration whole.
 func (d *Daemon) apply() error {
 	if d.opts.Load == nil {
 		return errors.New("reload is not enabled")
 	}
+	fail := func(err error) error {
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return err
+	}
 	cfg, err := d.opts.Load()
 	if err != nil {
-		d.log.Error("reload failed; keeping the running configuration", "err", err)
-		return err
-	}
-	doors, files, err := d.matcherDoors(cfg)
-	if err == nil {
-		if err = d.matcher.Reconfigure(doors); err != nil {
-			closeAll(files)
-		}
-	}
-	if err != nil {
-		d.log.Error("reload failed; keeping the running configuration", "err", err)
-		return err
-	}
-	if d.journal == nil && !d.opts.DryRun && hasTimedClose(cfg) {
-		// The first door with a timed close: it needs the journal now.
-		if _, err := d.openJournal(d.cfg.Daemon.StateDir); err != nil {
-			closeAll(files)
-			d.log.Error("reload failed; keeping the running configuration", "err", err)
-			return err
-		}
-		d.runner.SetJournal(d.journal)
+		return fail(err)
 	}
 	if !d.opts.DryRun && usesSets(cfg) {
 		if err := CheckSets(cfg, d.sets()); err != nil {
-			closeAll(files)
-			d.log.Error("reload failed; keeping the running configuration", "err", err)
-			return err
+			return fail(err)
 		}
+	}
+	doors, files, err := d.matcherDoors(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if d.journal == nil && d.needsJournal(cfg) {
+		// The first door with a timed close: it needs the journal now.
+		// Should an earlier run have left closes there, they are ours.
+		recs, err := d.openJournal(d.running.StateDir)
+		if err != nil {
+			closeAll(files)
+			return fail(err)
+		}
+		d.runner.SetJournal(d.journal)
+		d.runner.Restore(recs)
+	}
+	if err := d.matcher.Reconfigure(doors); err != nil {
+		closeAll(files)
+		return fail(err)
+	}
+	if usesSets(cfg) {
 		d.runner.SetSets(d.sets())
 	}
 	closeAll(d.oneTime)
@@ -563,10 +610,10 @@ func (d *Daemon) apply() error {
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}
-	if !reflect.DeepEqual(cfg.Inputs, d.cfg.Inputs) {
+	if inputs := append(append([]config.Input(nil), cfg.Inputs...), d.opts.ExtraInputs...); !reflect.DeepEqual(inputs, d.inputs) {
 		d.log.Warn("inputs changed in the configuration; restart portknockd to apply them")
 	}
-	if cfg.Daemon != d.cfg.Daemon {
+	if cfg.Daemon != d.running {
 		d.log.Warn("[daemon] settings changed in the configuration; restart portknockd to apply them")
 	}
 	d.cfg = cfg
