@@ -29,6 +29,28 @@ func tmpfs(t *testing.T, size string) string {
 	return dir
 }
 
+// oneRecordOnTmpfs leaves a journal holding one pending close in a state
+// directory on a tmpfs of the test's own, closed.
+func oneRecordOnTmpfs(t *testing.T) (mnt, dir string) {
+	t.Helper()
+	mnt = tmpfs(t, "256k")
+	dir = filepath.Join(mnt, "state")
+	j, _ := mustOpen(t, dir)
+	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	return mnt, dir
+}
+
+// remount changes the tmpfs at mnt to flags (unix.MS_RDONLY or 0).
+func remount(t *testing.T, mnt string, flags uintptr) {
+	t.Helper()
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|flags, ""); err != nil {
+		t.Fatalf("remount %s: %v", mnt, err)
+	}
+}
+
 // fill writes to a file in dir until the file system is full.
 func fill(t *testing.T, dir string) string {
 	t.Helper()
@@ -108,20 +130,8 @@ func TestFullStateDir(t *testing.T) {
 // for writing, so the journal is closed and reopened around the remount, as
 // a daemon restart would.)
 func TestReadOnlyStateDir(t *testing.T) {
-	mnt := tmpfs(t, "256k")
-	dir := filepath.Join(mnt, "state")
-	j, _ := mustOpen(t, dir)
-	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	remount := func(flags uintptr) {
-		t.Helper()
-		if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|flags, ""); err != nil {
-			t.Fatalf("remount: %v", err)
-		}
-	}
-	remount(unix.MS_RDONLY)
+	mnt, dir := oneRecordOnTmpfs(t)
+	remount(t, mnt, unix.MS_RDONLY)
 	j, recs, err := Open(dir, nil)
 	if !errors.Is(err, unix.EROFS) || j == nil {
 		t.Fatalf("Open on a read-only file system: %v, %v; want a journal and EROFS", j, err)
@@ -138,7 +148,7 @@ func TestReadOnlyStateDir(t *testing.T) {
 	}
 	j.Close()
 
-	remount(0)
+	remount(t, mnt, 0)
 	j, recs, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +166,7 @@ func TestReadOnlyStateDir(t *testing.T) {
 // (its parent is read-only) is created by the first write that can.
 func TestMissingStateDirHeals(t *testing.T) {
 	mnt := tmpfs(t, "256k")
-	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-		t.Fatal(err)
-	}
+	remount(t, mnt, unix.MS_RDONLY)
 	dir := filepath.Join(mnt, "state")
 	j, recs, err := Open(dir, nil)
 	if j == nil || !errors.Is(err, unix.EROFS) || len(recs) != 0 {
@@ -168,9 +176,7 @@ func TestMissingStateDirHeals(t *testing.T) {
 	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); !errors.Is(err, unix.EROFS) {
 		t.Fatalf("Add: %v, want EROFS", err)
 	}
-	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT, ""); err != nil {
-		t.Fatal(err)
-	}
+	remount(t, mnt, 0)
 	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
 		t.Fatalf("Add once writable: %v", err)
 	}
@@ -185,13 +191,7 @@ func TestMissingStateDirHeals(t *testing.T) {
 // rewritten (which would drop them); the first write once it is writable
 // sets them aside first.
 func TestDamageKeptUntilSetAside(t *testing.T) {
-	mnt := tmpfs(t, "256k")
-	dir := filepath.Join(mnt, "state")
-	j, _ := mustOpen(t, dir)
-	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
+	mnt, dir := oneRecordOnTmpfs(t)
 	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -200,18 +200,14 @@ func TestDamageKeptUntilSetAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-		t.Fatal(err)
-	}
+	remount(t, mnt, unix.MS_RDONLY)
 	j, recs, err := Open(dir, nil)
 	var de *DamageError
 	if j == nil || !errors.As(err, &de) || de.SetAside != "" || len(recs) != 1 {
 		t.Fatalf("Open read-only with damage: %v, %d records, %v", j, len(recs), err)
 	}
 	defer j.Close()
-	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT, ""); err != nil {
-		t.Fatal(err)
-	}
+	remount(t, mnt, 0)
 	if _, err := j.Add(rec("ssh", "192.0.2.2", t0)); err != nil {
 		t.Fatalf("Add once writable: %v", err)
 	}
