@@ -44,6 +44,7 @@ func TestRoundTrip(t *testing.T) {
 	b := rec("web", "2001:db8::7", t0.Add(time.Minute))
 	b.Stop = config.Command{Argv: []string{"/usr/sbin/nft", "delete", "element", "inet", "fw", "knock6", "{ 2001:db8::7 }"}}
 	c := rec("ssh", "192.0.2.8", t0.Add(40*time.Second))
+	a.For = 30 * time.Second
 	var ids []uint64
 	for _, r := range []Record{a, b, c} {
 		id, err := j.Add(r)
@@ -89,8 +90,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("record %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	// IDs keep growing across opens, so a stale line can never name a new
-	// record.
+	// A new record's ID is above every ID in the file it was read from, so
+	// a stale line can never name it.
 	id, err := j2.Add(rec("ssh", "192.0.2.9", t0))
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func equal(a, b Record) bool {
-	return a.ID == b.ID && a.Door == b.Door && a.Src == b.Src && a.Due.Equal(b.Due) &&
+	return a.ID == b.ID && a.Door == b.Door && a.Src == b.Src && a.Due.Equal(b.Due) && a.For == b.For &&
 		a.Stop.Shell == b.Stop.Shell && strings.Join(a.Stop.Argv, "\x00") == strings.Join(b.Stop.Argv, "\x00")
 }
 
@@ -336,6 +337,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"extend without due", withCRC(`{"op":"extend","id":1}`)},
 		{"both shell and argv", withCRC(`{"op":"open","id":1,"door":"d","src":"192.0.2.1","due":"2026-11-22T04:00:00Z","shell":"x","argv":["y"]}`)},
 		{"neither shell nor argv", withCRC(`{"op":"open","id":1,"door":"d","src":"192.0.2.1","due":"2026-11-22T04:00:00Z"}`)},
+		{"bad for", withCRC(`{"op":"open","id":1,"door":"d","src":"192.0.2.1","due":"2026-11-22T04:00:00Z","for":"soon","shell":"x"}`)},
+		{"negative for", withCRC(`{"op":"open","id":1,"door":"d","src":"192.0.2.1","due":"2026-11-22T04:00:00Z","for":"-1s","shell":"x"}`)},
 		{"bad src", withCRC(`{"op":"open","id":1,"door":"d","src":"192.0.2.300","due":"2026-11-22T04:00:00Z","shell":"x"}`)},
 	} {
 		if _, err := decode([]byte(c.line)); err == nil {

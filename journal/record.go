@@ -35,6 +35,12 @@ type Record struct {
 	Door string
 	Src  netip.Addr
 	Due  time.Time
+	// For is how long the door was opened for (its cmd_timeout), zero in
+	// records written before it was kept. No close can be due further
+	// ahead than that, so a restart whose clock reads earlier than the
+	// one that wrote Due (no RTC at boot, a clock stepped back) still
+	// closes the door within For instead of when the clock catches up.
+	For  time.Duration
 	Stop config.Command
 }
 
@@ -54,6 +60,7 @@ type line struct {
 	Door  string     `json:"door,omitempty"`
 	Src   netip.Addr `json:"src,omitzero"`
 	Due   time.Time  `json:"due,omitzero"`
+	For   string     `json:"for,omitempty"`
 	Shell string     `json:"shell,omitempty"`
 	Argv  []string   `json:"argv,omitempty"`
 }
@@ -109,6 +116,11 @@ func decode(b []byte) (line, error) {
 		if l.Door == "" || !l.Src.IsValid() || l.Due.IsZero() {
 			return l, errors.New("bad record: open without door, src or due")
 		}
+		if l.For != "" {
+			if d, err := time.ParseDuration(l.For); err != nil || d <= 0 {
+				return l, fmt.Errorf("bad record: for %q is not a positive duration", l.For)
+			}
+		}
 		if (l.Shell == "") == (len(l.Argv) == 0) {
 			return l, errors.New("bad record: open needs exactly one of shell and argv")
 		}
@@ -124,7 +136,11 @@ func decode(b []byte) (line, error) {
 }
 
 func openLine(r Record) line {
-	return line{Op: opOpen, ID: r.ID, Door: r.Door, Src: r.Src, Due: r.Due.UTC(), Shell: r.Stop.Shell, Argv: r.Stop.Argv}
+	l := line{Op: opOpen, ID: r.ID, Door: r.Door, Src: r.Src, Due: r.Due.UTC(), Shell: r.Stop.Shell, Argv: r.Stop.Argv}
+	if r.For > 0 {
+		l.For = r.For.String()
+	}
+	return l
 }
 
 // Damage is one line of a journal that could not be read.
@@ -167,6 +183,7 @@ func replay(data []byte) (pending []Record, damaged []Damage, maxID uint64) {
 		switch l.Op {
 		case opOpen:
 			r := Record{ID: l.ID, Door: l.Door, Src: l.Src, Due: l.Due, Stop: config.Command{Shell: l.Shell, Argv: l.Argv}}
+			r.For, _ = time.ParseDuration(l.For) // checked by decode; "" is 0
 			if known {
 				pending[i] = r
 				continue
