@@ -176,7 +176,7 @@ func TestRunnerRestore(t *testing.T) {
 		// The overdue close runs at once; the door that no longer exists
 		// closes with the command it was opened with.
 		h.wantCalls(call{0, "close 192.0.2.1"})
-		// A knock for the restored pair extends it instead of opening twice.
+		// A knock for a door that no longer exists opens nothing.
 		h.sleepTo(2 * time.Second)
 		h.r.Open(knock("gone", "2001:db8::2"))
 		synctest.Wait()
@@ -298,4 +298,103 @@ func TestRunnerJournalFile(t *testing.T) {
 	if len(got) != len(want) || got["192.0.2.1 close 192.0.2.1"] != want["192.0.2.1 close 192.0.2.1"] || got["192.0.2.2 close 192.0.2.2"] != want["192.0.2.2 close 192.0.2.2"] {
 		t.Errorf("journal after exit: %v, want %v", got, want)
 	}
+}
+
+// TestRunnerRestoredRerunThenShutdown: a restored door re-knocked with
+// reknock = "rerun", whose start is still queued behind a busy worker at
+// shutdown, was opened by the earlier run: its close must still run.
+func TestRunnerRestoredRerunThenShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeExec{}
+		j := newMemJournal(fake)
+		d := sshDoor
+		d.Reknock = config.ReknockRerun
+		hang := Door{Name: "hang", Start: Command{Shell: "hang %IP%"}}
+		rec := journal.Record{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(50 * time.Second), Stop: Command{Shell: "close 192.0.2.1"}}
+		j.pending[3] = rec
+		logs := newLogCapture()
+		r := NewRunner([]Door{d, hang}, Options{Journal: j, Logger: logs.logger(), MaxConcurrent: 1})
+		r.exec = fake.exec
+		fake.setSlow("hang 192.0.2.9", 25*time.Second)
+		r.Restore([]journal.Record{rec})
+		h := runHarness(t, r, fake, logs)
+		r.Open(knock("hang", "192.0.2.9"))
+		synctest.Wait()
+		r.Open(knock("ssh", "192.0.2.1")) // rerun, queued behind hang
+		h.sleepTo(2 * time.Second)
+		h.shutdown()
+		h.wantCalls(call{0, "hang 192.0.2.9"}, call{2 * time.Second, "close 192.0.2.1"})
+		if pending, done, _, _ := j.snapshot(); len(pending) != 0 || !slices.Equal(done, []uint64{3}) {
+			t.Errorf("journal: pending %v, done %v; want record 3 done", pending, done)
+		}
+	})
+}
+
+// TestRunnerRestoreMergesDuplicates: two records of one open door (a crash
+// between a reopen's record and the end of the close before it) close it
+// once, at the later time, and a re-knock extends that close.
+func TestRunnerRestoreMergesDuplicates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeExec{}
+		j := newMemJournal(fake)
+		src := netip.MustParseAddr("192.0.2.1")
+		stop := Command{Shell: "close 192.0.2.1"}
+		recs := []journal.Record{
+			{ID: 4, Door: "ssh", Src: src, Due: epoch.Add(3 * time.Second), Stop: stop},
+			{ID: 5, Door: "ssh", Src: src, Due: epoch.Add(8 * time.Second), Stop: stop},
+			// A different stop command undoes something else: kept.
+			{ID: 6, Door: "ssh", Src: src, Due: epoch.Add(time.Second), Stop: Command{Shell: "old-close 192.0.2.1"}},
+		}
+		for _, r := range recs {
+			j.pending[r.ID] = r
+		}
+		logs := newLogCapture()
+		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
+		r.exec = fake.exec
+		r.Restore(recs)
+		h := runHarness(t, r, fake, logs)
+		h.sleepTo(5 * time.Second)
+		r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(30 * time.Second)
+		h.wantCalls(call{time.Second, "old-close 192.0.2.1"}, call{15 * time.Second, "close 192.0.2.1"})
+		_, done, extends, _ := j.snapshot()
+		slices.Sort(done)
+		if !slices.Equal(done, []uint64{4, 5, 6}) || !slices.Equal(extends, []time.Duration{15 * time.Second}) {
+			t.Errorf("journal: done %v, extends %v; want 4 merged into 5, 5 extended to 15s", done, extends)
+		}
+		if len(logs.find("duplicate pending close merged")) != 1 {
+			t.Errorf("no merge logged:\n%s", logs.dump())
+		}
+		h.shutdown()
+	})
+}
+
+// TestRunnerRestoreClockBehind: a record due far beyond its door's
+// cmd_timeout means the clock now reads earlier than when it was written
+// (no RTC at boot, a step back): the close runs within cmd_timeout, not
+// when the clock catches up. Records without For keep their due time.
+func TestRunnerRestoreClockBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeExec{}
+		j := newMemJournal(fake)
+		recs := []journal.Record{
+			{ID: 1, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(24 * time.Hour), For: 10 * time.Second, Stop: Command{Shell: "close 192.0.2.1"}},
+			{ID: 2, Door: "ssh", Src: netip.MustParseAddr("192.0.2.2"), Due: epoch.Add(7 * time.Second), For: 10 * time.Second, Stop: Command{Shell: "close 192.0.2.2"}},
+			{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.3"), Due: epoch.Add(time.Minute), Stop: Command{Shell: "close 192.0.2.3"}},
+		}
+		for _, r := range recs {
+			j.pending[r.ID] = r
+		}
+		logs := newLogCapture()
+		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
+		r.exec = fake.exec
+		r.Restore(recs)
+		h := runHarness(t, r, fake, logs)
+		h.sleepTo(2 * time.Minute)
+		h.wantCalls(call{7 * time.Second, "close 192.0.2.2"}, call{10 * time.Second, "close 192.0.2.1"}, call{time.Minute, "close 192.0.2.3"})
+		if w := logs.find("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout"); len(w) != 1 || w[0].attrs["src"] != "192.0.2.1" {
+			t.Errorf("clock warning %+v", w)
+		}
+		h.shutdown()
+	})
 }

@@ -159,9 +159,13 @@ type Runner struct {
 	// the journal by flushJournal outside the lock, so that Open never
 	// waits for the journal.
 	doneIDs []uint64
-	due     closeHeap // entries whose start has run, by close deadline
-	running bool      // Run has been called
-	stopped bool      // Run has returned; Open refuses
+	// extends are re-knocks' new due times by journal record, written by
+	// the journal writer outside the lock, for the same reason.
+	extends map[uint64]extension
+	jwake   chan struct{} // 1-buffered: tells the journal writer to flush
+	due     closeHeap     // entries whose start has run, by close deadline
+	running bool          // Run has been called
+	stopped bool          // Run has returned; Open refuses
 	// starts queued, parked or running, and a channel closed when that
 	// reaches zero, for Drain.
 	inflight int
@@ -195,7 +199,10 @@ type entry struct {
 	key      openKey
 	stop     Command
 	deadline time.Time
-	state    entryState
+	// openFor is the door's cmd_timeout when it opened, kept in the
+	// journal to bound the close after a restart whose clock is behind.
+	openFor time.Duration
+	state   entryState
 	// started is set once the start command has run (or failed): from
 	// then on the close must run whatever happens to later starts.
 	started bool
@@ -212,6 +219,12 @@ type entry struct {
 	// has finished: run earlier, the close would shut the door it opens,
 	// and a worker must never wait for a close.
 	reopen *startJob
+}
+
+// extension is a re-knock's new due time for a journal record.
+type extension struct {
+	key openKey
+	due time.Time
 }
 
 // setElem is an nftables set element the Runner added.
@@ -266,6 +279,8 @@ func NewRunner(doors []Door, opts Options) *Runner {
 		keepOpen: opts.KeepOpenOnExit,
 		sets:     opts.Sets,
 		elems:    make(map[openKey]setElem),
+		extends:  make(map[uint64]extension),
+		jwake:    make(chan struct{}, 1),
 	}
 	if opts.DryRun {
 		// Nothing opens, so nothing needs closing after a crash.
@@ -352,14 +367,6 @@ func (r *Runner) Open(m sequence.Match) {
 	m.Src = src
 	now := time.Now()
 
-	// Journal writes wait until the lock is released: they may wait for
-	// the journal's own lock, held across another open's fsync.
-	var after func()
-	defer func() {
-		if after != nil {
-			after()
-		}
-	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
@@ -418,15 +425,12 @@ func (r *Runner) Open(m sequence.Match) {
 			return
 		}
 		if old.jid != 0 {
-			jl, id := r.journal, old.jid
-			after = func() {
-				// Not waited for: if this line is lost in a crash, the
-				// door closes at its earlier time.
-				if err := jl.Extend(id, deadline); err != nil {
-					r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
-						"door", d.Name, "src", src, "err", err)
-				}
-			}
+			// Written by the journal writer: Open must not wait for the
+			// journal, whose lock another open holds across its fsync.
+			// If the line is lost in a crash, the door closes at its
+			// earlier time.
+			r.extends[old.jid] = extension{key, deadline}
+			r.wakeJournal()
 		}
 		r.extended.Add(1)
 		if d.Reknock == config.ReknockRerun && old.state == stateOpen && (!start.IsZero() || hasSet) {
@@ -455,6 +459,7 @@ func (r *Runner) Open(m sequence.Match) {
 		key:      key,
 		stop:     Substitute(stop, m),
 		deadline: deadline,
+		openFor:  d.CmdTimeout,
 		state:    stateQueued,
 		index:    -1,
 	}
@@ -505,6 +510,13 @@ func (r *Runner) enqueueLocked(j *startJob) bool {
 	}
 }
 
+func (r *Runner) wakeJournal() {
+	select {
+	case r.jwake <- struct{}{}:
+	default:
+	}
+}
+
 func (r *Runner) wakeScheduler() {
 	select {
 	case r.wake <- struct{}{}:
@@ -539,6 +551,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Go(func() { r.worker(ctx) })
 	}
 	wg.Go(func() { r.schedule(ctx) })
+	wg.Go(func() { r.writeJournal(ctx) })
 	wg.Wait()
 	// The scheduler has returned, so no closer is added from here on.
 	r.closers.Wait()
@@ -621,7 +634,7 @@ func (r *Runner) record(j *startJob) bool {
 	e := j.e
 	jl := r.journal
 	need := jl != nil && e.jid == 0 // a retried start has its record
-	rec := journal.Record{Door: e.key.door, Src: e.key.src, Due: e.deadline, Stop: e.stop}
+	rec := journal.Record{Door: e.key.door, Src: e.key.src, Due: e.deadline, For: e.openFor, Stop: e.stop}
 	r.mu.Unlock()
 	if !need {
 		return true
@@ -651,36 +664,80 @@ func (r *Runner) record(j *startJob) bool {
 // Restore schedules closes left pending by an earlier run, as read from the
 // journal: those already due run as soon as Run starts, the others at their
 // time. A knock for one of these (door, address) pairs then extends it
-// like any open door. Call it before Run.
+// like any open door. The daemon calls it before Run, and again during Run
+// when a reload opens the first journal.
+//
+// A close is never scheduled further ahead than the record's For (the
+// door's cmd_timeout when it opened): a due time beyond that means this
+// clock reads earlier than the one that wrote it, and waiting for the
+// clock to catch up could keep the door open for hours. Deadlines are
+// taken from this process's clock, so they also keep its monotonic
+// reading, as fresh opens do.
+//
+// Two records for the same pair with the same stop command (a crash
+// between a reopen's record and the end of the close before it) are one
+// open door: the later close is kept and the earlier one marked done, so
+// that the earlier close cannot shut a door the pair still counts as open.
 func (r *Runner) Restore(recs []journal.Record) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	overdue := 0
+	restored := make(map[openKey]*entry)
+	var kept []*entry
 	for _, rec := range recs {
 		src := sequence.NormalizeAddr(rec.Src)
+		left := rec.Due.Sub(now)
+		if rec.For > 0 && left > rec.For {
+			r.log.Warn("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout",
+				"door", rec.Door, "src", src, "due", rec.Due, "cmd_timeout", rec.For)
+			left = rec.For
+		}
 		e := &entry{
 			key:      openKey{rec.Door, src},
 			stop:     rec.Stop,
-			deadline: rec.Due,
+			deadline: now.Add(max(left, 0)),
 			state:    stateOpen,
-			index:    -1,
-			jid:      rec.ID,
+			// The earlier run opened the door: whatever happens to a
+			// later start (a rerun dropped at shutdown), this close
+			// must still run.
+			started: true,
+			index:   -1,
+			jid:     rec.ID,
 		}
-		if old := r.open[e.key]; old == nil || old.deadline.Before(e.deadline) {
-			// Two records for one pair (a reopen during a retried
-			// close): both closes run, re-knocks extend the later.
-			r.open[e.key] = e
-		}
-		heap.Push(&r.due, e)
-		late := !rec.Due.After(now)
+		late := left <= 0
 		if late {
 			overdue++
 		}
 		r.log.Info("pending close restored from journal", "door", rec.Door, "src", src, "due", rec.Due, "overdue", late)
+		if x := restored[e.key]; x != nil && x.stop.String() == e.stop.String() {
+			// The same door for the same source, recorded twice: x
+			// keeps the later deadline and its record, the other
+			// record is done.
+			if x.deadline.Before(e.deadline) {
+				x.deadline, x.jid, e.jid = e.deadline, e.jid, x.jid
+			}
+			r.doneIDs = append(r.doneIDs, e.jid)
+			r.log.Info("duplicate pending close merged", "door", rec.Door, "src", src, "until", x.deadline)
+			continue
+		}
+		if cur := r.open[e.key]; cur == nil || cur.deadline.Before(e.deadline) {
+			// Differing stop commands for one pair (the door changed
+			// between two opens): both closes run, re-knocks extend the
+			// later.
+			r.open[e.key] = e
+		}
+		restored[e.key] = e
+		kept = append(kept, e)
+	}
+	for _, e := range kept {
+		heap.Push(&r.due, e)
 	}
 	if len(recs) > 0 {
 		r.log.Info("pending closes restored", "count", len(recs), "overdue", overdue)
+	}
+	if len(r.doneIDs) > 0 {
+		r.wakeJournal()
 	}
 	r.wakeScheduler()
 }
@@ -858,15 +915,42 @@ func (r *Runner) runFinalStop(ctx context.Context, e *entry) {
 	r.giveUpLocked(e)
 }
 
-// flushJournal writes the finished closes to the journal and syncs it. It
-// runs after closes, outside the lock, so that Open never waits for the
-// journal.
+// writeJournal writes re-knocks' extensions (and anything else waiting) to
+// the journal as they come, until ctx ends; Run flushes what is left.
+func (r *Runner) writeJournal(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.jwake:
+			r.flushJournal()
+		}
+	}
+}
+
+// flushJournal writes the waiting extensions and finished closes to the
+// journal, and syncs it when closes finished. It runs outside the lock, so
+// that Open never waits for the journal.
 func (r *Runner) flushJournal() {
 	r.mu.Lock()
-	j, ids := r.journal, r.doneIDs
+	j, ids, exts := r.journal, r.doneIDs, r.extends
 	r.doneIDs = nil
+	if len(exts) > 0 {
+		r.extends = make(map[uint64]extension)
+	} else {
+		exts = nil // still r's: not to be read outside the lock
+	}
 	r.mu.Unlock()
-	if j == nil || len(ids) == 0 {
+	if j == nil {
+		return
+	}
+	for id, x := range exts {
+		if err := j.Extend(id, x.due); err != nil {
+			r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
+				"door", x.key.door, "src", x.key.src, "err", err)
+		}
+	}
+	if len(ids) == 0 {
 		return
 	}
 	for _, id := range ids {
@@ -915,6 +999,7 @@ func (r *Runner) forgetLocked(e *entry) {
 		delete(r.open, e.key)
 	}
 	if e.jid != 0 {
+		delete(r.extends, e.jid)
 		r.doneIDs = append(r.doneIDs, e.jid)
 		e.jid = 0
 	}
