@@ -3,8 +3,10 @@ package actions
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -26,10 +28,14 @@ type result struct {
 	// exitCode is the exit status, or -1 when the command did not exit on
 	// its own (killed, or never started).
 	exitCode int
+	// signal names the signal that ended the command, if one did.
+	signal string
 	// timedOut is set when the command was killed at its time limit.
 	timedOut bool
-	// output is the tail of its combined stdout and stderr.
-	output string
+	// output is the tail of its combined stdout and stderr, and stderr
+	// the tail of stderr alone: on failure the error message is there,
+	// and must not be pushed out by a chatty stdout.
+	output, stderr string
 }
 
 // execCommand runs c in its own process group and waits for it. The whole
@@ -49,7 +55,13 @@ func execCommand(ctx context.Context, c Command, timeout time.Duration) result {
 		cmd = exec.CommandContext(cmdCtx, c.Argv[0], c.Argv[1:]...)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// killed is set when the group was killed: only then did the time
+	// limit (or shutdown) end the command. A command that exited by
+	// itself is judged by its exit status even if the deadline passed
+	// while Wait read what a background child still wrote.
+	killed := false
 	cmd.Cancel = func() error {
+		killed = true
 		// The group id is the leader's pid (Setpgid with Pgid 0). The
 		// kernel does not reuse a pid while a group of that id exists, so
 		// this cannot hit an unrelated process.
@@ -60,19 +72,22 @@ func execCommand(ctx context.Context, c Command, timeout time.Duration) result {
 		return err
 	}
 	cmd.WaitDelay = waitDelay
-	// One writer for both streams: exec then uses a single pipe, so the
-	// tail keeps the order the command wrote in and needs no lock.
-	tail := &tailBuffer{}
+	// Two pipes, each read by a goroutine of exec's: the combined tail
+	// is locked, and keeps the order of the writes as they were read.
+	tail, errTail := &tailBuffer{}, &tailBuffer{}
 	cmd.Stdout = tail
-	cmd.Stderr = tail
+	cmd.Stderr = io.MultiWriter(tail, errTail)
 
 	err := cmd.Run()
-	res := result{err: err, exitCode: -1, output: tail.String()}
-	if cmd.ProcessState != nil {
-		res.exitCode = cmd.ProcessState.ExitCode()
+	res := result{err: err, exitCode: -1, output: tail.String(), stderr: errTail.String()}
+	if ps := cmd.ProcessState; ps != nil {
+		res.exitCode = ps.ExitCode()
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.signal = ws.Signal().String()
+		}
 	}
 	switch {
-	case errors.Is(cmdCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+	case killed && errors.Is(cmdCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		res.timedOut = true
 		res.err = errTimedOut
 	case errors.Is(err, exec.ErrWaitDelay) && res.exitCode == 0 && ctx.Err() == nil:
@@ -85,13 +100,17 @@ func execCommand(ctx context.Context, c Command, timeout time.Duration) result {
 
 var errTimedOut = errors.New("time limit reached, process group killed")
 
-// tailBuffer keeps the last outputTail bytes written to it.
+// tailBuffer keeps the last outputTail bytes written to it. It is safe for
+// concurrent writes.
 type tailBuffer struct {
+	mu        sync.Mutex
 	buf       []byte
 	truncated bool
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	n := len(p)
 	if len(p) >= outputTail {
 		t.truncated = t.truncated || len(t.buf) > 0 || len(p) > outputTail
@@ -109,6 +128,8 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 // String returns the kept bytes, marked with "…" when earlier output was
 // dropped.
 func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.truncated {
 		return "…" + string(t.buf)
 	}

@@ -22,7 +22,7 @@ func TestExecCommand(t *testing.T) {
 		wantExit   int
 		wantOutput string
 	}{
-		{"shell success", Command{Shell: "echo out; echo err >&2"}, false, 0, "out\nerr\n"},
+		{"shell success", Command{Shell: "echo out; sleep 0.1; echo err >&2"}, false, 0, "out\nerr\n"},
 		{"shell exit status and stderr", Command{Shell: "echo 'nft: no such set' >&2; exit 3"}, true, 3, "nft: no such set\n"},
 		{"argv keeps arguments whole", Command{Argv: []string{"/bin/sh", "-c", `printf '[%s]' "$1"`, "sh", "a b;c"}}, false, 0, "[a b;c]"},
 		{"argv found on PATH", Command{Argv: []string{"true"}}, false, 0, ""},
@@ -98,6 +98,45 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 // successfully but leaves a background child holding its output (knockd's
 // "(sleep 30; iptables -D ...) &" idiom) counts as a success and does not
 // hold the worker until the child exits.
+// TestExecStderrTail: a failing command's error message is kept even when
+// stdout was chattier than the whole tail.
+func TestExecStderrTail(t *testing.T) {
+	res := execCommand(t.Context(), Command{Shell: "echo 'nft: Error: No such file or directory' >&2; head -c 2000 /dev/zero | tr '\\0' x; exit 1"}, 10*time.Second)
+	if res.err == nil || res.exitCode != 1 {
+		t.Fatalf("result = %+v, want exit 1", res)
+	}
+	if res.stderr != "nft: Error: No such file or directory\n" {
+		t.Errorf("stderr = %q", res.stderr)
+	}
+	if strings.Contains(res.output, "nft:") || !strings.HasPrefix(res.output, "…xxx") {
+		t.Errorf("output = %q, want the tail of the x's", res.output)
+	}
+}
+
+// TestExecSignalled: a command killed by a signal says which.
+func TestExecSignalled(t *testing.T) {
+	res := execCommand(t.Context(), Command{Shell: "kill -SEGV $$"}, 10*time.Second)
+	if res.err == nil || res.signal != "segmentation fault" || res.timedOut {
+		t.Errorf("result = %+v, want ended by SIGSEGV", res)
+	}
+}
+
+// TestExecSuccessNotTimedOutByWaitDelay: a command that exits 0 before its
+// time limit, leaving a background child on its output until after the
+// limit, succeeded: nothing was killed.
+func TestExecSuccessNotTimedOutByWaitDelay(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	res := execCommand(t.Context(), Command{Shell: "sleep 5 & echo $! > " + pidFile + "; sleep 0.7; exit 0"}, time.Second)
+	pid := readPid(t, pidFile)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if res.err != nil || res.timedOut || res.exitCode != 0 {
+		t.Errorf("result = %+v, want success", res)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Errorf("background child: %v, want it left running", err)
+	}
+}
+
 func TestExecBackgroundChildAfterSuccess(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
