@@ -381,6 +381,12 @@ func (r *Runner) Open(m sequence.Match) {
 	start, stop := d.commandsFor(src)
 	start = Substitute(start, m)
 	set, hasSet := d.setFor(src)
+	if start.IsZero() && stop.IsZero() && !hasSet {
+		// Say so rather than log an open that did nothing: a door with
+		// only an nft_set, say, knocked from an IPv6 address.
+		r.log.Warn("door has nothing to open for this address family; knock ignored", "door", d.Name, "src", src)
+		return
+	}
 	key := openKey{d.Name, src}
 	job := func(start Command, refresh bool) *startJob {
 		j := &startJob{door: d.Name, src: src, start: start, refresh: refresh}
@@ -505,7 +511,14 @@ func (r *Runner) enqueueLocked(j *startJob) bool {
 		return true
 	default:
 		r.dropped.Add(1)
-		r.log.Warn("command queue full, open refused", "door", j.door, "src", j.src, "cmd", "start")
+		if j.refresh {
+			// The door is open: only the re-knock's start or set
+			// refresh is lost, and a set element keeps its earlier
+			// timeout (the kernel closes early, never late).
+			r.log.Warn("command queue full, re-knock not applied", "door", j.door, "src", j.src, "cmd", "start")
+		} else {
+			r.log.Warn("command queue full, open refused", "door", j.door, "src", j.src, "cmd", "start")
+		}
 		return false
 	}
 }
@@ -1053,8 +1066,12 @@ func (r *Runner) runCommand(ctx context.Context, door string, src netip.Addr, wh
 		r.timedOut.Add(1)
 		msg = "command timed out"
 	}
-	r.log.Error(msg, "door", door, "src", src, "cmd", which,
-		"command", c.String(), "exit", res.exitCode, "err", res.err.Error(), "output", output)
+	attrs := []any{"door", door, "src", src, "cmd", which, "command", c.String(), "exit", res.exitCode}
+	if res.signal != "" {
+		attrs = append(attrs, "signal", res.signal)
+	}
+	attrs = append(attrs, "err", res.err.Error(), "stderr", strings.TrimSpace(res.stderr), "output", output)
+	r.log.Error(msg, attrs...)
 	return false
 }
 

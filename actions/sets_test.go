@@ -111,6 +111,27 @@ func TestRunnerSetOpens(t *testing.T) {
 	})
 }
 
+// TestRunnerSetOneFamily: a door with an IPv4 set only, knocked from an
+// IPv6 address, says it has nothing to open rather than logging an open.
+func TestRunnerSetOneFamily(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := setDoor
+		d.Set6 = nftset.Ref{}
+		h, sets := startWithSets(t, []Door{d}, Options{})
+		h.r.Open(knock("ssh", "2001:db8::3"))
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		synctest.Wait()
+		sets.want(t, call{0, "add inet fw knock4 192.0.2.1 10s"})
+		if o := h.logs.find("opened"); len(o) != 1 || o[0].attrs["src"] != "192.0.2.1" {
+			t.Errorf("opened lines %+v, want only 192.0.2.1", o)
+		}
+		if w := h.logs.find("door has nothing to open for this address family; knock ignored"); len(w) != 1 || w[0].attrs["src"] != "2001:db8::3" {
+			t.Errorf("warnings %+v", w)
+		}
+		h.shutdown()
+	})
+}
+
 func TestRunnerSetReknock(t *testing.T) {
 	for _, c := range []struct {
 		policy config.Reknock

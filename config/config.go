@@ -652,6 +652,15 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() && !d.HasSets() {
 			pr.errorf(d.Line, "start_command", "missing: door %q would do nothing; give it a start_command, stop_command or nft_set", d.Name)
 		}
+		// A door with a set for one family only, and no commands for the
+		// other, opens nothing for the other family's knockers.
+		none := nftset.Ref{}
+		if l, ok := d.keyLines["nft_set"]; ok && d.NFTSet6 == none && d.StartCommand6.IsZero() && d.StopCommand6.IsZero() {
+			pr.warnf(l, "nft_set", "door %q has no nft_set_6 and no IPv6 commands: a knock from an IPv6 address opens nothing", d.Name)
+		}
+		if l, ok := d.keyLines["nft_set_6"]; ok && d.NFTSet == none && d.StartCommand.IsZero() && d.StopCommand.IsZero() {
+			pr.warnf(l, "nft_set_6", "door %q has no nft_set and no IPv4 commands: a knock from an IPv4 address opens nothing", d.Name)
+		}
 		if l, ok := d.keyLines["cmd_timeout"]; ok && !d.HasStop() && !d.HasSets() {
 			pr.warnf(l, "cmd_timeout", "has no effect without a stop_command or nft_set")
 		}

@@ -497,7 +497,12 @@ func TestTOMLWarnings(t *testing.T) {
 		{okDoor + "cmd_timeout = 5\n", []string{"t.toml:6: cmd_timeout: has no effect without a stop_command or nft_set"}},
 		{okDoor + "reknock = \"ignore\"\n", []string{"t.toml:6: reknock: has no effect without a stop_command or nft_set: every knock runs the start command"}},
 		// A set's element is refreshed by a re-knock: both keys matter.
-		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\ncmd_timeout = 5\nreknock = \"ignore\"\n", nil},
+		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\nnft_set_6 = \"inet fw knock6\"\ncmd_timeout = 5\nreknock = \"ignore\"\n", nil},
+		// One family only: the other family's knocks open nothing.
+		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\n", []string{"t.toml:4: nft_set: door \"s\" has no nft_set_6 and no IPv6 commands: a knock from an IPv6 address opens nothing"}},
+		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set_6 = \"inet fw knock6\"\n", []string{"t.toml:4: nft_set_6: door \"s\" has no nft_set and no IPv4 commands: a knock from an IPv4 address opens nothing"}},
+		// Commands for the other family: fine.
+		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\nstart_command_6 = \"open6 %IP%\"\n", nil},
 	} {
 		cfg, err := Parse("t.toml", []byte(c.src))
 		if err != nil {
