@@ -206,6 +206,9 @@ func TestDamageKeptUntilSetAside(t *testing.T) {
 	if j == nil || !errors.As(err, &de) || de.SetAside != "" || len(recs) != 1 {
 		t.Fatalf("Open read-only with damage: %v, %d records, %v", j, len(recs), err)
 	}
+	if n := strings.Count(err.Error(), "damaged line(s)"); n != 1 {
+		t.Errorf("damage reported %d times: %v", n, err)
+	}
 	defer j.Close()
 	remount(t, mnt, 0)
 	if _, err := j.Add(rec("ssh", "192.0.2.2", t0)); err != nil {

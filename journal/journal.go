@@ -116,10 +116,14 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	}
 	if len(damaged) > 0 {
 		de := j.setAside(damaged)
-		if de.SetAside == "" {
-			j.damaged = damaged
-		}
 		errs = append(errs, de)
+		if de.SetAside == "" {
+			// Reported once, here; the first write that succeeds sets
+			// them aside before it rewrites the journal.
+			j.damaged = damaged
+			j.dirty = true
+			return j, records, errors.Join(errs...)
+		}
 	}
 	if err := j.rewriteLocked(); err != nil {
 		j.dirty = true
@@ -167,11 +171,14 @@ type DamageError struct {
 	// Damaged lists the lines that could not be read.
 	Damaged []Damage
 	// SetAside is the file holding copies of those lines, empty if it
-	// could not be written (Err says why).
+	// could not be written.
 	SetAside string
-	Err      error
+	// Err is why the copy could not be written, nil when SetAside is set.
+	Err error
 }
 
+// Error names the journal, how many lines were damaged and the first of
+// them, and where they were copied (or why they could not be).
 func (e *DamageError) Error() string {
 	first := e.Damaged[0]
 	msg := fmt.Sprintf("%s: %d damaged line(s) skipped (first: line %d: %s)", e.Path, len(e.Damaged), first.Line, first.Reason)
@@ -423,7 +430,11 @@ func (j *Journal) prepareDirLocked() error {
 		created = append(created, d)
 	}
 	if len(created) > 0 {
-		if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		// Parents as any directory, the state directory itself private.
+		if err := os.MkdirAll(filepath.Dir(j.dir), 0o755); err != nil {
+			return fmt.Errorf("state_dir: %w", err)
+		}
+		if err := os.Mkdir(j.dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("state_dir: %w", err)
 		}
 		// A journal fsynced inside a directory whose own entry is lost

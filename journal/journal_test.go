@@ -119,6 +119,11 @@ func TestPermissions(t *testing.T) {
 	if got := fi.Mode().Perm(); got != 0o700 {
 		t.Errorf("state_dir mode %04o, want 0700", got)
 	}
+	// A parent it had to create is an ordinary directory: private
+	// parents would lock other users out of their own subdirectories.
+	if fi, err := os.Stat(filepath.Dir(dir)); err != nil || fi.Mode().Perm()&0o055 == 0 {
+		t.Errorf("parent of state_dir: %v, %v; want it readable by others (umask permitting)", fi.Mode(), err)
+	}
 	fi, err = os.Stat(filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
