@@ -125,7 +125,7 @@ func TestCrashThenLateRestart(t *testing.T) {
 // cmd_timeout: the close runs at its original time, not at once and not
 // after a fresh cmd_timeout.
 func TestCrashThenEarlyRestart(t *testing.T) {
-	const timeout = 3 * time.Second
+	const timeout = 6 * time.Second // the restart must come well before it, even on a busy machine
 	r := newCrashRig(t, timeout.String(), "")
 	p, w := r.start()
 	r.knock(w, "192.0.2.8")
@@ -162,7 +162,7 @@ func TestCloseOnExitOff(t *testing.T) {
 	r := newCrashRig(t, "2s", "close_on_exit = false")
 	p, w := r.start()
 	r.knock(w, "192.0.2.9")
-	p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.9"))
+	_, opened := p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.9"))
 	p.Stop(t)
 	if err := p.WaitExit(t, waitTimeout); err != nil {
 		t.Fatalf("clean stop: %v", err)
@@ -171,7 +171,12 @@ func TestCloseOnExitOff(t *testing.T) {
 		t.Fatalf("after a clean stop: commands %q, log:\n%s", r.commands(), p.Output())
 	}
 	p2, _ := r.start()
-	p2.WaitLine(t, 0, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.9"))
+	_, closed := p2.WaitLine(t, 0, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.9"))
+	// Not at the restart: at its time, 2s after the knock (read a moment
+	// before "opened" was logged).
+	if openedAt, closedAt := logTime(t, parseLog(opened)), logTime(t, parseLog(closed)); closedAt.Before(openedAt.Add(2*time.Second - 100*time.Millisecond)) {
+		t.Errorf("closed at %v, %v after the open; want 2s after it", closedAt, closedAt.Sub(openedAt))
+	}
 	if got := r.commands(); got != "open 192.0.2.9\nclose 192.0.2.9\n" {
 		t.Errorf("commands: %q", got)
 	}
