@@ -16,7 +16,7 @@ import (
 // filled up or made read-only without touching any other file system.
 func tmpfs(t *testing.T, size string) string {
 	t.Helper()
-	netnstest.Require(t)
+	netnstest.RequirePrivate(t, "mounts a tmpfs")
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0700"); err != nil {
 		t.Fatalf("mounting a tmpfs: %v", err)

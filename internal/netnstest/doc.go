@@ -9,4 +9,8 @@
 // loopback up and removes it when the test ends; Run, Command and Start
 // execute programs inside it, Do runs Go code inside it, and a started
 // Proc's output can be waited on line by line.
+//
+// A package whose tests send packets or mount file systems without
+// needing a namespace per test runs them all inside namespaces of their
+// own with MainPrivate, and marks those tests with RequirePrivate.
 package netnstest
