@@ -74,8 +74,11 @@ func (r Ref) set() *nftables.Set {
 
 // Check tells whether the set exists and can take addresses of one
 // family with timeouts: table and set are there, the set has the timeout
-// flag, and its key type is ipv4_addr (or ipv6_addr when ipv6 is set).
-// Its errors name the set in nft's words and say what to change.
+// flag and no interval flag, its key type is ipv4_addr (or ipv6_addr
+// when ipv6 is set), and its table's family sees packets of that family.
+// Its errors name the set in nft's words and say what to change. Check
+// exists so that a mistake fails at start-up rather than at the first
+// knock; Add checks again by itself.
 func (c *Conn) Check(ref Ref, ipv6 bool) error {
 	if err := ref.validate(); err != nil {
 		return err
@@ -140,11 +143,23 @@ func diagnose(nc *nftables.Conn, ref Ref, ipv6, needTimeout bool, op string) err
 }
 
 // Add puts addr into the set for timeout, after which the kernel removes
-// it by itself. If addr is there already, its timeout starts again at
-// the new value, longer or shorter. An IPv4-mapped IPv6 address is added
-// as the IPv4 address, so it needs an ipv4_addr set, as every IPv4
-// address does. The timeout is sent in milliseconds, rounded up; the
-// kernel keeps it in clock ticks, so it reads back rounded to those.
+// it by itself. An IPv4-mapped IPv6 address is added as the IPv4
+// address, so it needs an ipv4_addr set, as every IPv4 address does. The
+// timeout is sent in milliseconds, rounded up; the kernel keeps it in
+// clock ticks, so it reads back rounded to those.
+//
+// Every Add looks the set up again and refuses, as Check would, a set
+// that cannot take the address, before it sends anything: the firewall
+// may have been reloaded since Check passed, and the kernel would take a
+// lone address into a set that has gained "flags interval" as the start
+// of a range to the end of the address space. Knocks are rare enough for
+// the extra round trip.
+//
+// If addr is there already, its timeout starts again at the new value,
+// longer or shorter. The element is made anew for that (see the package
+// documentation), so counters or a comment the administrator put on it
+// are lost, and the last Add wins: two doors sharing one set overwrite
+// each other's timeouts for an address.
 func (c *Conn) Add(ref Ref, addr netip.Addr, timeout time.Duration) error {
 	if err := ref.validate(); err != nil {
 		return err
@@ -167,6 +182,17 @@ func (c *Conn) Add(ref Ref, addr netip.Addr, timeout time.Duration) error {
 	nc, err := c.nft(ref)
 	if err != nil {
 		return err
+	}
+	info, err := lookup(nc, ref)
+	if err == nil {
+		err = info.problem(ref, ipv6, true)
+	}
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		// Already names the set and what is missing.
+		return err
+	case err != nil:
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	set := ref.set()
 	elem := []nftables.SetElement{{Key: key}}

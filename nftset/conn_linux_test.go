@@ -36,9 +36,11 @@ table inet fw {
 }
 table ip filter {
 	set allow { type ipv4_addr; flags timeout; }
+	set wrong6 { type ipv6_addr; flags timeout; }
 }
 table ip6 filter {
 	set allow6 { type ipv6_addr; flags timeout; }
+	set wrong4 { type ipv4_addr; flags timeout; }
 }
 `
 
@@ -180,6 +182,10 @@ func TestCheck(t *testing.T) {
 		{"inet fw pairs", false, `nft set "inet fw pairs" holds ipv4_addr . inet_service, not ipv4_addr`},
 		{"inet fw ranges4", false, `nft set "inet fw ranges4" has the interval flag, which single addresses do not need (remove "flags interval")`},
 		{"inet fw verdicts4", false, `nft set "inet fw verdicts4" is a map, not a set (declare a set of ipv4_addr)`},
+		// The kernel takes these, but no packet of the set's family
+		// ever reaches the table.
+		{"ip6 filter wrong4", false, `nft set "ip6 filter wrong4" holds ipv4_addr, but an ip6 table never sees IPv4 packets (declare the set in an inet or ip table)`},
+		{"ip filter wrong6", true, `nft set "ip filter wrong6" holds ipv6_addr, but an ip table never sees IPv6 packets (declare the set in an inet or ip6 table)`},
 	}
 	for _, tt := range tests {
 		err := k.conn.Check(mustRef(t, tt.ref), tt.ipv6)
@@ -403,6 +409,9 @@ func TestAddErrors(t *testing.T) {
 		{"inet fw knock4", v6, time.Minute, `adding 2001:db8::1: nft set "inet fw knock4" holds ipv4_addr, not ipv6_addr`},
 		{"inet fw plain4", v4, time.Minute, `adding 192.0.2.1: nft set "inet fw plain4" has no timeout flag (declare it with "flags timeout")`},
 		{"inet fw ports", v4, time.Minute, `adding 192.0.2.1: nft set "inet fw ports" holds inet_service, not ipv4_addr`},
+		{"inet fw ranges4", v4, time.Minute, `adding 192.0.2.1: nft set "inet fw ranges4" has the interval flag, which single addresses do not need (remove "flags interval")`},
+		{"ip6 filter wrong4", v4, time.Minute, `adding 192.0.2.1: nft set "ip6 filter wrong4" holds ipv4_addr, but an ip6 table never sees IPv4 packets (declare the set in an inet or ip table)`},
+		{"ip filter wrong6", v6, time.Minute, `adding 2001:db8::1: nft set "ip filter wrong6" holds ipv6_addr, but an ip table never sees IPv6 packets (declare the set in an inet or ip6 table)`},
 		{"inet fw nope", v4, time.Minute, `adding 192.0.2.1: nft set "inet fw nope": no such set`},
 		{"inet nope knock4", v4, time.Minute, `adding 192.0.2.1: nft set "inet nope knock4": no such table "inet nope"`},
 		{"inet fw knock4", v4, 0, `nft set "inet fw knock4": adding 192.0.2.1: timeout 0s is not positive`},
@@ -427,10 +436,45 @@ func TestAddErrors(t *testing.T) {
 		t.Errorf("adding a third address to a set of size 2 = %v, want an error starting %q", err, want)
 	}
 	// The failed batches left nothing behind anywhere.
-	for _, r := range []string{"inet fw knock4", "inet fw knock6", "inet fw plain4"} {
+	for _, r := range []string{"inet fw knock4", "inet fw knock6", "inet fw plain4", "inet fw ranges4", "ip6 filter wrong4", "ip filter wrong6"} {
 		if els := k.elements(t, mustRef(t, r)); len(els) != 0 {
 			t.Errorf("nft set %q holds %v after failed adds", r, els)
 		}
+	}
+}
+
+// A firewall reload can replace a set after Check passed; Add must see
+// the set as it is now, and change nothing in one it cannot use. Into a
+// set that has gained the interval flag the kernel would take the lone
+// address as a range up to 255.255.255.255, and into one without the
+// timeout flag as an element that never expires.
+func TestAddRechecksSet(t *testing.T) {
+	for _, tt := range []struct {
+		name, decl, err string
+	}{
+		{"interval", "type ipv4_addr; flags interval, timeout;",
+			`adding 192.0.2.5: nft set "inet fw knock4" has the interval flag, which single addresses do not need (remove "flags interval")`},
+		{"no timeout", "type ipv4_addr;",
+			`adding 192.0.2.5: nft set "inet fw knock4" has no timeout flag (declare it with "flags timeout")`},
+		{"other family", "type ipv6_addr; flags timeout;",
+			`adding 192.0.2.5: nft set "inet fw knock4" holds ipv6_addr, not ipv4_addr`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newKernel(t)
+			ref := mustRef(t, "inet fw knock4")
+			if err := k.conn.Check(ref, false); err != nil {
+				t.Fatal(err)
+			}
+			// One nft command line is one transaction, as a reload is.
+			k.ns.Run(t, "nft", "delete set inet fw knock4; add set inet fw knock4 { "+tt.decl+" }")
+			err := k.conn.Add(ref, netip.MustParseAddr("192.0.2.5"), time.Minute)
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("Add after the set became %q = %v, want %q", tt.decl, err, tt.err)
+			}
+			if out := k.ns.Run(t, "nft", "list", "set", "inet", "fw", "knock4"); strings.Contains(out, "elements") {
+				t.Errorf("the refused Add left an element:\n%s", out)
+			}
+		})
 	}
 }
 

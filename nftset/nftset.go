@@ -67,14 +67,40 @@ func (s setInfo) problem(r Ref, ipv6, needTimeout bool) error {
 		return fmt.Errorf("nft set %q is a map, not a set (declare a set of %s)", r, want)
 	case s.keyType != want:
 		return fmt.Errorf("nft set %q holds %s, not %s", r, s.keyType, want)
+	case r.Family == FamilyIP6 && !ipv6, r.Family == FamilyIP && ipv6:
+		// The kernel takes any key type in any table, but a rule in an
+		// ip6 table never sees an IPv4 packet, nor one in an ip table
+		// an IPv6 packet: the door could never open.
+		return fmt.Errorf("nft set %q holds %s, but an %s table never sees %s packets (declare the set in an inet or %s table)",
+			r, want, r.Family, familyName(ipv6), otherFamily(r.Family))
 	case s.constant:
 		return fmt.Errorf("nft set %q is constant and cannot change (remove \"flags constant\")", r)
 	case s.interval:
 		// Interval sets store ranges as pairs of boundary elements; a
-		// single address with its own timeout does not fit them.
+		// single address added there is the start of a range to the
+		// end of the address space, which would open the door to all
+		// of it.
 		return fmt.Errorf("nft set %q has the interval flag, which single addresses do not need (remove \"flags interval\")", r)
 	case needTimeout && !s.timeout:
 		return fmt.Errorf("nft set %q has no timeout flag (declare it with \"flags timeout\")", r)
 	}
 	return nil
+}
+
+// familyName is how messages name the packets an address family's set
+// matches.
+func familyName(ipv6 bool) string {
+	if ipv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// otherFamily is the single-family table that sees the packets f does
+// not.
+func otherFamily(f Family) Family {
+	if f == FamilyIP6 {
+		return FamilyIP
+	}
+	return FamilyIP6
 }

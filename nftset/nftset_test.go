@@ -67,32 +67,50 @@ func TestSetProblem(t *testing.T) {
 	ref := Ref{FamilyInet, "fw", "knock4"}
 	good4 := setInfo{keyType: "ipv4_addr", timeout: true}
 	good6 := setInfo{keyType: "ipv6_addr", timeout: true}
+	ip, ip6 := Ref{FamilyIP, "filter", "allow"}, Ref{FamilyIP6, "filter", "allow6"}
 	tests := []struct {
 		name        string
+		ref         Ref // ref when zero
 		s           setInfo
 		ipv6        bool
 		needTimeout bool
 		err         string // the whole message; "" for no problem
 	}{
-		{"ipv4 set", good4, false, true, ""},
-		{"ipv6 set", good6, true, true, ""},
-		{"ipv4 address, ipv6 set", good6, false, true, `nft set "inet fw knock4" holds ipv6_addr, not ipv4_addr`},
-		{"ipv6 address, ipv4 set", good4, true, true, `nft set "inet fw knock4" holds ipv4_addr, not ipv6_addr`},
-		{"concatenation", setInfo{keyType: "ipv4_addr . inet_service", timeout: true}, false, true,
+		{"ipv4 set", Ref{}, good4, false, true, ""},
+		{"ipv6 set", Ref{}, good6, true, true, ""},
+		{"ipv4 address, ipv6 set", Ref{}, good6, false, true, `nft set "inet fw knock4" holds ipv6_addr, not ipv4_addr`},
+		{"ipv6 address, ipv4 set", Ref{}, good4, true, true, `nft set "inet fw knock4" holds ipv4_addr, not ipv6_addr`},
+		{"concatenation", Ref{}, setInfo{keyType: "ipv4_addr . inet_service", timeout: true}, false, true,
 			`nft set "inet fw knock4" holds ipv4_addr . inet_service, not ipv4_addr`},
-		{"no timeout", setInfo{keyType: "ipv4_addr"}, false, true,
+		{"no timeout", Ref{}, setInfo{keyType: "ipv4_addr"}, false, true,
 			`nft set "inet fw knock4" has no timeout flag (declare it with "flags timeout")`},
-		{"no timeout, not needed", setInfo{keyType: "ipv4_addr"}, false, false, ""},
-		{"map", setInfo{keyType: "ipv4_addr", timeout: true, isMap: true}, false, true,
+		{"no timeout, not needed", Ref{}, setInfo{keyType: "ipv4_addr"}, false, false, ""},
+		{"map", Ref{}, setInfo{keyType: "ipv4_addr", timeout: true, isMap: true}, false, true,
 			`nft set "inet fw knock4" is a map, not a set (declare a set of ipv4_addr)`},
-		{"interval", setInfo{keyType: "ipv4_addr", timeout: true, interval: true}, false, true,
+		{"interval", Ref{}, setInfo{keyType: "ipv4_addr", timeout: true, interval: true}, false, true,
 			`nft set "inet fw knock4" has the interval flag, which single addresses do not need (remove "flags interval")`},
-		{"constant", setInfo{keyType: "ipv4_addr", constant: true}, false, false,
+		{"constant", Ref{}, setInfo{keyType: "ipv4_addr", constant: true}, false, false,
 			`nft set "inet fw knock4" is constant and cannot change (remove "flags constant")`},
-		{"type before timeout", setInfo{keyType: "mark"}, false, true, `nft set "inet fw knock4" holds mark, not ipv4_addr`},
+		{"type before timeout", Ref{}, setInfo{keyType: "mark"}, false, true, `nft set "inet fw knock4" holds mark, not ipv4_addr`},
+
+		{"ipv4 set in an ip table", ip, good4, false, true, ""},
+		{"ipv6 set in an ip6 table", ip6, good6, true, true, ""},
+		{"ipv4 set in an ip6 table", ip6, good4, false, true,
+			`nft set "ip6 filter allow6" holds ipv4_addr, but an ip6 table never sees IPv4 packets (declare the set in an inet or ip table)`},
+		{"ipv6 set in an ip table", ip, good6, true, true,
+			`nft set "ip filter allow" holds ipv6_addr, but an ip table never sees IPv6 packets (declare the set in an inet or ip6 table)`},
+		// As Delete asks, without the timeout flag.
+		{"ipv4 set in an ip6 table, delete", ip6, good4, false, false,
+			`nft set "ip6 filter allow6" holds ipv4_addr, but an ip6 table never sees IPv4 packets (declare the set in an inet or ip table)`},
+		// The key type is named first when it is wrong as well.
+		{"ipv6 set in an ip6 table, ipv4 address", ip6, good6, false, true, `nft set "ip6 filter allow6" holds ipv6_addr, not ipv4_addr`},
 	}
 	for _, tt := range tests {
-		err := tt.s.problem(ref, tt.ipv6, tt.needTimeout)
+		r := tt.ref
+		if r == (Ref{}) {
+			r = ref
+		}
+		err := tt.s.problem(r, tt.ipv6, tt.needTimeout)
 		switch {
 		case tt.err == "" && err != nil:
 			t.Errorf("%s: %v", tt.name, err)
