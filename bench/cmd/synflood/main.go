@@ -1,17 +1,20 @@
 //go:build linux
 
-// Command synflood floods knock ports on loopback with TCP SYNs from random
-// source addresses, bounded in packets and in time, and can send real knock
-// sequences in the middle of it.
+// Command synflood floods knock ports on loopback with TCP SYNs from
+// spoofed source addresses, each SYN from its own, bounded in packets and in
+// time, optionally paced, and can send real knock sequences in the middle of
+// it.
 //
 // The SYNs are written whole (IP header included) to a raw socket, a batch
 // per sendmmsg call, so that the per-packet cost is the kernel's path
-// through the firewall and NFLOG rather than socket set-up: each source is
-// a random 127.x.y.z with x ≥ 1, each source port and sequence number
-// random, each destination port one of -ports. 127.0.0.0/16 is never a
-// flood source: the destination and the real knocks live there, so a real
-// knock is never disturbed by a spoofed packet that happens to share its
-// address.
+// through the firewall and NFLOG rather than socket set-up. The source of
+// the i-th SYN (counted over all threads, from 0) is 127.x.y.z with
+// x = 1 + (i>>16)%255, y = i>>8 & 255, z = i & 255: the first 16,711,680
+// SYNs all come from distinct addresses, in 127.1.0.0–127.255.255.255.
+// Source ports and sequence numbers are random, each destination port one
+// of -ports. 127.0.0.0/16 is never a flood source: the destination and the
+// real knocks live there, so a real knock is never disturbed by a spoofed
+// packet that shares its address.
 //
 // With -knocks K, K real knock sequences are sent during the flood, from
 // 127.0.1.1, 127.0.1.2, ..., one every -knock-every, each printed as
@@ -208,28 +211,30 @@ func worker(o *options, id uint64, start, deadline time.Time, claimed, sent, err
 	perWorker := o.rate / float64(o.workers)
 	var mine uint64
 	for time.Now().Before(deadline) {
-		// Claim a batch; the last one may be short.
+		// Claim a batch, SYNs first to end; the last one may be short.
 		end := claimed.Add(uint64(o.batch))
-		n := o.batch
-		if end > o.count {
-			if over := end - o.count; over >= uint64(o.batch) {
-				return nil
-			} else {
-				n -= int(over)
-			}
+		first := end - uint64(o.batch)
+		if first >= o.count {
+			return nil
 		}
+		n := int(min(end, o.count) - first)
 		for i := range n {
 			p := bufs[i*synLen : (i+1)*synLen]
 			r := rng.Uint64()
-			// Source 127.x.y.z with x ≥ 1: never in 127.0.0.0/16.
-			src := [4]byte{127, byte(1 + (r>>32)%255), byte(r >> 40), byte(r >> 48)}
-			fillSYN(p, src, dst, uint16(r), o.ports[int(r>>56)%len(o.ports)], uint32(r>>16))
+			fillSYN(p, floodSource(first+uint64(i)), dst, uint16(r), o.ports[int(r>>56)%len(o.ports)], uint32(r>>16))
 		}
 		for off := 0; off < n; {
 			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[off])), uintptr(n-off), 0, 0, 0)
 			if e != 0 {
 				if e == unix.ENOBUFS || e == unix.EAGAIN || e == unix.EINTR {
+					// The queue is full: retry until the deadline, not past it.
 					errs.Add(1)
+					if !time.Now().Before(deadline) {
+						return nil
+					}
+					if e != unix.EINTR {
+						time.Sleep(50 * time.Microsecond)
+					}
 					continue
 				}
 				return fmt.Errorf("sendmmsg: %w", e)
@@ -239,14 +244,22 @@ func worker(o *options, id uint64, start, deadline time.Time, claimed, sent, err
 			mine += uint64(r)
 		}
 		if perWorker > 0 {
-			// Ahead of the rate: wait until this worker's share is due.
+			// Ahead of the rate: wait until this worker's share is due,
+			// but not past the deadline.
 			due := start.Add(time.Duration(float64(mine) / perWorker * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
+			if d := min(time.Until(due), time.Until(deadline)); d > 0 {
 				time.Sleep(d)
 			}
 		}
 	}
 	return nil
+}
+
+// floodSource is the source address of the i-th SYN: 127.x.y.z with
+// x = 1 + (i>>16)%255, so never in 127.0.0.0/16, and distinct for the
+// first 255·65536 SYNs.
+func floodSource(i uint64) [4]byte {
+	return [4]byte{127, byte(1 + (i>>16)%255), byte(i >> 8), byte(i)}
 }
 
 // initSYN writes the fields that are the same in every SYN.
