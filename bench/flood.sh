@@ -8,9 +8,9 @@
 # 5, read by portknockd, and to group 6, read by bench/cmd/nflogcount, a
 # reader with portknockd's socket settings that only counts. Both see the
 # same packets at the same time and share the CPUs with the flood, so
-# neither is favoured. bench/cmd/synflood sends TCP SYNs from random
-# 127.x.y.z sources (x ≥ 1) to 7000 and 8000 as fast as it can, at most
-# COUNT packets and TIME seconds. During the flood, the portknock client
+# neither is favoured. bench/cmd/synflood sends TCP SYNs, each from a
+# source of its own (127.x.y.z, x ≥ 1), to 7000 and 8000 as fast as it
+# can, at most COUNT packets and TIME seconds. During the flood, the portknock client
 # knocks once from 127.0.0.1 and synflood sends KNOCKS more sequences from
 # 127.0.1.N; the door's command records who got in.
 #

@@ -625,7 +625,7 @@ func (d *Daemon) apply() error {
 func (d *Daemon) logStats() {
 	ms := d.matcher.Stats()
 	d.log.Info("matcher totals", "events", ms.Events, "outside", ms.Outside, "matches", ms.Matches,
-		"wrong_knocks", ms.WrongKnocks, "timeouts", ms.Timeouts, "evictions", ms.Evictions)
+		"wrong_knocks", ms.WrongKnocks, "timeouts", ms.Timeouts, "evictions", ms.Evictions, "peak_sources", ms.PeakSources)
 	for _, src := range d.sources {
 		src.logStats(d.log)
 	}

@@ -180,7 +180,7 @@ func (r *rig) knockUntilMatched(from, attempts int, more func() bool) (int, bool
 // lines the daemon logs when it stops.
 type nflogTotals struct {
 	packets, overflow, kernelDrops, overruns    int
-	matcherEvents, evictions, timeouts, matches int
+	matcherEvents, evictions, timeouts, matches, peakSources int
 	// reported is the sum of the drops the daemon logged as they
 	// happened ("kernel dropped N log messages").
 	reported, reports int
@@ -212,6 +212,7 @@ func (r *rig) stopAndCount() nflogTotals {
 	f = parseLog(mt[0])
 	tot.matcherEvents, tot.evictions = field(f, "events"), field(f, "evictions")
 	tot.timeouts, tot.matches = field(f, "timeouts"), field(f, "matches")
+	tot.peakSources = field(f, "peak_sources")
 	for _, l := range r.d.Lines() {
 		if f := parseLog(l); f != nil && strings.HasPrefix(f["msg"], "kernel dropped ") {
 			if f["input"] != "nflog:5" || f["group"] != "5" || f["msg"] != "kernel dropped "+f["dropped"]+" log messages" {
@@ -340,6 +341,9 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 	if want := spoofed - maxSources; tot.evictions+tot.timeouts < want {
 		t.Errorf("matcher evicted %d and timed out %d sources for %d spoofed first knocks, want at least %d together with max_sources %d",
 			tot.evictions, tot.timeouts, spoofed, want, maxSources)
+	}
+	if tot.peakSources == 0 || tot.peakSources > maxSources {
+		t.Errorf("matcher tracked up to %d sources at once, want at most max_sources %d", tot.peakSources, maxSources)
 	}
 }
 
