@@ -179,7 +179,7 @@ func (r *rig) knockUntilMatched(from, attempts int, more func() bool) (int, bool
 // nflogTotals are the NFLOG input's and the matcher's counters, from the
 // lines the daemon logs when it stops.
 type nflogTotals struct {
-	packets, overflow, kernelDrops, overruns    int
+	packets, overflow, kernelDrops, overruns                 int
 	matcherEvents, evictions, timeouts, matches, peakSources int
 	// reported is the sum of the drops the daemon logged as they
 	// happened ("kernel dropped N log messages").
