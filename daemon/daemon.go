@@ -75,6 +75,10 @@ type Daemon struct {
 	reload chan chan error
 }
 
+// ErrNoInputs is New's error for a configuration without inputs, which a
+// knockd.conf always is until -i names one.
+var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
+
 // New checks cfg and builds every part of the daemon. Nothing runs until
 // Run.
 //
@@ -99,7 +103,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	}
 	d.inputs = append(append([]config.Input(nil), cfg.Inputs...), opts.ExtraInputs...)
 	if len(d.inputs) == 0 {
-		return nil, errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
+		return nil, ErrNoInputs
 	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {

@@ -109,6 +109,21 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	var extra []config.Input
+	for _, spec := range *inputs {
+		in, err := config.ParseInputSpec(spec)
+		if err != nil {
+			fmt.Fprintf(stderr, "portknockd: -i %s: %v\n", spec, err)
+			return 2
+		}
+		extra = append(extra, in)
+	}
+	if len(cfg.Inputs)+len(extra) == 0 {
+		// Before the log file is opened: a knockd.conf run without -i
+		// must not create knockd's log file only to say so.
+		fmt.Fprintf(stderr, "portknockd: %s: %v\n", cfg.Path, daemon.ErrNoInputs)
+		return 1
+	}
 	level := slog.LevelInfo
 	if *debugLog || *verbose {
 		level = slog.LevelDebug
@@ -124,15 +139,6 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
-	}
-	var extra []config.Input
-	for _, spec := range *inputs {
-		in, err := config.ParseInputSpec(spec)
-		if err != nil {
-			fmt.Fprintf(stderr, "portknockd: -i %s: %v\n", spec, err)
-			return 2
-		}
-		extra = append(extra, in)
 	}
 
 	in, _ := stdin.(*os.File) // a text input reading "-" needs a file
