@@ -80,6 +80,9 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// "/var/lib/portknockd/" names the same directory, and its parent
+	// must be found as that of "/var/lib/portknockd".
+	dir = filepath.Clean(dir)
 	j := &Journal{dir: dir, path: filepath.Join(dir, FileName), log: log, pending: make(map[uint64]Record)}
 	fi, err := os.Stat(dir)
 	switch {
