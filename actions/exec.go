@@ -55,10 +55,11 @@ func execCommand(ctx context.Context, c Command, timeout time.Duration) result {
 		cmd = exec.CommandContext(cmdCtx, c.Argv[0], c.Argv[1:]...)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// killed is set when the group was killed: only then did the time
-	// limit (or shutdown) end the command. A command that exited by
-	// itself is judged by its exit status even if the deadline passed
-	// while Wait read what a background child still wrote.
+	// killed is set when the group was killed: only a command that then
+	// died of SIGKILL was ended by the time limit (or shutdown). One that
+	// exited by itself is judged by its exit status, even if the deadline
+	// passed while Wait read what a background child still wrote, or the
+	// kill came just after it exited.
 	killed := false
 	cmd.Cancel = func() error {
 		killed = true
@@ -87,7 +88,7 @@ func execCommand(ctx context.Context, c Command, timeout time.Duration) result {
 		}
 	}
 	switch {
-	case killed && errors.Is(cmdCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+	case killed && res.signal == syscall.SIGKILL.String() && errors.Is(cmdCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		res.timedOut = true
 		res.err = errTimedOut
 	case errors.Is(err, exec.ErrWaitDelay) && res.exitCode == 0 && ctx.Err() == nil:

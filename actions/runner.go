@@ -162,6 +162,9 @@ type Runner struct {
 	// extends are re-knocks' new due times by journal record, written by
 	// the journal writer outside the lock, for the same reason.
 	extends map[uint64]extension
+	// flushMu makes flushes one at a time, so that a later extension is
+	// never overwritten by an earlier one that lost the race.
+	flushMu sync.Mutex
 	jwake   chan struct{} // 1-buffered: tells the journal writer to flush
 	due     closeHeap     // entries whose start has run, by close deadline
 	running bool          // Run has been called
@@ -662,15 +665,12 @@ func (r *Runner) record(j *startJob) bool {
 		return false
 	}
 	e.jid = id
-	due := e.deadline
-	r.mu.Unlock()
-	if !due.Equal(rec.Due) {
+	if !e.deadline.Equal(rec.Due) {
 		// Extended while the record was written.
-		if err := jl.Extend(id, due); err != nil {
-			r.log.Warn("journal: extension not recorded; after a crash the door would close at its earlier time",
-				"door", j.door, "src", j.src, "err", err)
-		}
+		r.extends[id] = extension{e.key, e.deadline}
+		r.wakeJournal()
 	}
+	r.mu.Unlock()
 	return true
 }
 
@@ -680,36 +680,39 @@ func (r *Runner) record(j *startJob) bool {
 // like any open door. The daemon calls it before Run, and again during Run
 // when a reload opens the first journal.
 //
-// A close is never scheduled further ahead than the record's For (the
-// door's cmd_timeout when it opened): a due time beyond that means this
-// clock reads earlier than the one that wrote it, and waiting for the
-// clock to catch up could keep the door open for hours. Deadlines are
-// taken from this process's clock, so they also keep its monotonic
-// reading, as fresh opens do.
+// A close is never scheduled further ahead than the door stays open (the
+// record's For, or the door's cmd_timeout now if a reload raised it): a
+// due time beyond that means this clock reads earlier than the one that
+// wrote it, and waiting for the clock to catch up could keep the door
+// open for hours. Deadlines are taken from this process's clock, so they
+// also keep its monotonic reading, as fresh opens do.
 //
-// Two records for the same pair with the same stop command (a crash
-// between a reopen's record and the end of the close before it) are one
-// open door: the later close is kept and the earlier one marked done, so
-// that the earlier close cannot shut a door the pair still counts as open.
+// Two records for one pair (a reopen during a retried or given-up close,
+// or a crash between a reopen's record and the end of the close before
+// it) both run: each may undo a start of its own. Re-knocks extend the
+// later one.
 func (r *Runner) Restore(recs []journal.Record) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	overdue := 0
-	restored := make(map[openKey]*entry)
-	var kept []*entry
 	for _, rec := range recs {
 		src := sequence.NormalizeAddr(rec.Src)
 		left := rec.Due.Sub(now)
-		if rec.For > 0 && left > rec.For {
+		limit := rec.For
+		if d, ok := r.doors[rec.Door]; ok && limit > 0 {
+			limit = max(limit, d.CmdTimeout)
+		}
+		if limit > 0 && left > limit {
 			r.log.Warn("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout",
-				"door", rec.Door, "src", src, "due", rec.Due, "cmd_timeout", rec.For)
-			left = rec.For
+				"door", rec.Door, "src", src, "due", rec.Due, "cmd_timeout", limit)
+			left = limit
 		}
 		e := &entry{
 			key:      openKey{rec.Door, src},
 			stop:     rec.Stop,
 			deadline: now.Add(max(left, 0)),
+			openFor:  rec.For,
 			state:    stateOpen,
 			// The earlier run opened the door: whatever happens to a
 			// later start (a rerun dropped at shutdown), this close
@@ -718,39 +721,18 @@ func (r *Runner) Restore(recs []journal.Record) {
 			index:   -1,
 			jid:     rec.ID,
 		}
+		if cur := r.open[e.key]; cur == nil || cur.deadline.Before(e.deadline) {
+			r.open[e.key] = e
+		}
+		heap.Push(&r.due, e)
 		late := left <= 0
 		if late {
 			overdue++
 		}
 		r.log.Info("pending close restored from journal", "door", rec.Door, "src", src, "due", rec.Due, "overdue", late)
-		if x := restored[e.key]; x != nil && x.stop.String() == e.stop.String() {
-			// The same door for the same source, recorded twice: x
-			// keeps the later deadline and its record, the other
-			// record is done.
-			if x.deadline.Before(e.deadline) {
-				x.deadline, x.jid, e.jid = e.deadline, e.jid, x.jid
-			}
-			r.doneIDs = append(r.doneIDs, e.jid)
-			r.log.Info("duplicate pending close merged", "door", rec.Door, "src", src, "until", x.deadline)
-			continue
-		}
-		if cur := r.open[e.key]; cur == nil || cur.deadline.Before(e.deadline) {
-			// Differing stop commands for one pair (the door changed
-			// between two opens): both closes run, re-knocks extend the
-			// later.
-			r.open[e.key] = e
-		}
-		restored[e.key] = e
-		kept = append(kept, e)
-	}
-	for _, e := range kept {
-		heap.Push(&r.due, e)
 	}
 	if len(recs) > 0 {
 		r.log.Info("pending closes restored", "count", len(recs), "overdue", overdue)
-	}
-	if len(r.doneIDs) > 0 {
-		r.wakeJournal()
 	}
 	r.wakeScheduler()
 }
@@ -884,6 +866,13 @@ func (r *Runner) runStop(ctx context.Context, e *entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ok {
+		if cur := r.open[e.key]; cur != nil && cur != e && cur.state == stateOpen {
+			// An older close of a pair open again (two restored
+			// records) may have undone what the newer open relies on:
+			// its next knock runs the start again instead of only
+			// extending, so the knocker is not locked out.
+			cur.startFailed = true
+		}
 		r.forgetLocked(e)
 		return
 	}
@@ -945,6 +934,8 @@ func (r *Runner) writeJournal(ctx context.Context) {
 // journal, and syncs it when closes finished. It runs outside the lock, so
 // that Open never waits for the journal.
 func (r *Runner) flushJournal() {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	j, ids, exts := r.journal, r.doneIDs, r.extends
 	r.doneIDs = nil
