@@ -97,6 +97,23 @@ func startJournaled(t *testing.T, doors []Door, opts Options, setup func(*memJou
 	return runHarness(t, r, fake, logs), j
 }
 
+// startRestored starts a harness whose Runner has restored recs from a
+// memJournal that holds them.
+func startRestored(t *testing.T, doors []Door, opts Options, recs ...journal.Record) (*harness, *memJournal) {
+	fake := &fakeExec{}
+	j := newMemJournal(fake)
+	for _, r := range recs {
+		j.pending[r.ID] = r
+	}
+	opts.Journal = j
+	logs := newLogCapture()
+	opts.Logger = logs.logger()
+	r := NewRunner(doors, opts)
+	r.exec = fake.exec
+	r.Restore(recs)
+	return runHarness(t, r, fake, logs), j
+}
+
 // runHarness starts Run on a Runner built by the test.
 func runHarness(t *testing.T, r *Runner, fake *fakeExec, logs *logCapture) *harness {
 	ctx, stop := context.WithCancel(t.Context())
@@ -157,20 +174,11 @@ func TestRunnerRefusesUnjournaledOpen(t *testing.T) {
 
 func TestRunnerRestore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &fakeExec{}
-		j := newMemJournal(fake)
 		recs := []journal.Record{
 			{ID: 7, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(-time.Hour), Stop: Command{Shell: "close 192.0.2.1"}},
 			{ID: 8, Door: "gone", Src: netip.MustParseAddr("2001:db8::2"), Due: epoch.Add(5 * time.Second), Stop: Command{Argv: []string{"close6", "2001:db8::2"}}},
 		}
-		for _, r := range recs {
-			j.pending[r.ID] = r
-		}
-		logs := newLogCapture()
-		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
-		r.exec = fake.exec
-		r.Restore(recs)
-		h := runHarness(t, r, fake, logs)
+		h, j := startRestored(t, []Door{sshDoor}, Options{}, recs...)
 
 		synctest.Wait()
 		// The overdue close runs at once; the door that no longer exists
@@ -180,8 +188,8 @@ func TestRunnerRestore(t *testing.T) {
 		h.sleepTo(2 * time.Second)
 		h.r.Open(knock("gone", "2001:db8::2"))
 		synctest.Wait()
-		if len(logs.find("match for unknown door ignored")) != 1 {
-			t.Errorf("knock for a removed door: %s", logs.dump())
+		if len(h.logs.find("match for unknown door ignored")) != 1 {
+			t.Errorf("knock for a removed door: %s", h.logs.dump())
 		}
 		h.sleepTo(5 * time.Second)
 		h.wantCalls(call{0, "close 192.0.2.1"}, call{5 * time.Second, "close6 2001:db8::2"})
@@ -190,7 +198,7 @@ func TestRunnerRestore(t *testing.T) {
 		if !slices.Equal(done, []uint64{7, 8}) {
 			t.Errorf("done %v, want 7 and 8", done)
 		}
-		restored := logs.find("pending close restored from journal")
+		restored := h.logs.find("pending close restored from journal")
 		if len(restored) != 2 || restored[0].attrs["overdue"] != "true" || restored[1].attrs["overdue"] != "false" {
 			t.Errorf("restore log %+v", restored)
 		}
@@ -200,17 +208,10 @@ func TestRunnerRestore(t *testing.T) {
 
 func TestRunnerRestoredOpenExtends(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &fakeExec{}
-		j := newMemJournal(fake)
 		rec := journal.Record{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(5 * time.Second), Stop: Command{Shell: "close 192.0.2.1"}}
-		j.pending[3] = rec
-		logs := newLogCapture()
-		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
-		r.exec = fake.exec
-		r.Restore([]journal.Record{rec})
-		h := runHarness(t, r, fake, logs)
+		h, j := startRestored(t, []Door{sshDoor}, Options{}, rec)
 		h.sleepTo(2 * time.Second)
-		r.Open(knock("ssh", "192.0.2.1"))
+		h.r.Open(knock("ssh", "192.0.2.1"))
 		h.sleepTo(12*time.Second - time.Nanosecond)
 		h.wantCalls()
 		h.sleepTo(12 * time.Second)
@@ -305,22 +306,15 @@ func TestRunnerJournalFile(t *testing.T) {
 // shutdown, was opened by the earlier run: its close must still run.
 func TestRunnerRestoredRerunThenShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &fakeExec{}
-		j := newMemJournal(fake)
 		d := sshDoor
 		d.Reknock = config.ReknockRerun
 		hang := Door{Name: "hang", Start: Command{Shell: "hang %IP%"}}
 		rec := journal.Record{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(50 * time.Second), Stop: Command{Shell: "close 192.0.2.1"}}
-		j.pending[3] = rec
-		logs := newLogCapture()
-		r := NewRunner([]Door{d, hang}, Options{Journal: j, Logger: logs.logger(), MaxConcurrent: 1})
-		r.exec = fake.exec
-		fake.setSlow("hang 192.0.2.9", 25*time.Second)
-		r.Restore([]journal.Record{rec})
-		h := runHarness(t, r, fake, logs)
-		r.Open(knock("hang", "192.0.2.9"))
+		h, j := startRestored(t, []Door{d, hang}, Options{MaxConcurrent: 1}, rec)
+		h.fake.setSlow("hang 192.0.2.9", 25*time.Second)
+		h.r.Open(knock("hang", "192.0.2.9"))
 		synctest.Wait()
-		r.Open(knock("ssh", "192.0.2.1")) // rerun, queued behind hang
+		h.r.Open(knock("ssh", "192.0.2.1")) // rerun, queued behind hang
 		h.sleepTo(2 * time.Second)
 		h.shutdown()
 		h.wantCalls(call{0, "hang 192.0.2.9"}, call{2 * time.Second, "close 192.0.2.1"})
@@ -337,24 +331,15 @@ func TestRunnerRestoredRerunThenShutdown(t *testing.T) {
 // than only extending an open that close may have undone.
 func TestRunnerRestoreDuplicates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &fakeExec{}
-		j := newMemJournal(fake)
 		src := netip.MustParseAddr("192.0.2.1")
 		stop := Command{Shell: "close 192.0.2.1"}
 		recs := []journal.Record{
 			{ID: 4, Door: "ssh", Src: src, Due: epoch.Add(3 * time.Second), Stop: stop},
 			{ID: 5, Door: "ssh", Src: src, Due: epoch.Add(8 * time.Second), Stop: stop},
 		}
-		for _, r := range recs {
-			j.pending[r.ID] = r
-		}
-		logs := newLogCapture()
-		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
-		r.exec = fake.exec
-		r.Restore(recs)
-		h := runHarness(t, r, fake, logs)
+		h, j := startRestored(t, []Door{sshDoor}, Options{}, recs...)
 		h.sleepTo(5 * time.Second)
-		r.Open(knock("ssh", "192.0.2.1"))
+		h.r.Open(knock("ssh", "192.0.2.1"))
 		h.sleepTo(30 * time.Second)
 		h.wantCalls(call{3 * time.Second, "close 192.0.2.1"}, call{5 * time.Second, "open 192.0.2.1"}, call{15 * time.Second, "close 192.0.2.1"})
 		_, done, _, _ := j.snapshot()
@@ -372,24 +357,18 @@ func TestRunnerRestoreDuplicates(t *testing.T) {
 // when the clock catches up. Records without For keep their due time.
 func TestRunnerRestoreClockBehind(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &fakeExec{}
-		j := newMemJournal(fake)
 		recs := []journal.Record{
 			{ID: 1, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(24 * time.Hour), For: 10 * time.Second, Stop: Command{Shell: "close 192.0.2.1"}},
 			{ID: 2, Door: "ssh", Src: netip.MustParseAddr("192.0.2.2"), Due: epoch.Add(7 * time.Second), For: 10 * time.Second, Stop: Command{Shell: "close 192.0.2.2"}},
 			{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.3"), Due: epoch.Add(time.Minute), Stop: Command{Shell: "close 192.0.2.3"}},
 		}
-		for _, r := range recs {
-			j.pending[r.ID] = r
-		}
-		logs := newLogCapture()
-		r := NewRunner([]Door{sshDoor}, Options{Journal: j, Logger: logs.logger()})
-		r.exec = fake.exec
-		r.Restore(recs)
-		h := runHarness(t, r, fake, logs)
+		h, j := startRestored(t, []Door{sshDoor}, Options{}, recs...)
 		h.sleepTo(2 * time.Minute)
 		h.wantCalls(call{7 * time.Second, "close 192.0.2.2"}, call{10 * time.Second, "close 192.0.2.1"}, call{time.Minute, "close 192.0.2.3"})
-		if w := logs.find("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout"); len(w) != 1 || w[0].attrs["src"] != "192.0.2.1" {
+		if pending, _, _, _ := j.snapshot(); len(pending) != 0 {
+			t.Errorf("journal still holds %+v after every close ran", pending)
+		}
+		if w := h.logs.find("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout"); len(w) != 1 || w[0].attrs["src"] != "192.0.2.1" {
 			t.Errorf("clock warning %+v", w)
 		}
 		h.shutdown()
