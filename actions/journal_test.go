@@ -342,10 +342,10 @@ func TestRunnerRestoreDuplicates(t *testing.T) {
 		h.r.Open(knock("ssh", "192.0.2.1"))
 		h.sleepTo(30 * time.Second)
 		h.wantCalls(call{3 * time.Second, "close 192.0.2.1"}, call{5 * time.Second, "open 192.0.2.1"}, call{15 * time.Second, "close 192.0.2.1"})
-		_, done, _, _ := j.snapshot()
+		_, done, extends, _ := j.snapshot()
 		slices.Sort(done)
-		if !slices.Equal(done, []uint64{4, 5}) {
-			t.Errorf("journal: done %v, want 4 and 5", done)
+		if !slices.Equal(done, []uint64{4, 5}) || !slices.Equal(extends, []time.Duration{15 * time.Second}) {
+			t.Errorf("journal: done %v, extends %v; want 4 and 5 done, the reopen's close moved to 15s", done, extends)
 		}
 		h.shutdown()
 	})

@@ -423,9 +423,20 @@ func (r *Runner) Open(m sequence.Match) {
 	deadline := now.Add(d.CmdTimeout)
 	old := r.open[key]
 	if old != nil && old.state != stateClosing {
+		extendJournal := func() {
+			if old.jid != 0 {
+				// Written by the journal writer: Open must not wait for
+				// the journal, whose lock another open holds across its
+				// fsync. If the line is lost in a crash, the door closes
+				// at its earlier time.
+				r.extends[old.jid] = extension{key, deadline}
+				r.wakeJournal()
+			}
+		}
 		if old.state == stateOpen && old.startFailed {
 			// Nothing was opened last time; try again rather than only
 			// extending. The close stays scheduled either way.
+			extendJournal()
 			r.retryLocked(old, job(start, false), deadline)
 			return
 		}
@@ -433,14 +444,7 @@ func (r *Runner) Open(m sequence.Match) {
 			r.log.Info("re-knock ignored, door already open", "door", d.Name, "src", src, "until", old.deadline)
 			return
 		}
-		if old.jid != 0 {
-			// Written by the journal writer: Open must not wait for the
-			// journal, whose lock another open holds across its fsync.
-			// If the line is lost in a crash, the door closes at its
-			// earlier time.
-			r.extends[old.jid] = extension{key, deadline}
-			r.wakeJournal()
-		}
+		extendJournal()
 		r.extended.Add(1)
 		if d.Reknock == config.ReknockRerun && old.state == stateOpen && (!start.IsZero() || hasSet) {
 			// Through the entry, so that its close is scheduled after
