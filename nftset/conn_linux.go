@@ -87,11 +87,17 @@ func (c *Conn) Check(ref Ref, ipv6 bool) error {
 	if err != nil {
 		return err
 	}
+	return checkSet(nc, ref, ipv6, true)
+}
+
+// checkSet looks the set up and says what keeps it from taking addresses
+// of the family (with timeouts when needTimeout), or returns nil.
+func checkSet(nc *nftables.Conn, ref Ref, ipv6, needTimeout bool) error {
 	info, err := lookup(nc, ref)
 	if err != nil {
 		return err
 	}
-	return info.problem(ref, ipv6, true)
+	return info.problem(ref, ipv6, needTimeout)
 }
 
 // lookup reads the set's declaration from the kernel.
@@ -132,11 +138,7 @@ func explain(ref Ref, op string, err error) error {
 // wrong length and for a timeout on a set without the flag; the set's
 // declaration tells which.
 func diagnose(nc *nftables.Conn, ref Ref, ipv6, needTimeout bool, op string) error {
-	info, err := lookup(nc, ref)
-	if err == nil {
-		err = info.problem(ref, ipv6, needTimeout)
-	}
-	if err != nil {
+	if err := checkSet(nc, ref, ipv6, needTimeout); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
@@ -183,11 +185,7 @@ func (c *Conn) Add(ref Ref, addr netip.Addr, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	info, err := lookup(nc, ref)
-	if err == nil {
-		err = info.problem(ref, ipv6, true)
-	}
-	switch {
+	switch err := checkSet(nc, ref, ipv6, true); {
 	case errors.Is(err, os.ErrPermission):
 		// Already names the set and what is missing.
 		return err
