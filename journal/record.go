@@ -60,9 +60,24 @@ type line struct {
 	Door  string     `json:"door,omitempty"`
 	Src   netip.Addr `json:"src,omitzero"`
 	Due   time.Time  `json:"due,omitzero"`
-	For   string     `json:"for,omitempty"`
+	For   duration   `json:"for,omitzero"`
 	Shell string     `json:"shell,omitempty"`
 	Argv  []string   `json:"argv,omitempty"`
+}
+
+// duration is a positive time.Duration written as Go prints it ("30s"),
+// readable in the file and parsed once, by decode.
+type duration time.Duration
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || v <= 0 {
+		return fmt.Errorf("for %q is not a positive duration", b)
+	}
+	*d = duration(v)
+	return nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -118,11 +133,6 @@ func decode(b []byte) (line, error) {
 		if l.Door == "" || !l.Src.IsValid() || l.Due.IsZero() {
 			return l, errors.New("bad record: open without door, src or due")
 		}
-		if l.For != "" {
-			if d, err := time.ParseDuration(l.For); err != nil || d <= 0 {
-				return l, fmt.Errorf("bad record: for %q is not a positive duration", l.For)
-			}
-		}
 		if (l.Shell == "") == (len(l.Argv) == 0) {
 			return l, errors.New("bad record: open needs exactly one of shell and argv")
 		}
@@ -138,11 +148,7 @@ func decode(b []byte) (line, error) {
 }
 
 func openLine(r Record) line {
-	l := line{Op: opOpen, ID: r.ID, Door: r.Door, Src: r.Src, Due: r.Due.UTC(), Shell: r.Stop.Shell, Argv: r.Stop.Argv}
-	if r.For > 0 {
-		l.For = r.For.String()
-	}
-	return l
+	return line{Op: opOpen, ID: r.ID, Door: r.Door, Src: r.Src, Due: r.Due.UTC(), For: duration(max(r.For, 0)), Shell: r.Stop.Shell, Argv: r.Stop.Argv}
 }
 
 // Damage is one line of a journal that could not be read.
@@ -184,8 +190,7 @@ func replay(data []byte) (pending []Record, damaged []Damage, maxID uint64) {
 		i, known := byID[l.ID]
 		switch l.Op {
 		case opOpen:
-			r := Record{ID: l.ID, Door: l.Door, Src: l.Src, Due: l.Due, Stop: config.Command{Shell: l.Shell, Argv: l.Argv}}
-			r.For, _ = time.ParseDuration(l.For) // checked by decode; "" is 0
+			r := Record{ID: l.ID, Door: l.Door, Src: l.Src, Due: l.Due, For: time.Duration(l.For), Stop: config.Command{Shell: l.Shell, Argv: l.Argv}}
 			if known {
 				pending[i] = r
 				continue
