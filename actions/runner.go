@@ -530,16 +530,14 @@ func (r *Runner) enqueueLocked(j *startJob) bool {
 	}
 }
 
-func (r *Runner) wakeJournal() {
-	select {
-	case r.jwake <- struct{}{}:
-	default:
-	}
-}
+func (r *Runner) wakeJournal()   { poke(r.jwake) }
+func (r *Runner) wakeScheduler() { poke(r.wake) }
 
-func (r *Runner) wakeScheduler() {
+// poke signals a 1-buffered wake-up channel without waiting: one signal
+// pending is enough for the goroutine to look again.
+func poke(ch chan<- struct{}) {
 	select {
-	case r.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
