@@ -253,11 +253,12 @@ func (d *Daemon) openJournal(dir string) ([]journal.Record, error) {
 	}
 	for _, e := range errs {
 		var de *journal.DamageError
-		if errors.As(e, &de) && de.SetAside != "" {
-			d.log.Error("close journal damaged; readable records kept, damaged lines set aside", "dir", dir, "err", e)
-			continue
-		} else if de != nil {
-			d.log.Error("close journal damaged; readable records kept, damaged lines kept in the journal until they can be set aside", "dir", dir, "err", e)
+		if errors.As(e, &de) {
+			kept := "damaged lines set aside"
+			if de.SetAside == "" {
+				kept = "damaged lines kept in the journal until they can be set aside"
+			}
+			d.log.Error("close journal damaged; readable records kept, "+kept, "dir", dir, "err", e)
 			continue
 		}
 		d.log.Error("state_dir not writable: doors with a timed close will not open until it is", "dir", dir, "err", e)
