@@ -33,10 +33,8 @@ func Require(t testing.TB, commands ...string) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (network namespaces and firewall rules need it)")
 	}
-	for _, c := range commands {
-		if _, err := exec.LookPath(c); err != nil {
-			missing = append(missing, fmt.Sprintf("command %q on PATH", c))
-		}
+	for _, c := range missingCommands(commands...) {
+		missing = append(missing, fmt.Sprintf("command %q on PATH", c))
 	}
 	if len(missing) == 0 {
 		return

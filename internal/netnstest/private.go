@@ -32,7 +32,7 @@ const envPrivate = "PORTKNOCK_TEST_PRIVATE_NS"
 // test killed half-way leaves nothing mounted on the host. Both go away
 // with the process.
 func MainPrivate(m *testing.M) {
-	if os.Getenv(envPrivate) == "" && runtime.GOOS == "linux" && os.Geteuid() == 0 && hasCommands("unshare", "ip") {
+	if os.Getenv(envPrivate) == "" && runtime.GOOS == "linux" && os.Geteuid() == 0 && len(missingCommands("unshare", "ip")) == 0 {
 		cmd := exec.Command("unshare", append([]string{"--net", "--mount", "--propagation", "private", "--", "sh", "-c",
 			`ip link set lo up && exec "$0" "$@"`, os.Args[0]}, os.Args[1:]...)...)
 		cmd.Env = append(os.Environ(), envPrivate+"=1")
@@ -73,11 +73,13 @@ func skipOrFail(t testing.TB, msg string) {
 	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, EnvRequired)
 }
 
-func hasCommands(names ...string) bool {
+// missingCommands returns the names not found on PATH.
+func missingCommands(names ...string) []string {
+	var missing []string
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			return false
+			missing = append(missing, n)
 		}
 	}
-	return true
+	return missing
 }
