@@ -272,6 +272,18 @@ func (p *Proc) Exited() (bool, error) {
 // t when the time runs out or the process exits without such a line.
 func (p *Proc) WaitLine(t testing.TB, from int, timeout time.Duration, what string, match func(string) bool) (int, string) {
 	t.Helper()
+	i, line, err := p.FindLine(from, timeout, what, match)
+	if err != nil {
+		// Start's cleanup logs the output of a failed test.
+		t.Fatal(err)
+	}
+	return i, line
+}
+
+// FindLine is WaitLine for a caller that can do without the line, such as
+// a goroutine of a test: instead of failing a test it returns an error,
+// naming what, when the time runs out or the process exits first.
+func (p *Proc) FindLine(from int, timeout time.Duration, what string, match func(string) bool) (int, string, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for i := from; ; {
@@ -280,19 +292,18 @@ func (p *Proc) WaitLine(t testing.TB, from int, timeout time.Duration, what stri
 			if match(p.lines[i]) {
 				line := p.lines[i]
 				p.mu.Unlock()
-				return i, line
+				return i, line, nil
 			}
 		}
 		exited, werr, changed := p.exited, p.waitErr, p.changed
 		p.mu.Unlock()
 		if exited {
-			// Start's cleanup logs the output of a failed test.
-			t.Fatalf("%s exited (%v) without logging %s", p.name, werr, what)
+			return 0, "", fmt.Errorf("%s exited (%v) without logging %s", p.name, werr, what)
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("%s did not log %s within %v", p.name, what, timeout)
+			return 0, "", fmt.Errorf("%s did not log %s within %v", p.name, what, timeout)
 		}
 	}
 }
