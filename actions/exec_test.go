@@ -94,10 +94,6 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 	assertDead(t, pid)
 }
 
-// TestExecBackgroundChildAfterSuccess checks that a command which exits
-// successfully but leaves a background child holding its output (knockd's
-// "(sleep 30; iptables -D ...) &" idiom) counts as a success and does not
-// hold the worker until the child exits.
 // TestExecStderrTail: a failing command's error message is kept even when
 // stdout was chattier than the whole tail.
 func TestExecStderrTail(t *testing.T) {
@@ -137,6 +133,10 @@ func TestExecSuccessNotTimedOutByWaitDelay(t *testing.T) {
 	}
 }
 
+// TestExecBackgroundChildAfterSuccess checks that a command which exits
+// successfully but leaves a background child holding its output (knockd's
+// "(sleep 30; iptables -D ...) &" idiom) counts as a success and does not
+// hold the worker until the child exits.
 func TestExecBackgroundChildAfterSuccess(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
