@@ -18,6 +18,10 @@
 // a text input's path, logfile, pidfile) are taken relative to the directory
 // of the configuration file, because a daemon's working directory is rarely
 // the one its configuration was written in.
+//
+// The file names commands the daemon runs, so Load believes it only when
+// root or the daemon's user owns it and no one else can write to it or to a
+// directory on the way (see CheckFile).
 package config
 
 import (
@@ -25,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -33,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"portknock/internal/filetrust"
 	"portknock/nftset"
 	"portknock/sequence"
 )
@@ -370,8 +376,32 @@ func compareSteps(a, b sequence.Step) int {
 	return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
 }
 
-// Load reads the file at path and parses it with Parse.
+// Load judges the file at path as the daemon must (see CheckFile), then
+// reads it and parses it with Parse. The daemon loads its configuration
+// with Load only: the file names commands it runs.
 func Load(path string) (*Config, error) {
+	if err := CheckFile(path, uint32(os.Geteuid())); err != nil {
+		return nil, err
+	}
+	return ReadFile(path)
+}
+
+// CheckFile judges whether a daemon running as uid may believe the
+// configuration at path: it must be owned by root or uid and not writable
+// by group or others, nor may any directory on the way to it be (see
+// package filetrust). A missing file is left to the reading to report.
+func CheckFile(path string, uid uint32) error {
+	err := filetrust.CheckAs(path, filetrust.Config, uid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// ReadFile reads the file at path and parses it with Parse, without
+// judging who may have written it: portknockd check judges with CheckFile
+// and then reads the file anyway, to report every problem at once.
+func ReadFile(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
