@@ -82,6 +82,12 @@ var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration o
 // New checks cfg and builds every part of the daemon. Nothing runs until
 // Run.
 //
+// Every file New reads is judged first (see package filetrust): a FIFO or
+// file input, a one-time sequence file, or state_dir and its journal that
+// root or the daemon's user does not own, or that others can write to,
+// stops the start before anything in it is used. The configuration file
+// itself is the caller's to judge (config.Load does).
+//
 // If New fails after reading the close journal (a missing nftables set, an
 // input that cannot bind), it runs the closes it read before returning,
 // as a clean stop would: no daemon will be there to run them on time.
@@ -104,6 +110,12 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	d.inputs = append(append([]config.Input(nil), cfg.Inputs...), opts.ExtraInputs...)
 	if len(d.inputs) == 0 {
 		return nil, ErrNoInputs
+	}
+	// Before anything is read or run: an input someone else can write
+	// to would let them knock from any address. The sources judge again
+	// when they open.
+	if err := CheckInputs(d.inputs, uint32(os.Geteuid())); err != nil {
+		return nil, err
 	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
@@ -189,6 +201,21 @@ func (d *Daemon) needsJournal(cfg *config.Config) bool {
 	// Anything but a clear "not there" (a permission error, say) goes to
 	// Open, which reports it.
 	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+}
+
+// CheckInputs judges every FIFO and file input for a daemon running as uid
+// (see textlog.CheckInput), and returns every problem found, joined.
+func CheckInputs(inputs []config.Input, uid uint32) error {
+	var errs []error
+	for _, in := range inputs {
+		if in.Type != config.InputText {
+			continue
+		}
+		if err := textlog.CheckInput(in.Path, uid); err != nil {
+			errs = append(errs, fmt.Errorf("input %s: %w", in.String(), err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // sets returns the daemon's nftables connection, made on first use: a
