@@ -25,6 +25,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nflog"
 	"portknock/nftset"
@@ -194,10 +195,18 @@ func (d *Daemon) needsJournal(cfg *config.Config) bool {
 	if d.opts.DryRun {
 		return false
 	}
+	return UsesStateDir(cfg, d.running.StateDir)
+}
+
+// UsesStateDir reports whether a daemon running cfg with the given
+// state_dir opens its close journal there: a door closes itself later, or
+// an earlier run left a journal whose closes are still to run. Only then is
+// state_dir read, and judged.
+func UsesStateDir(cfg *config.Config, stateDir string) bool {
 	if hasTimedClose(cfg) {
 		return true
 	}
-	_, err := os.Lstat(filepath.Join(d.running.StateDir, journal.FileName))
+	_, err := os.Lstat(filepath.Join(stateDir, journal.FileName))
 	// Anything but a clear "not there" (a permission error, say) goes to
 	// Open, which reports it.
 	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
@@ -211,7 +220,7 @@ func CheckInputs(inputs []config.Input, uid uint32) error {
 		if in.Type != config.InputText {
 			continue
 		}
-		if err := textlog.CheckInput(in.Path, uid); err != nil {
+		for _, err := range filetrust.Split(textlog.CheckInput(in.Path, uid)) {
 			errs = append(errs, fmt.Errorf("input %s: %w", in.String(), err))
 		}
 	}

@@ -196,12 +196,8 @@ func CheckDir(dir string, uid uint32) error {
 
 // stateDirError says which setting each of err's problems is about.
 func stateDirError(err error) error {
-	u, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return fmt.Errorf("state_dir: %w", err)
-	}
 	var errs []error
-	for _, e := range u.Unwrap() {
+	for _, e := range filetrust.Split(err) {
 		errs = append(errs, fmt.Errorf("state_dir: %w", e))
 	}
 	return errors.Join(errs...)

@@ -267,3 +267,21 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// Split returns the problems joined in err (as Check joins them), one
+// error each, so that a caller can give each its own context and line.
+// A nil err has none.
+func Split(err error) []error {
+	u, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		if err == nil {
+			return nil
+		}
+		return []error{err}
+	}
+	var out []error
+	for _, e := range u.Unwrap() {
+		out = append(out, Split(e)...)
+	}
+	return out
+}

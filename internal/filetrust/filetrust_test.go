@@ -1,6 +1,7 @@
 package filetrust
 
 import (
+	"errors"
 	"io/fs"
 	"strings"
 	"testing"
@@ -190,5 +191,19 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	a, b, c := &Error{Path: "a"}, &Error{Path: "b"}, &Error{Path: "c"}
+	got := Split(errors.Join(a, errors.Join(b, nil, c)))
+	if len(got) != 3 || got[0] != a || got[1] != b || got[2] != c {
+		t.Errorf("Split of nested joins = %v", got)
+	}
+	if got := Split(a); len(got) != 1 || got[0] != a {
+		t.Errorf("Split of one error = %v", got)
+	}
+	if got := Split(nil); got != nil {
+		t.Errorf("Split(nil) = %v", got)
 	}
 }
