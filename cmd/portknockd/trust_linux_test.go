@@ -222,7 +222,7 @@ func TestStartRefusesUntrustedConfig(t *testing.T) {
 	chmod(t, d.cfg, 0o644)
 	chownNobody(t, d.cfg)
 	code, _, errOut = runArgs(t, "", "-c", d.cfg, "--dry-run")
-	if code != 1 || !strings.Contains(errOut, "owned by nobody (uid 65534), mode 0644: its owner is neither root nor root (uid 0)") ||
+	if code != 1 || !strings.Contains(errOut, "owned by nobody (uid 65534), mode 0644: its owner is not root, whom the daemon runs as") ||
 		!strings.Contains(errOut, "fix: chown root:root "+d.cfg) {
 		t.Errorf("start on nobody's configuration: exit %d:\n%s", code, errOut)
 	}

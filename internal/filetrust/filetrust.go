@@ -174,7 +174,11 @@ func (e *Error) Error() string {
 	}
 	fmt.Fprintf(&b, "owned by %s, mode %s: ", describeUser(e.Owner, e.Stat.UID), octal(e.Stat.Mode))
 	var why []string
-	if e.Problems&Owner != 0 {
+	switch {
+	case e.Problems&Owner == 0:
+	case e.UID == 0:
+		why = append(why, "its owner is not root, whom the daemon runs as")
+	default:
 		why = append(why, "its owner is neither root nor "+describeUser(e.User, e.UID)+", whom the daemon runs as")
 	}
 	if w := whom(e.Problems&writes, GroupWrite, OtherWrite); w != "" {

@@ -82,7 +82,7 @@ func TestErrorMessage(t *testing.T) {
 			err: Error{Path: "/etc/portknockd.toml", At: "/etc/portknockd.toml", As: Config,
 				Stat: Stat{65534, 0o666}, Problems: Owner | GroupWrite | OtherWrite, Owner: "nobody", UID: 0, User: "root"},
 			want: []string{"/etc/portknockd.toml: not trusted: owned by nobody (uid 65534), mode 0666: ",
-				"its owner is neither root nor root (uid 0), whom the daemon runs as",
+				"its owner is not root, whom the daemon runs as",
 				"its group and others can write to it"},
 			fix: "chown root:root /etc/portknockd.toml && chmod go-w /etc/portknockd.toml",
 		},
