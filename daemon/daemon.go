@@ -47,8 +47,13 @@ type Options struct {
 	ExtraInputs []config.Input
 	// Load reads the configuration again on Reload; nil disables reload.
 	Load func() (*config.Config, error)
-	// Now is the clock; time.Now when nil.
+	// Now is the wall clock, for logs and the close journal; time.Now when
+	// nil.
 	Now func() time.Time
+	// Mono is the monotonic clock knock timeouts run on; time since New
+	// when nil. It is separate from Now so that a step of the wall clock
+	// neither extends nor cuts an attempt.
+	Mono func() time.Duration
 	// Stdin is what a text input reading "-" reads; os.Stdin when nil.
 	Stdin *os.File
 }
@@ -58,6 +63,7 @@ type Daemon struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
+	mono   func() time.Duration
 	cfg    *config.Config
 	inputs []config.Input
 	// running holds the [daemon] settings in force: they are fixed at
@@ -90,6 +96,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		opts:    opts,
 		log:     opts.Logger,
 		now:     opts.Now,
+		mono:    opts.Mono,
 		cfg:     cfg,
 		running: cfg.Daemon,
 		events:  make(chan sequence.Event, QueueSize),
@@ -100,6 +107,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	}
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.mono == nil {
+		start := time.Now()
+		d.mono = func() time.Duration { return time.Since(start) }
 	}
 	d.inputs = append(append([]config.Input(nil), cfg.Inputs...), opts.ExtraInputs...)
 	if len(d.inputs) == 0 {
@@ -342,6 +353,7 @@ func (s textSource) name() string { return s.Name }
 
 func (s textSource) run(ctx context.Context, d *Daemon) error {
 	return s.Run(ctx, func(ev *sequence.Event) {
+		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 		case <-ctx.Done():
@@ -369,6 +381,7 @@ func (s nflogSource) name() string { return s.Name }
 
 func (s nflogSource) run(ctx context.Context, d *Daemon) error {
 	return s.Run(ctx, func(ev *sequence.Event) bool {
+		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 			return true
@@ -392,6 +405,7 @@ func (s syslogSource) name() string { return s.Name }
 
 func (s syslogSource) run(ctx context.Context, d *Daemon) error {
 	return s.Run(ctx, func(ev *sequence.Event) {
+		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 		case <-ctx.Done():
@@ -519,14 +533,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var armed time.Time // when the timer fires; zero when stopped
+	var armed time.Duration // when the timer fires, on d.mono; 0 when stopped
 	arm := func() {
 		next, ok := d.matcher.NextExpiry()
-		if !ok || (!armed.IsZero() && !next.Before(armed)) {
+		if !ok || (armed != 0 && next >= armed) {
 			return
 		}
 		armed = next
-		timer.Reset(max(next.Sub(d.now()), 0))
+		timer.Reset(max(next-d.mono(), 0))
 	}
 	var out []sequence.Match
 	verbose := d.log.Enabled(ctx, slog.LevelDebug)
@@ -546,8 +560,8 @@ func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 		case ev := <-d.events:
 			handle(&ev)
 		case <-timer.C:
-			armed = time.Time{}
-			d.matcher.Expire(d.now())
+			armed = 0
+			d.matcher.Expire(d.mono())
 			arm()
 		case done := <-d.reload:
 			err := d.apply()
