@@ -420,6 +420,8 @@ func parseAs(path string, data []byte, format string) (*Config, error) {
 		return nil, pr.err()
 	}
 	c.Doors = finishDoors(drafts, c.Format, pr)
+	warnSweeps(c.Doors, pr)
+	warnUnfiltered(c.Inputs, pr)
 	if len(drafts) == 0 && (!pr.doorSeen || len(pr.errs) == 0) {
 		if c.Format == FormatKnockd {
 			pr.errorf(0, "", "no door: a knockd.conf needs at least one [name] section with a sequence")
