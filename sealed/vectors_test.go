@@ -2,7 +2,11 @@ package sealed
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -162,5 +166,40 @@ func TestVectors(t *testing.T) {
 				t.Errorf("Open = %+v, want %+v", got, b)
 			}
 		})
+	}
+}
+
+// TestDocVectors keeps docs/sealed.md's printed vectors equal to the ones
+// tested here.
+func TestDocVectors(t *testing.T) {
+	doc, err := os.ReadFile("../docs/sealed.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	k := vectorKey()
+	want := []string{vectorAESKey, vectorTagKey, vectorKeyFile, hex.EncodeToString(k[:]), InfoAES, InfoTag}
+	for _, v := range vectors {
+		ports := make([]string, len(v.ports))
+		for i, p := range v.ports {
+			ports[i] = strconv.Itoa(int(p))
+		}
+		want = append(want,
+			fmt.Sprintf("**%s** — ", v.name),
+			"tag         "+v.tag+"\n",
+			"plain       "+v.plain+"\n",
+			"ciphertext  "+v.cipher+"\n",
+			"ports       "+strings.Join(ports, " ")+"\n",
+			fmt.Sprintf("door id %d, base %d, time", v.id, v.base),
+			"nonce `"+v.nonce+"`",
+		)
+		if src := v.src(); src.IsValid() {
+			want = append(want, "tag input   "+hex.EncodeToString(src.Unmap().AsSlice())+"\n")
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("docs/sealed.md lacks %q", w)
+		}
 	}
 }
