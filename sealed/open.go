@@ -167,10 +167,9 @@ type Opener struct {
 func NewOpener(k Key) *Opener {
 	aesKey, tagKey := k.subKeys()
 	o := &Opener{block: newAES(aesKey), mac: hmac.New(sha256.New, tagKey[:])}
-	// The first Reset after a Sum makes hmac save its keyed state, which
-	// allocates; do it now rather than on the first knock.
-	o.tag(netip.IPv6Unspecified())
-	o.tag(netip.IPv6Unspecified())
+	// hmac saves its keyed state on the first Reset, which allocates; do
+	// it now rather than on the first valid knock.
+	o.mac.Reset()
 	return o
 }
 
