@@ -12,7 +12,7 @@ const BlockSize = 16
 // Magic ends every plain block: "PK" and the format version. A block
 // decrypted with the wrong key, or from a corrupted or forged set of
 // knocks, has these three bytes right with chance 2⁻²⁴.
-var Magic = [3]byte{'P', 'K', 0x01}
+const Magic = "PK\x01"
 
 // Block is a sealed block in the clear. On the wire it is, big-endian:
 //
@@ -44,14 +44,14 @@ func (b Block) Marshal() [BlockSize]byte {
 	copy(p[4:8], b.Nonce[:])
 	copy(p[8:12], b.Tag[:])
 	p[12] = b.ID
-	copy(p[13:16], Magic[:])
+	copy(p[13:16], Magic)
 	return p
 }
 
 // Unmarshal reads a plain block. It reports false when the magic is wrong:
 // the block was encrypted with another key, or is not a block at all.
 func Unmarshal(p [BlockSize]byte) (Block, bool) {
-	if p[13] != Magic[0] || p[14] != Magic[1] || p[15] != Magic[2] {
+	if string(p[13:16]) != Magic {
 		return Block{}, false
 	}
 	var b Block

@@ -96,7 +96,7 @@ func FuzzOpen(f *testing.F) {
 				t.Fatalf("key rejection returned block %+v", b)
 			}
 		case ReasonSource, ReasonSkew:
-			if again := b.Marshal(); !bytes.Equal(again[13:], Magic[:]) {
+			if again := b.Marshal(); !bytes.Equal(again[13:], []byte(Magic)) {
 				t.Fatalf("rejected block %+v lost its magic", b)
 			}
 		default:
@@ -152,7 +152,7 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		p := [BlockSize]byte(pb)
 		b, ok := Unmarshal(p)
-		if ok != bytes.Equal(pb[13:], Magic[:]) {
+		if ok != bytes.Equal(pb[13:], []byte(Magic)) {
 			t.Fatalf("Unmarshal(%x) ok = %v", pb, ok)
 		}
 		if ok && b.Marshal() != p {

@@ -28,7 +28,8 @@ const (
 // Key is a shared secret between a client and a daemon: 32 random bytes.
 // It formats as "sealed.Key(redacted)" with fmt and slog, so a key that
 // ends up in a log line or an error message does not leak; the bytes are
-// reached only by indexing or MarshalText.
+// reached only by indexing or MarshalText. (fmt cannot call methods on
+// unexported struct fields: a Key kept in one prints raw with %v.)
 type Key [KeySize]byte
 
 // keyHeader starts every key file written by MarshalText. ParseKey skips
