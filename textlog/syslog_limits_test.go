@@ -314,3 +314,22 @@ func TestSyslogSenders(t *testing.T) {
 		t.Errorf("senders without connections are remembered: %v", s.open)
 	}
 }
+
+// FuzzLoopbackListen checks LoopbackListen against the net package's own
+// reading of the address: only a host:port whose host is a loopback IP
+// address may pass.
+func FuzzLoopbackListen(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:514", "[::1]:514", ":514", "[::ffff:127.0.0.1]:1", "localhost:514", "[fe80::1%lo]:1", "0.0.0.0:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		if !LoopbackListen(addr) {
+			return
+		}
+		host, _, err := net.SplitHostPort(addr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() {
+			t.Fatalf("LoopbackListen(%q) = true; the net package reads host %q (%v): not a loopback address", addr, host, err)
+		}
+	})
+}
