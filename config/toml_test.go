@@ -612,7 +612,7 @@ path = "/x"
 `+okDoor), FormatTOML)
 	checkProblems(t, problemList(t, err), []string{
 		`t.toml:3: listen: want host:port`,
-		`t.toml:4: network: want "udp" or "tcp", got "sctp"`,
+		`t.toml:4: network: want "udp", "tcp", "tls", got "sctp"`,
 		`t.toml:5: allow: "not an address" is neither an address nor a prefix`,
 		`t.toml:6: path: only text inputs take this key`,
 	})

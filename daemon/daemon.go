@@ -417,7 +417,26 @@ func (s syslogSource) logStats(log *slog.Logger) {
 	st := s.Stats()
 	log.Info("input totals", "input", s.Name, "messages", st.Messages, "lines", st.Lines, "events", st.Events,
 		"skipped", sum(st.Skipped[:]), "denied", st.Denied, "oversize", st.Oversize, "malformed", st.Malformed,
-		"refused", st.Refused, "idle", st.Idle)
+		"refused", st.Refused, "refused_sender", st.RefusedSender, "slow", st.Slow, "handshake_failed", st.Handshake, "idle", st.Idle)
+}
+
+// loadTLS reads a TLS listener's certificate, key and client CAs again
+// from the files it was started with, and returns what puts them in force;
+// nil for a listener without TLS.
+func (s syslogSource) loadTLS() (func() error, error) {
+	if s.TLS == nil {
+		return nil, nil
+	}
+	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+	}
+	return func() error { return s.SetTLS(creds) }, nil
+}
+
+// syslogTLSFiles names the TLS files of a syslog input.
+func syslogTLSFiles(in config.Input) textlog.SyslogTLSFiles {
+	return textlog.SyslogTLSFiles{Cert: in.TLSCert, Key: in.TLSKey, ClientCA: in.TLSClientCA}
 }
 
 func (d *Daemon) newSource(in config.Input) (source, error) {
@@ -441,13 +460,21 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			return nil, fmt.Errorf("input %s: %w", in.String(), err)
 		}
 		l := &textlog.SyslogListener{
-			Name:    in.String(),
-			Network: in.Network,
-			Addr:    in.Listen,
-			Allow:   in.Allow,
-			Parser:  textlog.Parser{Format: format, Prefix: in.Prefix},
-			Now:     d.now,
-			Logger:  d.log,
+			Name:            in.String(),
+			Network:         in.Network,
+			Addr:            in.Listen,
+			AcceptSpoofable: in.AcceptSpoofable,
+			Allow:           in.Allow,
+			MessageTimeout:  in.MessageTimeLimit,
+			IdleTimeout:     in.IdleTimeLimit,
+			Parser:          textlog.Parser{Format: format, Prefix: in.Prefix},
+			Now:             d.now,
+			Logger:          d.log,
+		}
+		if in.Network == config.SyslogTLS {
+			if l.TLS, err = textlog.LoadSyslogCredentials(syslogTLSFiles(in)); err != nil {
+				return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			}
 		}
 		// Bind now, so that a port in use or a missing capability stops
 		// the daemon at start with a clear error.
@@ -604,6 +631,20 @@ func (d *Daemon) apply() error {
 			return fail(err)
 		}
 	}
+	// Renewed certificates are read with the rest, and refuse the reload
+	// as the rest does when they are unusable.
+	var renewTLS []func() error
+	for _, src := range d.sources {
+		if s, ok := src.(syslogSource); ok {
+			swap, err := s.loadTLS()
+			if err != nil {
+				return fail(err)
+			}
+			if swap != nil {
+				renewTLS = append(renewTLS, swap)
+			}
+		}
+	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
 		return fail(err)
@@ -629,6 +670,11 @@ func (d *Daemon) apply() error {
 	closeAll(d.oneTime)
 	d.oneTime = files
 	d.runner.SetDoors(actionDoors(cfg))
+	for _, swap := range renewTLS {
+		if err := swap(); err != nil {
+			d.log.Error("TLS credentials not renewed", "err", err)
+		}
+	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}

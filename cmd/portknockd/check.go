@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	flag "github.com/spf13/pflag"
 
@@ -17,6 +18,7 @@ import (
 	"portknock/journal"
 	"portknock/nftset"
 	"portknock/sequence"
+	"portknock/textlog"
 )
 
 // runCheck validates a configuration and prints what it would do: the
@@ -52,10 +54,42 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printConfig(stdout, cfg, oneTime)
+	ok := checkTLS(stdout, cfg, time.Now())
 	if !checkSets(stdout, cfg) {
+		ok = false
+	}
+	if !ok {
 		return 1
 	}
 	return 0
+}
+
+// checkTLS reads the certificate, key and client CAs of every TLS syslog
+// input, as the daemon will, and reports whether all are usable.
+func checkTLS(w io.Writer, cfg *config.Config, now time.Time) bool {
+	ok := true
+	for _, in := range cfg.Inputs {
+		if in.Type != config.InputSyslog || in.Network != config.SyslogTLS {
+			continue
+		}
+		creds, err := textlog.LoadSyslogCredentials(textlog.SyslogTLSFiles{Cert: in.TLSCert, Key: in.TLSKey, ClientCA: in.TLSClientCA})
+		if err != nil {
+			ok = false
+			fmt.Fprintf(w, "input %s: error: %v\n", in.String(), err)
+			continue
+		}
+		cert := creds.Certificate()
+		valid := "valid until " + cert.NotAfter.UTC().Format(time.DateOnly)
+		if now.After(cert.NotAfter) {
+			valid = "EXPIRED on " + cert.NotAfter.UTC().Format(time.DateOnly)
+		}
+		clients := "senders need no certificate"
+		if creds.ClientCertRequired() {
+			clients = "senders need a certificate from " + in.TLSClientCA
+		}
+		fmt.Fprintf(w, "input %s: certificate %q, %s; %s\n", in.String(), cert.Subject.String(), valid, clients)
+	}
+	return ok
 }
 
 // checkSets looks up the doors' nftables sets in the running kernel, when
@@ -145,7 +179,7 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 	tw.Flush()
 	for _, in := range cfg.Inputs {
 		fmt.Fprintf(w, "input %s", in.String())
-		if in.Type == config.InputText {
+		if in.Type == config.InputText || in.Type == config.InputSyslog {
 			fmt.Fprintf(w, " format %s", in.Format)
 		}
 		if in.Prefix != "" {
