@@ -15,7 +15,8 @@
 // one pass.
 //
 // Relative file names inside a configuration (one_time_sequences, state_dir,
-// a text input's path, logfile, pidfile) are taken relative to the directory
+// a text input's path, a syslog input's TLS files, logfile, pidfile) are
+// taken relative to the directory
 // of the configuration file, because a daemon's working directory is rarely
 // the one its configuration was written in.
 //
@@ -156,11 +157,24 @@ type Input struct {
 	Prefix string
 	// Listen is where a syslog input listens (DefaultSyslogListen).
 	Listen string
-	// Network is a syslog input's transport: "udp" (the default) or "tcp".
+	// Network is a syslog input's transport: SyslogUDP (the default),
+	// SyslogTCP or SyslogTLS.
 	Network string
 	// Allow lists the senders a syslog input accepts; empty means loopback
 	// only, since anyone who can send to it can forge knocks.
 	Allow []netip.Prefix
+	// AcceptSpoofable lets a UDP syslog input listen beyond loopback,
+	// although anyone can forge its senders' addresses (see Spoofable).
+	AcceptSpoofable bool
+	// TLSCert and TLSKey are a TLS syslog input's certificate and key
+	// files; TLSClientCA, when set, the CA file its senders' certificates
+	// must be signed by.
+	TLSCert, TLSKey, TLSClientCA string
+	// MessageTimeLimit and IdleTimeLimit bound, for a TCP or TLS syslog
+	// input, how long a message may take from its first byte and how long
+	// a connection may be silent between messages; zero leaves the
+	// listener's defaults.
+	MessageTimeLimit, IdleTimeLimit time.Duration
 }
 
 // DefaultSyslogListen is where a syslog input listens unless told: the
@@ -211,14 +225,8 @@ func (in *Input) Validate() error {
 			return fmt.Errorf("nflog group %d listed twice", dup)
 		}
 	case InputSyslog:
-		if in.Listen == "" || in.Path != "" || len(in.Groups) > 0 {
-			return errors.New("syslog input needs listen, and takes neither path nor groups")
-		}
-		if in.Network != "udp" && in.Network != "tcp" {
-			return fmt.Errorf("syslog network %q (want udp or tcp)", in.Network)
-		}
-		if !slices.Contains(TextFormats(), in.Format) {
-			return fmt.Errorf("unknown text format %q (want %s)", in.Format, strings.Join(TextFormats(), ", "))
+		if err := in.validateSyslog(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("unknown input type %q (want %q, %q or %q)", in.Type, InputText, InputNFLOG, InputSyslog)
@@ -450,6 +458,9 @@ func parseAs(path string, data []byte, format string) (*Config, error) {
 		return nil, pr.err()
 	}
 	c.Doors = finishDoors(drafts, c.Format, pr)
+	warnSweeps(c.Doors, pr)
+	warnUnfiltered(c.Inputs, pr)
+	warnSpoofable(c.Inputs, c.Doors, pr)
 	if len(drafts) == 0 && (!pr.doorSeen || len(pr.errs) == 0) {
 		if c.Format == FormatKnockd {
 			pr.errorf(0, "", "no door: a knockd.conf needs at least one [name] section with a sequence")
@@ -481,8 +492,12 @@ func resolvePaths(c *Config) {
 	c.Daemon.LogFile = rel(c.Daemon.LogFile)
 	c.Daemon.PIDFile = rel(c.Daemon.PIDFile)
 	for i := range c.Inputs {
-		if c.Inputs[i].Type == InputText {
-			c.Inputs[i].Path = rel(c.Inputs[i].Path)
+		in := &c.Inputs[i]
+		switch in.Type {
+		case InputText:
+			in.Path = rel(in.Path)
+		case InputSyslog:
+			in.TLSCert, in.TLSKey, in.TLSClientCA = rel(in.TLSCert), rel(in.TLSKey), rel(in.TLSClientCA)
 		}
 	}
 	for i := range c.Doors {

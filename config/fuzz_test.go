@@ -77,6 +77,9 @@ func FuzzParseTOML(f *testing.F) {
 	f.Add([]byte(okDoor + "[door.x]\ny = 1\n"))
 	f.Add([]byte("door = [{name = \"a\", sequence = [\"1\"], command = [\"x\"]}]\n"))
 	f.Add([]byte("[[input]]\ntype = \"nflog\"\ngroups = [1, 2]\n" + okDoor))
+	f.Add([]byte("[[input]]\ntype = \"syslog\"\nnetwork = \"tls\"\nlisten = \"[::]:6514\"\ntls_cert = \"c\"\ntls_key = \"k\"\n" +
+		"tls_client_ca = \"ca\"\nmessage_time_limit = \"5s\"\nidle_time_limit = 60\n" + okDoor))
+	f.Add([]byte("[[input]]\ntype = \"syslog\"\nlisten = \"0.0.0.0:514\"\naccept_spoofable = true\n" + okDoor))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkParse(t, data, FormatTOML)
 	})

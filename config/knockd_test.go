@@ -38,8 +38,9 @@ func TestKnockdValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkInvariants(t, c)
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings %q", c.Warnings)
+	wantWarnings := []string{`/etc/knockd.conf:16: sequence: door "closeSSH" (9000/tcp 8000/tcp 7000/tcp) is opened by a falling TCP port sweep from any address; put its ports out of order, or use a sealed door`}
+	if !slices.Equal(c.Warnings, wantWarnings) {
+		t.Errorf("warnings %q, want %q", c.Warnings, wantWarnings)
 	}
 	wantDaemon := Daemon{
 		StateDir: DefaultStateDir, CloseOnExit: true, MaxSources: DefaultMaxSources, MaxCommands: DefaultMaxCommands,
@@ -83,7 +84,7 @@ func TestKnockdValid(t *testing.T) {
 }
 
 func TestKnockdInterfaceWarns(t *testing.T) {
-	src := "[options]\n\tInterface = eth0\n[a]\nsequence = 1\ncommand = x\n"
+	src := "[options]\n\tInterface = eth0\n[a]\nsequence = 2,1,3\ncommand = x\n"
 	c, err := Parse("/etc/knockd.conf", []byte(src))
 	if err != nil {
 		t.Fatalf("interface must not be an error: %v", err)
@@ -95,7 +96,7 @@ func TestKnockdInterfaceWarns(t *testing.T) {
 }
 
 func TestKnockdWarnings(t *testing.T) {
-	src := "[a]\nsequence = 1\ncommand = x\ncmd_timeout = 5\nUseSyslog\n"
+	src := "[a]\nsequence = 2,1,3\ncommand = x\ncmd_timeout = 5\nUseSyslog\n"
 	c, err := Parse("k.conf", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func TestKnockdErrors(t *testing.T) {
 		},
 		{
 			name: "NUL byte",
-			src:  "[a]\nsequence = 1\ncommand = x\x00y\n",
+			src:  "[a]\nsequence = 2,1,3\ncommand = x\x00y\n",
 			want: []string{
 				`k.conf:1: start_command: missing: door "a" would do nothing`,
 				`k.conf:3: contains a NUL byte`,

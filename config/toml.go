@@ -28,7 +28,7 @@ func tomlDaemonKeys() []string {
 }
 
 func tomlInputKeys() []string {
-	return []string{"type", "path", "format", "groups", "prefix", "listen", "network", "allow"}
+	return append([]string{"type", "path", "format", "groups", "prefix", "listen", "network", "allow"}, tomlSyslogKeys()...)
 }
 
 func tomlDoorKeys() []string {
@@ -217,8 +217,8 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 			}
 		case "network":
 			if s, ok := r.str(v, line, key); ok && onlyFor(key, InputSyslog) {
-				if s != "udp" && s != "tcp" {
-					r.pr.errorf(line, key, "want \"udp\" or \"tcp\", got %q", s)
+				if !slices.Contains(syslogNetworks(), s) {
+					r.pr.errorf(line, key, "want %s, got %q", joinQuoted(syslogNetworks()), s)
 				}
 				in.Network = s
 			}
@@ -234,7 +234,9 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 				in.Prefix = s
 			}
 		default:
-			r.unknown(line, key, tomlInputKeys(), " in [[input]]")
+			if !r.syslogKey(&in, key, v, line, onlyFor) {
+				r.unknown(line, key, tomlInputKeys(), " in [[input]]")
+			}
 		}
 	}
 	switch in.Type {
@@ -253,12 +255,12 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 		if in.Format == "" {
 			in.Format = DefaultTextFormat
 		}
-		if in.Listen == "" {
-			in.Listen = DefaultSyslogListen
-		}
-		if in.Network == "" {
-			in.Network = "udp"
-		}
+		r.finishSyslog(&in, func(key string) int {
+			if _, ok := tbl[key]; !ok {
+				return 0
+			}
+			return keyLine(key)
+		})
 	}
 	r.c.Inputs = append(r.c.Inputs, in)
 }

@@ -15,7 +15,7 @@ import (
 const okDoor = `
 [[door]]
 name = "ok"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 command = "true"
 `
 
@@ -42,7 +42,7 @@ command = "true"
 			src: okDoor + `
 [[door]]
 name = "b"
-sequence = ["2"]
+sequence = ["2", "1", "3"]
 comand = "true"
 start_command = "x"
 `,
@@ -187,10 +187,10 @@ sequence = [
 			name: "door cross checks",
 			src: `[[door]]
 command = "x"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 [[door]]
 name = "both"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 one_time_sequences = "/x"
 command = "x"
 [[door]]
@@ -198,20 +198,20 @@ name = "neither"
 command = "x"
 [[door]]
 name = "idle"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 start_command_6 = ""
 [[door]]
 name = "alias"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 start_command = "a"
 command = "b"
 [[door]]
 name = ""
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 command = "x"
 [[door]]
 name = "tab\there"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 command = "x"
 `,
 			want: []string{
@@ -314,8 +314,8 @@ path = ""
 		{
 			name: "inline door tables",
 			src: `door = [
-  { name = "a", sequence = ["1"], command = "x" },
-  { name = "b", sequence = ["1"], command = "x",
+  { name = "a", sequence = ["2", "1", "3"], command = "x" },
+  { name = "b", sequence = ["2", "1", "3"], command = "x",
     tcpflag = "syn" },
 ]
 `,
@@ -354,7 +354,7 @@ command = "true"
 			name: "multi-line strings do not confuse line numbers",
 			src: `[[door]]
 name = "x"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 command = """
 sequnce = 1
 [[door]]
@@ -422,8 +422,14 @@ stop_command_6 = "close6"
 		t.Fatal(err)
 	}
 	checkInvariants(t, c)
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings %q", c.Warnings)
+	// What check says of this file: its text input keeps every line, and
+	// door a's ports rise.
+	wantWarnings := []string{
+		"/etc/pk/t.toml:17: prefix: input text:/var/log/kern.log has no prefix: a packet any rule logs there is a knock; give the knock rule a log prefix and set prefix to it",
+		`/etc/pk/t.toml:21: sequence: door "a" (7000/tcp 8000/udp 9000/tcp 10000/udp) is opened by a rising TCP+UDP port sweep from any address; put its ports out of order, or use a sealed door`,
+	}
+	if !slices.Equal(c.Warnings, wantWarnings) {
+		t.Errorf("warnings %q, want %q", c.Warnings, wantWarnings)
 	}
 	wantDaemon := Daemon{StateDir: "/srv/pk", CloseOnExit: false, MaxSources: 50, MaxCommands: 2, CommandTimeLimit: 2 * time.Minute, LogFile: "/var/log/pk.log", UseSyslog: true, PIDFile: "/run/pk.pid"}
 	if c.Daemon != wantDaemon {
@@ -497,12 +503,12 @@ func TestTOMLWarnings(t *testing.T) {
 		{okDoor + "cmd_timeout = 5\n", []string{"t.toml:6: cmd_timeout: has no effect without a stop_command or nft_set"}},
 		{okDoor + "reknock = \"ignore\"\n", []string{"t.toml:6: reknock: has no effect without a stop_command or nft_set: every knock runs the start command"}},
 		// A set's element is refreshed by a re-knock: both keys matter.
-		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\nnft_set_6 = \"inet fw knock6\"\ncmd_timeout = 5\nreknock = \"ignore\"\n", nil},
+		{"[[door]]\nname = \"s\"\nsequence = [\"2\", \"1\", \"3\"]\nnft_set = \"inet fw knock4\"\nnft_set_6 = \"inet fw knock6\"\ncmd_timeout = 5\nreknock = \"ignore\"\n", nil},
 		// One family only: the other family's knocks open nothing.
-		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\n", []string{"t.toml:4: nft_set: door \"s\" has no nft_set_6 and no IPv6 commands: a knock from an IPv6 address opens nothing"}},
-		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set_6 = \"inet fw knock6\"\n", []string{"t.toml:4: nft_set_6: door \"s\" has no nft_set and no IPv4 commands: a knock from an IPv4 address opens nothing"}},
+		{"[[door]]\nname = \"s\"\nsequence = [\"2\", \"1\", \"3\"]\nnft_set = \"inet fw knock4\"\n", []string{"t.toml:4: nft_set: door \"s\" has no nft_set_6 and no IPv6 commands: a knock from an IPv6 address opens nothing"}},
+		{"[[door]]\nname = \"s\"\nsequence = [\"2\", \"1\", \"3\"]\nnft_set_6 = \"inet fw knock6\"\n", []string{"t.toml:4: nft_set_6: door \"s\" has no nft_set and no IPv4 commands: a knock from an IPv4 address opens nothing"}},
 		// Commands for the other family: fine.
-		{"[[door]]\nname = \"s\"\nsequence = [\"1\"]\nnft_set = \"inet fw knock4\"\nstart_command_6 = \"open6 %IP%\"\n", nil},
+		{"[[door]]\nname = \"s\"\nsequence = [\"2\", \"1\", \"3\"]\nnft_set = \"inet fw knock4\"\nstart_command_6 = \"open6 %IP%\"\n", nil},
 	} {
 		cfg, err := Parse("t.toml", []byte(c.src))
 		if err != nil {
@@ -606,7 +612,7 @@ path = "/x"
 `+okDoor), FormatTOML)
 	checkProblems(t, problemList(t, err), []string{
 		`t.toml:3: listen: want host:port`,
-		`t.toml:4: network: want "udp" or "tcp", got "sctp"`,
+		`t.toml:4: network: want "udp", "tcp", "tls", got "sctp"`,
 		`t.toml:5: allow: "not an address" is neither an address nor a prefix`,
 		`t.toml:6: path: only text inputs take this key`,
 	})
@@ -616,7 +622,7 @@ func TestTOMLNFTSets(t *testing.T) {
 	c, err := Parse("t.toml", []byte(`
 [[door]]
 name = "ssh"
-sequence = ["1"]
+sequence = ["2", "1", "3"]
 nft_set = "inet fw knock4"
 nft_set_6 = "ip6 filter knock6"
 cmd_timeout = "30s"

@@ -48,8 +48,13 @@ type Options struct {
 	ExtraInputs []config.Input
 	// Load reads the configuration again on Reload; nil disables reload.
 	Load func() (*config.Config, error)
-	// Now is the clock; time.Now when nil.
+	// Now is the wall clock, for logs and the close journal; time.Now when
+	// nil.
 	Now func() time.Time
+	// Mono is the monotonic clock knock timeouts run on; time since New
+	// when nil. It is separate from Now so that a step of the wall clock
+	// neither extends nor cuts an attempt.
+	Mono func() time.Duration
 	// Stdin is what a text input reading "-" reads; os.Stdin when nil.
 	Stdin *os.File
 }
@@ -59,6 +64,7 @@ type Daemon struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
+	mono   func() time.Duration
 	cfg    *config.Config
 	inputs []config.Input
 	// running holds the [daemon] settings in force: they are fixed at
@@ -97,6 +103,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		opts:    opts,
 		log:     opts.Logger,
 		now:     opts.Now,
+		mono:    opts.Mono,
 		cfg:     cfg,
 		running: cfg.Daemon,
 		events:  make(chan sequence.Event, QueueSize),
@@ -107,6 +114,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	}
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.mono == nil {
+		start := time.Now()
+		d.mono = func() time.Duration { return time.Since(start) }
 	}
 	d.inputs = append(append([]config.Input(nil), cfg.Inputs...), opts.ExtraInputs...)
 	if len(d.inputs) == 0 {
@@ -378,6 +389,7 @@ func (s textSource) name() string { return s.Name }
 
 func (s textSource) run(ctx context.Context, d *Daemon) error {
 	return s.Run(ctx, func(ev *sequence.Event) {
+		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 		case <-ctx.Done():
@@ -405,6 +417,7 @@ func (s nflogSource) name() string { return s.Name }
 
 func (s nflogSource) run(ctx context.Context, d *Daemon) error {
 	return s.Run(ctx, func(ev *sequence.Event) bool {
+		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 			return true
@@ -428,6 +441,7 @@ func (s syslogSource) name() string { return s.Name }
 
 func (s syslogSource) run(ctx context.Context, d *Daemon) error {
 	return s.Run(ctx, func(ev *sequence.Event) {
+		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 		case <-ctx.Done():
@@ -439,7 +453,26 @@ func (s syslogSource) logStats(log *slog.Logger) {
 	st := s.Stats()
 	log.Info("input totals", "input", s.Name, "messages", st.Messages, "lines", st.Lines, "events", st.Events,
 		"skipped", sum(st.Skipped[:]), "denied", st.Denied, "oversize", st.Oversize, "malformed", st.Malformed,
-		"refused", st.Refused, "idle", st.Idle)
+		"refused", st.Refused, "refused_sender", st.RefusedSender, "slow", st.Slow, "handshake_failed", st.Handshake, "idle", st.Idle)
+}
+
+// loadTLS reads a TLS listener's certificate, key and client CAs again
+// from the files it was started with, and returns what puts them in force;
+// nil for a listener without TLS.
+func (s syslogSource) loadTLS() (func() error, error) {
+	if s.TLS == nil {
+		return nil, nil
+	}
+	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+	}
+	return func() error { return s.SetTLS(creds) }, nil
+}
+
+// syslogTLSFiles names the TLS files of a syslog input.
+func syslogTLSFiles(in config.Input) textlog.SyslogTLSFiles {
+	return textlog.SyslogTLSFiles{Cert: in.TLSCert, Key: in.TLSKey, ClientCA: in.TLSClientCA}
 }
 
 func (d *Daemon) newSource(in config.Input) (source, error) {
@@ -463,13 +496,21 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			return nil, fmt.Errorf("input %s: %w", in.String(), err)
 		}
 		l := &textlog.SyslogListener{
-			Name:    in.String(),
-			Network: in.Network,
-			Addr:    in.Listen,
-			Allow:   in.Allow,
-			Parser:  textlog.Parser{Format: format, Prefix: in.Prefix},
-			Now:     d.now,
-			Logger:  d.log,
+			Name:            in.String(),
+			Network:         in.Network,
+			Addr:            in.Listen,
+			AcceptSpoofable: in.AcceptSpoofable,
+			Allow:           in.Allow,
+			MessageTimeout:  in.MessageTimeLimit,
+			IdleTimeout:     in.IdleTimeLimit,
+			Parser:          textlog.Parser{Format: format, Prefix: in.Prefix},
+			Now:             d.now,
+			Logger:          d.log,
+		}
+		if in.Network == config.SyslogTLS {
+			if l.TLS, err = textlog.LoadSyslogCredentials(syslogTLSFiles(in)); err != nil {
+				return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			}
 		}
 		// Bind now, so that a port in use or a missing capability stops
 		// the daemon at start with a clear error.
@@ -555,14 +596,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var armed time.Time // when the timer fires; zero when stopped
+	var armed time.Duration // when the timer fires, on d.mono; 0 when stopped
 	arm := func() {
 		next, ok := d.matcher.NextExpiry()
-		if !ok || (!armed.IsZero() && !next.Before(armed)) {
+		if !ok || (armed != 0 && next >= armed) {
 			return
 		}
 		armed = next
-		timer.Reset(max(next.Sub(d.now()), 0))
+		timer.Reset(max(next-d.mono(), 0))
 	}
 	var out []sequence.Match
 	verbose := d.log.Enabled(ctx, slog.LevelDebug)
@@ -582,8 +623,8 @@ func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 		case ev := <-d.events:
 			handle(&ev)
 		case <-timer.C:
-			armed = time.Time{}
-			d.matcher.Expire(d.now())
+			armed = 0
+			d.matcher.Expire(d.mono())
 			arm()
 		case done := <-d.reload:
 			err := d.apply()
@@ -626,6 +667,20 @@ func (d *Daemon) apply() error {
 			return fail(err)
 		}
 	}
+	// Renewed certificates are read with the rest, and refuse the reload
+	// as the rest does when they are unusable.
+	var renewTLS []func() error
+	for _, src := range d.sources {
+		if s, ok := src.(syslogSource); ok {
+			swap, err := s.loadTLS()
+			if err != nil {
+				return fail(err)
+			}
+			if swap != nil {
+				renewTLS = append(renewTLS, swap)
+			}
+		}
+	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
 		return fail(err)
@@ -651,6 +706,11 @@ func (d *Daemon) apply() error {
 	closeAll(d.oneTime)
 	d.oneTime = files
 	d.runner.SetDoors(actionDoors(cfg))
+	for _, swap := range renewTLS {
+		if err := swap(); err != nil {
+			d.log.Error("TLS credentials not renewed", "err", err)
+		}
+	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -325,4 +326,55 @@ func debugLogs(t *testing.T) (*syncBuffer, *slog.Logger) {
 		}
 	})
 	return logs, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// fakeClocks are a wall clock and a monotonic clock a test steps apart.
+type fakeClocks struct {
+	wall atomic.Int64 // Unix ns
+	mono atomic.Int64 // ns
+}
+
+func (c *fakeClocks) now() time.Time         { return time.Unix(0, c.wall.Load()) }
+func (c *fakeClocks) elapsed() time.Duration { return time.Duration(c.mono.Load()) }
+func (c *fakeClocks) step(wall, mono time.Duration) {
+	c.wall.Add(int64(wall + mono))
+	c.mono.Add(int64(mono))
+}
+
+// TestWallClockStepNeitherExtendsNorCuts runs knocks across wall-clock steps
+// of an hour: the monotonic clock alone decides what timed out.
+func TestWallClockStepNeitherExtendsNorCuts(t *testing.T) {
+	in := mkfifo(t, "input")
+	sig := mkfifo(t, "signal")
+	ch := signals(t, sig)
+	logs, log := debugLogs(t)
+	clk := &fakeClocks{}
+	clk.wall.Store(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC).UnixNano())
+	start(t, doorConfig(t, in, sig, ""), Options{Logger: log, Now: clk.now, Mono: clk.elapsed})
+
+	// The wall clock goes back an hour while 61 s pass: seq_timeout (1m)
+	// is over, so the attempt of .10 must not complete.
+	writeLines(t, in, "7000 192.0.2.10")
+	waitLog(t, logs, "msg=knock src=192.0.2.10 port=7000")
+	clk.step(-time.Hour, 61*time.Second)
+	writeLines(t, in, "8000 192.0.2.10", "9000/udp 192.0.2.10")
+	waitLog(t, logs, `msg="knock timed out" door=ssh src=192.0.2.10`)
+
+	// The wall clock goes back an hour again while 2 s pass: the attempt of
+	// .11 is alive and completes.
+	writeLines(t, in, "7000 192.0.2.11")
+	waitLog(t, logs, "msg=knock src=192.0.2.11 port=7000")
+	clk.step(-time.Hour, 2*time.Second)
+	writeLines(t, in, "8000 192.0.2.11", "9000/udp 192.0.2.11")
+	expect(t, ch, "open ssh 192.0.2.11")
+
+	// Forward an hour with 1 s passing: still alive.
+	writeLines(t, in, "7000 192.0.2.12")
+	waitLog(t, logs, "msg=knock src=192.0.2.12 port=7000")
+	clk.step(time.Hour, time.Second)
+	writeLines(t, in, "8000 192.0.2.12", "9000/udp 192.0.2.12")
+	expect(t, ch, "open ssh 192.0.2.12")
+	if strings.Contains(logs.String(), `complete" door=ssh src=192.0.2.10`) {
+		t.Error("an attempt older than seq_timeout on the monotonic clock opened")
+	}
 }

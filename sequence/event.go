@@ -2,8 +2,9 @@
 //
 // It knows nothing of sockets, files or processes: inputs hand it Events,
 // it keeps one small automaton per (source address, door) and reports a Match
-// when a source completes a door's sequence. Time comes only from the events
-// and from the caller of Expire, so every rule can be tested with a fake clock.
+// when a source completes a door's sequence. Time comes only from the events'
+// monotonic stamps and from the caller of Expire, so every rule can be tested
+// with a fake clock.
 package sequence
 
 import (
@@ -211,9 +212,14 @@ type Event struct {
 	// flags (ipfw, the simple line) leave FlagsKnown false.
 	Flags      TCPFlags
 	FlagsKnown bool
-	// Time is when the packet was seen: the kernel's timestamp or the time
-	// the input received it.
+	// Time is when the packet was seen, on the wall clock: the kernel's
+	// timestamp or the time the input received it. It is for logs only.
 	Time time.Time
+	// Mono is when the event was received, on the receiver's monotonic
+	// clock (any fixed origin). Timeouts are measured on it alone, so that a
+	// step of the wall clock (NTP, an admin, a forged log stamp) neither
+	// extends nor cuts an attempt.
+	Mono time.Duration
 	// Input names the input the event came from, for logs.
 	Input string
 }

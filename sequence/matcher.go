@@ -51,7 +51,7 @@ type progress struct {
 // source is one tracked address. Its attempts live in Matcher.prog.
 type source struct {
 	key    [16]byte
-	expiry int64 // UnixNano after which the earliest attempt has timed out
+	expiry int64 // monotonic ns (Event.Mono) after which the earliest attempt has timed out
 	hidx   int32 // position in heaps[tier]
 	tier   uint8 // 0: no attempt past its first knock; 1: some attempt is
 }
@@ -80,7 +80,7 @@ type Matcher struct {
 
 	scratch []progress // attempts of a source not tracked yet
 	max     int
-	now     int64 // latest event time, for events without one
+	now     int64 // latest monotonic time seen (Event.Mono), in ns
 	log     *slog.Logger
 	stats   Stats
 }
@@ -259,11 +259,10 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 		m.stats.Outside++
 		return out
 	}
-	now := m.now
-	if !ev.Time.IsZero() {
-		now = ev.Time.UnixNano()
-		m.now = max(m.now, now)
-	}
+	// Monotonic stamps from several inputs may interleave slightly out of
+	// order; time never runs backwards for the matcher.
+	now := max(m.now, int64(ev.Mono))
+	m.now = now
 	key := ev.Src.As16()
 	idx, tracked := m.index[key]
 	var p []progress
@@ -449,7 +448,7 @@ func (m *Matcher) update(idx int32) {
 // NextExpiry returns when the earliest attempt in progress times out, so
 // the caller knows when to call Expire; ok is false when nothing is in
 // progress.
-func (m *Matcher) NextExpiry() (t time.Time, ok bool) {
+func (m *Matcher) NextExpiry() (t time.Duration, ok bool) {
 	next := int64(math.MaxInt64)
 	for i := range m.heaps {
 		if h := m.heaps[i].items; len(h) > 0 {
@@ -457,17 +456,17 @@ func (m *Matcher) NextExpiry() (t time.Time, ok bool) {
 		}
 	}
 	if next == math.MaxInt64 {
-		return time.Time{}, false
+		return 0, false
 	}
 	// An attempt is alive while its age is at most the timeout.
-	return time.Unix(0, next+1), true
+	return time.Duration(next + 1), true
 }
 
 // Expire resets every attempt that has timed out by now, logging each, and
 // forgets sources with nothing left in progress. Calling it on time keeps
 // memory for abandoned attempts short-lived and the timeout log prompt.
-func (m *Matcher) Expire(now time.Time) {
-	n := now.UnixNano()
+func (m *Matcher) Expire(now time.Duration) {
+	n := int64(now)
 	for t := range m.heaps {
 		h := &m.heaps[t]
 		for len(h.items) > 0 && m.srcs[h.items[0]].expiry < n {

@@ -31,7 +31,7 @@ func (k knock) event(t testing.TB) Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := Event{Src: netip.MustParseAddr(k.src), Port: st.Port, Proto: st.Proto, Time: t0.Add(k.at), Input: "test"}
+	ev := Event{Src: netip.MustParseAddr(k.src), Port: st.Port, Proto: st.Proto, Time: t0.Add(k.at), Mono: k.at, Input: "test"}
 	if k.dst != "" {
 		ev.Dst = netip.MustParseAddr(k.dst)
 	}
@@ -370,22 +370,22 @@ func TestExpireSweepsAndLogs(t *testing.T) {
 	if _, ok := m.NextExpiry(); !ok {
 		t.Fatal("NextExpiry reports nothing in progress")
 	}
-	if next, _ := m.NextExpiry(); !next.Equal(t0.Add(5*time.Second + 1)) {
-		t.Errorf("NextExpiry = %v, want first knock + 5s + 1ns", next.Sub(t0))
+	if next, _ := m.NextExpiry(); next != 5*time.Second+1 {
+		t.Errorf("NextExpiry = %v, want first knock + 5s + 1ns", next)
 	}
-	m.Expire(t0.Add(5 * time.Second))
+	m.Expire(5 * time.Second)
 	if st := m.Stats(); st.Timeouts != 0 || st.Sources != 2 {
 		t.Fatalf("at exactly seq_timeout: %+v; want no timeout yet", st)
 	}
-	m.Expire(t0.Add(5*time.Second + 1))
+	m.Expire(5*time.Second + 1)
 	if st := m.Stats(); st.Timeouts != 1 || st.Sources != 2 {
 		t.Fatalf("after a4's ssh attempt expired: %+v; want 1 timeout, 2 sources", st)
 	}
-	m.Expire(t0.Add(8 * time.Second))
+	m.Expire(8 * time.Second)
 	if st := m.Stats(); st.Timeouts != 2 || st.Sources != 1 {
 		t.Fatalf("after a6's ssh attempt expired: %+v; want 2 timeouts, 1 source", st)
 	}
-	m.Expire(t0.Add(2 * time.Minute))
+	m.Expire(2 * time.Minute)
 	if st := m.Stats(); st.Timeouts != 3 || st.Sources != 0 {
 		t.Fatalf("after everything expired: %+v; want 3 timeouts, 0 sources", st)
 	}
@@ -610,7 +610,7 @@ func randomFlood(nsrc, n int) []Event {
 		x := uint32(i*2654435761) ^ uint32(i>>3)
 		src := netip.AddrFrom4([4]byte{10, byte(x % uint32(nsrc) >> 16), byte(x % uint32(nsrc) >> 8), byte(x % uint32(nsrc))})
 		st := steps[x%uint32(len(steps))]
-		evs[i] = Event{Src: src, Port: st.Port, Proto: st.Proto, Time: t0.Add(time.Duration(i) * time.Millisecond)}
+		evs[i] = Event{Src: src, Port: st.Port, Proto: st.Proto, Time: t0.Add(time.Duration(i) * time.Millisecond), Mono: time.Duration(i) * time.Millisecond}
 	}
 	return evs
 }
@@ -619,7 +619,7 @@ func ExampleMatcher_Handle() {
 	m, _ := New([]Door{{Name: "ssh", Sequence: mustSteps("7000,8000,9000:udp"), Timeout: 5 * time.Second}}, Options{})
 	var out []Match
 	for i, st := range mustSteps("7000,8000,9000/udp") {
-		ev := Event{Src: netip.MustParseAddr("192.0.2.10"), Port: st.Port, Proto: st.Proto, Time: t0.Add(time.Duration(i) * time.Second)}
+		ev := Event{Src: netip.MustParseAddr("192.0.2.10"), Port: st.Port, Proto: st.Proto, Time: t0.Add(time.Duration(i) * time.Second), Mono: time.Duration(i) * time.Second}
 		out = m.Handle(&ev, out)
 	}
 	fmt.Println(out[0].Door, out[0].Src)
@@ -634,7 +634,7 @@ func TestHugeTimeoutDoesNotWrap(t *testing.T) {
 	runKnocks(t, m, seq(a4, 0, "7000"))
 	done := make(chan struct{})
 	go func() {
-		m.Expire(t0.Add(time.Hour))
+		m.Expire(time.Hour)
 		close(done)
 	}()
 	select {
@@ -658,12 +658,50 @@ func TestFirstKnockTimeoutsLogAtDebug(t *testing.T) {
 	}
 	// A spoofed first knock and a real attempt two knocks in.
 	runKnocks(t, m, cat(seq(b4, 0, "7000"), seq(a4, 0, "7000", "8000")))
-	m.Expire(t0.Add(time.Minute))
+	m.Expire(time.Minute)
 	if st := m.Stats(); st.Timeouts != 2 {
 		t.Fatalf("timeouts = %d, want 2 (both counted)", st.Timeouts)
 	}
 	got := buf.String()
 	if strings.Count(got, "knock timed out") != 1 || !strings.Contains(got, "src="+a4) {
 		t.Errorf("info log = %q; want one timeout line, for %s", got, a4)
+	}
+}
+
+// TestWallClockStepsDoNotMoveTimeouts steps the wall clock an hour back and
+// an hour forward between knocks: only the monotonic stamps decide whether
+// an attempt is still alive.
+func TestWallClockStepsDoNotMoveTimeouts(t *testing.T) {
+	cases := []struct {
+		name string
+		wall time.Duration // wall-clock step before the later knocks
+		mono time.Duration // monotonic time between knocks
+		want int           // matches
+		outs uint64        // timeouts
+	}{
+		{"wall back an hour, 6s pass", -time.Hour, 3 * time.Second, 0, 1},
+		{"wall forward an hour, 2s pass", time.Hour, time.Second, 1, 0},
+		{"wall back a day, 1s passes", -24 * time.Hour, 500 * time.Millisecond, 1, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New([]Door{ssh}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []Match
+			src := netip.MustParseAddr(a4)
+			for i, st := range ssh.Sequence {
+				ev := Event{Src: src, Port: st.Port, Proto: st.Proto, Time: t0, Mono: time.Duration(i) * tc.mono}
+				if i > 0 {
+					ev.Time = t0.Add(tc.wall + time.Duration(i)*tc.mono)
+				}
+				out = m.Handle(&ev, out)
+			}
+			m.Expire(time.Duration(len(ssh.Sequence)-1) * tc.mono)
+			if len(out) != tc.want || m.Stats().Timeouts != tc.outs {
+				t.Errorf("matches = %v, timeouts = %d; want %d matches, %d timeouts", out, m.Stats().Timeouts, tc.want, tc.outs)
+			}
+		})
 	}
 }

@@ -78,16 +78,16 @@ func compare(t *testing.T, b *byteSource, nevents int) int {
 	}
 	ref := newRef(doors)
 	srcs := randomSources(30)
-	now := t0
+	var now time.Duration
 	var out []Match
 	matches := 0
 	for i := 0; i < nevents && !b.done(); i++ {
-		now = now.Add(time.Duration(b.intn(9)) * 100 * time.Millisecond) // coarse, so ages often equal a timeout exactly
+		now += time.Duration(b.intn(9)) * 100 * time.Millisecond // coarse, so ages often equal a timeout exactly
 		if b.intn(50) == 0 {
 			m.Expire(now)
 			ref.expire(now)
 		}
-		ev := Event{Src: srcs[b.intn(len(srcs))], Time: now, Port: randPorts[b.intn(len(randPorts))], Proto: Proto(1 + b.intn(2))}
+		ev := Event{Src: srcs[b.intn(len(srcs))], Time: t0.Add(now), Mono: now, Port: randPorts[b.intn(len(randPorts))], Proto: Proto(1 + b.intn(2))}
 		if b.intn(10) == 0 {
 			ev.Port = 22 // noise outside the knock space
 		}

@@ -17,7 +17,7 @@ type refMatcher struct {
 
 type refAttempt struct {
 	taken []Step
-	start time.Time
+	start time.Duration
 }
 
 func newRef(doors []Door) *refMatcher {
@@ -53,7 +53,7 @@ func (r *refMatcher) handle(ev Event) []Match {
 			r.attempts[src] = map[string]*refAttempt{}
 		}
 		a := r.attempts[src][d.Name]
-		if a != nil && ev.Time.Sub(a.start) > d.Timeout {
+		if a != nil && ev.Mono-a.start > d.Timeout {
 			r.timeouts++
 			a = nil
 		}
@@ -79,7 +79,7 @@ func (r *refMatcher) handle(ev Event) []Match {
 			}
 		}
 		if a == nil {
-			a = &refAttempt{start: ev.Time}
+			a = &refAttempt{start: ev.Mono}
 		}
 		a.taken = append(a.taken, step)
 		if len(a.taken) == len(d.Sequence) {
@@ -98,10 +98,10 @@ func (r *refMatcher) handle(ev Event) []Match {
 	return out
 }
 
-func (r *refMatcher) expire(now time.Time) {
+func (r *refMatcher) expire(now time.Duration) {
 	for src, doors := range r.attempts {
 		for _, d := range r.doors {
-			if a := doors[d.Name]; a != nil && now.Sub(a.start) > d.Timeout {
+			if a := doors[d.Name]; a != nil && now-a.start > d.Timeout {
 				r.timeouts++
 				delete(doors, d.Name)
 			}

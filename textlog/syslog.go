@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ const (
 	SyslogUDP    = "udp"
 	SyslogTCP    = "tcp"
 	SyslogUDPTCP = "udp+tcp" // both, on the same address and port
+	// SyslogTLS is RFC 5425: syslog over TLS over TCP.
+	SyslogTLS = "tls"
 )
 
 // Defaults and limits of a SyslogListener.
@@ -32,6 +35,9 @@ const (
 	// hosts must be the administrator's explicit choice, since anyone who
 	// can reach the socket can write log lines.
 	DefaultSyslogAddr = "127.0.0.1:514"
+	// DefaultSyslogTLSAddr is DefaultSyslogAddr with the port RFC 5425
+	// gives syslog over TLS.
+	DefaultSyslogTLSAddr = "127.0.0.1:6514"
 	// DefaultMaxMessage is generous for firewall log lines (a few hundred
 	// bytes) and four times the 2 KiB that RFC 5425 asks receivers to
 	// accept.
@@ -43,10 +49,29 @@ const (
 	// firewall forwards over one connection; the rest is headroom for
 	// reconnects and several senders.
 	DefaultMaxConns = 64
+	// DefaultMaxConnsPerSender bounds the connections one sender address
+	// may hold, so that one sender cannot take every slot from the others.
+	// A forwarder needs one per destination action, and one more while it
+	// reconnects.
+	DefaultMaxConnsPerSender = 8
+	// DefaultMessageTimeout is how long a TCP message may take to arrive
+	// from its first byte, and a TLS handshake from its start. A forwarder
+	// writes a message at once; a sender that dribbles bytes is holding a
+	// slot, not logging.
+	DefaultMessageTimeout = 10 * time.Second
 	// DefaultIdleTimeout closes TCP connections that sent nothing for this
 	// long, so that vanished senders do not hold connection slots forever.
 	// Senders reconnect when they have something to say.
 	DefaultIdleTimeout = 5 * time.Minute
+)
+
+// Refused and cut-off senders are logged at warning level, rate-limited:
+// each sender at most once every syslogWarnEvery, and at most
+// syslogWarnSenders senders in that time, so that a flood from many
+// (perhaps spoofed) addresses costs a bounded number of lines.
+const (
+	syslogWarnEvery   = 10 * time.Second
+	syslogWarnSenders = 16
 )
 
 // syslogMaxLenDigits bounds an octet count's digits. Nine digits allow lengths
@@ -61,7 +86,7 @@ var syslogLoopback = []netip.Prefix{
 	netip.MustParsePrefix("::1/128"),
 }
 
-// SyslogListener receives syslog messages over UDP and/or TCP, as
+// SyslogListener receives syslog messages over UDP, TCP or TLS, as
 // firewalls forward their logs (pfSense and OPNsense remote syslog,
 // rsyslog and syslog-ng forwarding, BSD syslogd), and parses every line of
 // every message. Set the fields, call Listen if the bound addresses or
@@ -78,15 +103,39 @@ var syslogLoopback = []netip.Prefix{
 // rsyslog detects it), any other runs to the next LF or NUL (non-transparent
 // framing). A bare line that starts with digits and a blank is therefore
 // read as a length over TCP; such lines belong in a syslog header or in UDP.
+// TLS connections (RFC 5425) carry the same stream inside TLS: octet
+// counting as the RFC asks, and newline framing as rsyslog sends by
+// default.
+//
+// Who may send is checked as far as each transport allows. A UDP
+// sender's address is whatever the datagram claims, so a UDP listener
+// beyond loopback is refused unless AcceptSpoofable says otherwise. A TCP
+// sender's address is proven by the handshake; Allow is checked against
+// it. A TLS sender can also be asked for a certificate signed by a
+// client CA. A TCP or TLS sender holds a connection slot only while it
+// sends whole messages in time: MessageTimeout bounds each message and
+// the TLS handshake, IdleTimeout the silence between messages, and
+// MaxConnsPerSender its share of the MaxConns slots.
 type SyslogListener struct {
 	// Name identifies the input in events and logs.
 	Name string
-	// Network is SyslogUDP, SyslogTCP or SyslogUDPTCP; SyslogUDP if
-	// empty, the transport syslog senders use unless told otherwise.
+	// Network is SyslogUDP, SyslogTCP, SyslogUDPTCP or SyslogTLS;
+	// SyslogUDP if empty, the transport syslog senders use unless told
+	// otherwise.
 	Network string
-	// Addr is the host:port to listen on; DefaultSyslogAddr if empty.
-	// Ports below 1024 need CAP_NET_BIND_SERVICE.
+	// Addr is the host:port to listen on; DefaultSyslogAddr if empty
+	// (DefaultSyslogTLSAddr for SyslogTLS). Ports below 1024 need
+	// CAP_NET_BIND_SERVICE.
 	Addr string
+	// AcceptSpoofable lets a UDP listener listen on an address that is
+	// not loopback (see LoopbackListen). Anyone who can send it a datagram
+	// can forge the sender address, and so knock in the name of any
+	// allowed sender; without it, Listen refuses.
+	AcceptSpoofable bool
+	// TLS holds the certificate, key and client CAs of a SyslogTLS
+	// listener, which needs them; other networks take none. SetTLS
+	// replaces them while the listener runs.
+	TLS *SyslogCredentials
 	// Allow lists the senders whose messages are read; loopback only
 	// (127.0.0.0/8 and ::1) if empty. IPv4-mapped IPv6 senders match IPv4
 	// prefixes. UDP datagrams from other senders are dropped and TCP
@@ -102,15 +151,24 @@ type SyslogListener struct {
 	// DefaultMaxConns if 0. Connections beyond it are closed at once and
 	// counted as Refused.
 	MaxConns int
-	// IdleTimeout closes a TCP connection that sent nothing for that long;
-	// DefaultIdleTimeout if 0.
+	// MaxConnsPerSender bounds the TCP connections served at once from
+	// one sender address; DefaultMaxConnsPerSender if 0. Connections
+	// beyond it are closed at once and counted as RefusedSender.
+	MaxConnsPerSender int
+	// MessageTimeout closes a TCP connection whose message has not
+	// arrived whole this long after its first byte, or whose TLS
+	// handshake has not ended this long after it began;
+	// DefaultMessageTimeout if 0.
+	MessageTimeout time.Duration
+	// IdleTimeout closes a TCP connection that sent nothing for that long
+	// between messages; DefaultIdleTimeout if 0.
 	IdleTimeout time.Duration
 	// Now stamps events, since the time in a forwarded line is the
 	// sender's clock, often without a year or a zone; time.Now if nil.
 	Now func() time.Time
 	// Logger receives skipped lines, dropped messages and connections
-	// (debug; the first sender denied is a warning) and the listener's
-	// life-cycle notes; slog.Default() if nil.
+	// (debug), senders denied, refused or cut off (warnings, rate-limited)
+	// and the listener's life-cycle notes; slog.Default() if nil.
 	Logger *slog.Logger
 
 	mu      sync.Mutex
@@ -122,21 +180,27 @@ type SyslogListener struct {
 	tcp     net.Listener
 	cfg     syslogConfig
 
-	emitMu sync.Mutex // emit sees one caller at a time, as from a Source
-	c      syslogCounters
+	tls     atomic.Pointer[SyslogCredentials] // the credentials handshakes use now
+	emitMu  sync.Mutex                        // emit sees one caller at a time, as from a Source
+	c       syslogCounters
+	warns   syslogWarnLimit
+	senders syslogSenders
 }
 
 // syslogConfig is a SyslogListener's fields with defaults applied,
 // checked by Listen.
 type syslogConfig struct {
-	network    string
-	addr       string
-	allow      []netip.Prefix
-	maxMessage int
-	maxConns   int
-	idle       time.Duration
-	now        func() time.Time
-	log        *slog.Logger
+	network     string
+	addr        string
+	allow       []netip.Prefix
+	maxMessage  int
+	maxConns    int
+	maxPerSrc   int
+	msgTimeout  time.Duration
+	idle        time.Duration
+	now         func() time.Time
+	log         *slog.Logger
+	tlsListener bool
 }
 
 type syslogCounters struct {
@@ -148,6 +212,9 @@ type syslogCounters struct {
 	oversize  atomic.Uint64
 	malformed atomic.Uint64
 	refused   atomic.Uint64
+	refusedS  atomic.Uint64
+	slow      atomic.Uint64
+	handshake atomic.Uint64
 	idle      atomic.Uint64
 	open      atomic.Int64
 }
@@ -174,6 +241,16 @@ type SyslogStats struct {
 	// Refused counts TCP connections closed at once because MaxConns
 	// connections were open.
 	Refused uint64
+	// RefusedSender counts TCP connections closed at once because their
+	// sender had MaxConnsPerSender connections open.
+	RefusedSender uint64
+	// Slow counts TCP connections closed because a message, or the TLS
+	// handshake, took longer than MessageTimeout.
+	Slow uint64
+	// Handshake counts TLS connections closed because the handshake
+	// failed: no client certificate or one no client CA signed, no common
+	// protocol version, or not TLS at all.
+	Handshake uint64
 	// Idle counts TCP connections closed after IdleTimeout without data.
 	Idle uint64
 	// Open is the number of TCP connections being served now.
@@ -196,6 +273,9 @@ func (l *SyslogListener) Stats() SyslogStats {
 	st.Denied = c.denied.Load()
 	st.Malformed = c.malformed.Load()
 	st.Refused = c.refused.Load()
+	st.RefusedSender = c.refusedS.Load()
+	st.Slow = c.slow.Load()
+	st.Handshake = c.handshake.Load()
 	st.Idle = c.idle.Load()
 	st.Open = int(c.open.Load())
 	return st
@@ -232,7 +312,45 @@ func (l *SyslogListener) Listen() error {
 		_ = udp.SetReadBuffer(1 << 20)
 	}
 	l.cfg, l.udp, l.tcp, l.bound = cfg, udp, tcp, true
+	if cfg.tlsListener {
+		l.tls.Store(l.TLS)
+	}
 	return nil
+}
+
+// SetTLS replaces the credentials of a TLS listener, as a reload does
+// when certificates are renewed: handshakes from now on use t, and
+// connections already open keep theirs. Before Listen it sets the TLS
+// field.
+func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
+	if t == nil {
+		return fmt.Errorf("input %q: no TLS credentials", l.Name)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.bound {
+		l.TLS = t
+		return nil
+	}
+	if !l.cfg.tlsListener {
+		return fmt.Errorf("input %q: not a TLS listener", l.Name)
+	}
+	l.tls.Store(t)
+	return nil
+}
+
+// LoopbackListen reports whether every address a listener on addr (a
+// host:port) can be reached at is a loopback address (127.0.0.0/8, ::1),
+// so that only this host can send to it. A wildcard or empty host is
+// not, and neither is a host name: what it resolves to is not the
+// listener's to decide.
+func LoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == "" && a.Unmap().IsLoopback()
 }
 
 // config applies the defaults and checks the fields.
@@ -242,6 +360,8 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 		addr:       l.Addr,
 		maxMessage: l.MaxMessage,
 		maxConns:   l.MaxConns,
+		maxPerSrc:  l.MaxConnsPerSender,
+		msgTimeout: l.MessageTimeout,
 		idle:       l.IdleTimeout,
 		now:        l.Now,
 		log:        l.Logger,
@@ -252,15 +372,29 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 	switch cfg.network {
 	case "":
 		cfg.network = SyslogUDP
-	case SyslogUDP, SyslogTCP, SyslogUDPTCP:
+	case SyslogUDP, SyslogTCP, SyslogUDPTCP, SyslogTLS:
 	default:
-		return cfg, fmt.Errorf("unknown syslog network %q (want %s, %s or %s)", cfg.network, SyslogUDP, SyslogTCP, SyslogUDPTCP)
+		return cfg, fmt.Errorf("unknown syslog network %q (want %s, %s, %s or %s)", cfg.network, SyslogUDP, SyslogTCP, SyslogUDPTCP, SyslogTLS)
+	}
+	cfg.tlsListener = cfg.network == SyslogTLS
+	switch {
+	case cfg.tlsListener && l.TLS == nil:
+		return cfg, errors.New("a TLS listener needs a certificate and key")
+	case !cfg.tlsListener && l.TLS != nil:
+		return cfg, fmt.Errorf("TLS credentials given to a %s listener", cfg.network)
 	}
 	if cfg.addr == "" {
 		cfg.addr = DefaultSyslogAddr
+		if cfg.tlsListener {
+			cfg.addr = DefaultSyslogTLSAddr
+		}
 	}
 	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
 		return cfg, fmt.Errorf("bad listen address: %w", err)
+	}
+	if (cfg.network == SyslogUDP || cfg.network == SyslogUDPTCP) && !l.AcceptSpoofable && !LoopbackListen(cfg.addr) {
+		return cfg, fmt.Errorf("UDP on %s: UDP senders can be spoofed, so anyone who can reach the listener can knock in the name of an allowed sender; "+
+			"listen on loopback, use TCP or TLS, or accept spoofable senders explicitly", cfg.addr)
 	}
 	switch {
 	case cfg.maxMessage == 0:
@@ -273,6 +407,18 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 		cfg.maxConns = DefaultMaxConns
 	case cfg.maxConns < 0:
 		return cfg, fmt.Errorf("maximum connections %d is negative", cfg.maxConns)
+	}
+	switch {
+	case cfg.maxPerSrc == 0:
+		cfg.maxPerSrc = DefaultMaxConnsPerSender
+	case cfg.maxPerSrc < 0:
+		return cfg, fmt.Errorf("maximum connections per sender %d is negative", cfg.maxPerSrc)
+	}
+	switch {
+	case cfg.msgTimeout == 0:
+		cfg.msgTimeout = DefaultMessageTimeout
+	case cfg.msgTimeout < 0:
+		return cfg, fmt.Errorf("message timeout %v is negative", cfg.msgTimeout)
 	}
 	switch {
 	case cfg.idle == 0:
@@ -297,6 +443,14 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 	}
 	cfg.log = cfg.log.With("input", l.Name)
 	return cfg, nil
+}
+
+// streamNetwork names the listener's stream transport in logs.
+func (cfg *syslogConfig) streamNetwork() string {
+	if cfg.tlsListener {
+		return SyslogTLS
+	}
+	return SyslogTCP
 }
 
 // syslogPrefix masks p and turns an IPv4-mapped IPv6 prefix into the
@@ -337,7 +491,7 @@ func bindSyslog(network, addr string) (*net.UDPConn, net.Listener, error) {
 	case SyslogUDP:
 		udp, err := listenUDP(addr)
 		return udp, nil, err
-	case SyslogTCP:
+	case SyslogTCP, SyslogTLS:
 		tcp, err := net.Listen("tcp", addr)
 		return nil, tcp, err
 	}
@@ -477,7 +631,11 @@ func (l *SyslogListener) logStart(cfg syslogConfig) {
 			external = true
 		}
 	}
-	cfg.log.Info("syslog listener started", "addrs", strs, "allow", cfg.allow)
+	args := []any{"addrs", strs, "allow", cfg.allow}
+	if t := l.tls.Load(); t != nil {
+		args = append(args, "tls", true, "client_certs", t.ClientCertRequired())
+	}
+	cfg.log.Info("syslog listener started", args...)
 	if external && len(l.Allow) == 0 {
 		cfg.log.Warn("syslog listener is reachable beyond loopback but accepts only loopback senders; list the firewall's address under allow")
 	}
@@ -591,7 +749,7 @@ func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *n
 		}
 		if n > cfg.maxMessage {
 			l.c.oversize.Add(1)
-			cfg.log.Debug("dropping oversize syslog datagram", "from", from, "max", cfg.maxMessage)
+			cfg.log.Debug("dropping oversize syslog datagram", "src", from.Addr(), "port", from.Port(), "max", cfg.maxMessage)
 			continue
 		}
 		h.from = from.Addr()
@@ -599,15 +757,101 @@ func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *n
 	}
 }
 
-// deny counts a sender that is not allowed. The first one is a warning,
-// because it usually means that Allow lacks the firewall's address; the
-// rest would flood the log and go to debug.
+// deny counts a sender that is not allowed, and warns: it usually means
+// that Allow lacks the firewall's address.
 func (l *SyslogListener) deny(cfg syslogConfig, network string, from netip.AddrPort) {
-	if l.c.denied.Add(1) == 1 {
-		cfg.log.Warn("dropping syslog from a sender not allowed; later ones are logged at debug level", "network", network, "from", from)
+	l.c.denied.Add(1)
+	l.warnSender(cfg, from, "dropping syslog from a sender not allowed", "network", network)
+}
+
+// warnSender logs what was done to a sender at warning level, unless the
+// rate limit holds it back; then at debug level. A warning carries the
+// number of warnings held back since the last one, so that a flood shows
+// as a count.
+func (l *SyslogListener) warnSender(cfg syslogConfig, from netip.AddrPort, msg string, args ...any) {
+	args = append([]any{"src", from.Addr(), "port", from.Port()}, args...)
+	ok, held := l.warns.allow(cfg.now(), from.Addr())
+	if !ok {
+		cfg.log.Debug(msg, args...)
 		return
 	}
-	cfg.log.Debug("dropping syslog from a sender not allowed", "network", network, "from", from)
+	if held > 0 {
+		args = append(args, "warnings_held_back", held)
+	}
+	cfg.log.Warn(msg, args...)
+}
+
+// syslogWarnLimit is the rate limit of warnSender: each sender at most once
+// every syslogWarnEvery, and at most syslogWarnSenders senders within that
+// time. Its zero value is ready to use.
+type syslogWarnLimit struct {
+	mu   sync.Mutex
+	last map[netip.Addr]time.Time // when each sender was last warned about
+	held uint64                   // warnings held back since the last one given
+}
+
+// allow reports whether a warning about src may be logged at now, and how
+// many were held back before it.
+func (w *syslogWarnLimit) allow(now time.Time, src netip.Addr) (bool, uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	src = sequence.NormalizeAddr(src)
+	if w.last == nil {
+		w.last = make(map[netip.Addr]time.Time)
+	}
+	recent := func(t time.Time) bool { d := now.Sub(t); return d >= 0 && d < syslogWarnEvery }
+	if t, ok := w.last[src]; ok && recent(t) {
+		w.held++
+		return false, 0
+	}
+	if len(w.last) >= syslogWarnSenders {
+		for a, t := range w.last {
+			if !recent(t) {
+				delete(w.last, a)
+			}
+		}
+		if len(w.last) >= syslogWarnSenders {
+			w.held++
+			return false, 0
+		}
+	}
+	w.last[src] = now
+	held := w.held
+	w.held = 0
+	return true, held
+}
+
+// syslogSenders counts the open TCP connections of each sender address.
+// It holds only senders with a connection open, so it is bounded by
+// MaxConns.
+type syslogSenders struct {
+	mu   sync.Mutex
+	open map[netip.Addr]int
+}
+
+// add counts a new connection from src unless src has max open already.
+func (s *syslogSenders) add(src netip.Addr, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open == nil {
+		s.open = make(map[netip.Addr]int)
+	}
+	if s.open[src] >= max {
+		return false
+	}
+	s.open[src]++
+	return true
+}
+
+// done uncounts a connection from src.
+func (s *syslogSenders) done(src netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[src] <= 1 {
+		delete(s.open, src)
+		return
+	}
+	s.open[src]--
 }
 
 // serveTCP accepts connections until the listener is closed, serving each
@@ -636,16 +880,23 @@ func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.
 		}
 		backoff = 0
 		from := syslogPeer(conn.RemoteAddr())
+		src := sequence.NormalizeAddr(from.Addr())
 		// Counted before closing, so that whoever sees the connection
 		// closed sees it counted.
-		if !syslogAllowed(cfg.allow, from.Addr()) {
-			l.deny(cfg, "tcp", from)
+		if !syslogAllowed(cfg.allow, src) {
+			l.deny(cfg, cfg.streamNetwork(), from)
 			conn.Close()
 			continue
 		}
 		if l.c.open.Load() >= int64(cfg.maxConns) {
 			l.c.refused.Add(1)
-			cfg.log.Debug("closing a syslog connection: too many open", "from", from, "max", cfg.maxConns)
+			l.warnSender(cfg, from, "refusing a syslog connection: the listener has as many open as it serves", "max", cfg.maxConns)
+			conn.Close()
+			continue
+		}
+		if !l.senders.add(src, cfg.maxPerSrc) {
+			l.c.refusedS.Add(1)
+			l.warnSender(cfg, from, "refusing a syslog connection: the sender has as many open as one sender may", "max_per_sender", cfg.maxPerSrc)
 			conn.Close()
 			continue
 		}
@@ -653,6 +904,7 @@ func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.
 		l.c.open.Add(1)
 		wg.Go(func() {
 			defer l.c.open.Add(-1)
+			defer l.senders.done(src)
 			l.serveConn(ctx, cfg, conn, from, emit)
 		})
 	}
@@ -668,48 +920,154 @@ func syslogPeer(a net.Addr) netip.AddrPort {
 }
 
 // serveConn reads one TCP connection's messages until the sender closes
-// it, its framing breaks, it idles out or ctx ends.
+// it, its framing breaks, it is too slow or idle, or ctx ends.
 func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn net.Conn, from netip.AddrPort, emit func(*sequence.Event)) {
+	// The socket itself is closed, also under TLS: a TLS close would
+	// first write an alert, which a sender that reads nothing can delay.
 	defer conn.Close()
-	// Closing rather than a past read deadline: syslogIdleReader moves the
+	// Closing rather than a past read deadline: syslogTimedConn moves the
 	// deadline before every read and would undo it.
 	defer syslogAfterFunc(ctx, func() { conn.Close() })()
+
+	timed := &syslogTimedConn{Conn: conn, idle: cfg.idle, message: cfg.msgTimeout, now: time.Now}
+	var stream io.Reader = timed
+	if cfg.tlsListener {
+		tc, ok := l.handshake(ctx, cfg, timed, from)
+		if !ok {
+			return
+		}
+		// Bytes that TLS had read ahead and decrypts without reading
+		// again start a message too.
+		stream = syslogMarkReader{tc, timed}
+	}
 
 	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit, from: from.Addr()}
 	// The buffer holds a whole message and the byte after it, as
 	// syslogFrames needs, and is at least a page so that reads stay large.
-	br := bufio.NewReaderSize(syslogIdleReader{conn, cfg.idle}, max(cfg.maxMessage+1, 4096))
+	br := bufio.NewReaderSize(stream, max(cfg.maxMessage+1, 4096))
 	oversize := func() {
 		l.c.oversize.Add(1)
-		cfg.log.Debug("skipping oversize syslog message", "from", from, "max", cfg.maxMessage)
+		cfg.log.Debug("skipping oversize syslog message", "src", from.Addr(), "port", from.Port(), "max", cfg.maxMessage)
 	}
-	err := syslogFrames(br, cfg.maxMessage, h.message, oversize)
+	// Between messages the idle limit applies, unless the next message
+	// has begun to arrive already.
+	boundary := func() { timed.messageDone(br.Buffered() > 0) }
+	err := syslogFrames(br, cfg.maxMessage, h.message, oversize, boundary)
 	switch {
 	case ctx.Err() != nil:
 	case err == nil:
-		cfg.log.Debug("syslog connection closed by the sender", "from", from)
+		cfg.log.Debug("syslog connection closed by the sender", "src", from.Addr(), "port", from.Port())
 	case errors.Is(err, errSyslogFraming):
 		l.c.malformed.Add(1)
-		cfg.log.Debug("closing a syslog connection", "from", from, "err", err)
+		cfg.log.Debug("closing a syslog connection", "src", from.Addr(), "port", from.Port(), "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded) && timed.inMessage():
+		l.c.slow.Add(1)
+		l.warnSender(cfg, from, "closing a syslog connection: a message took longer than the time limit", "limit", cfg.msgTimeout)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		l.c.idle.Add(1)
-		cfg.log.Debug("closing an idle syslog connection", "from", from, "idle", cfg.idle)
+		cfg.log.Debug("closing an idle syslog connection", "src", from.Addr(), "port", from.Port(), "idle", cfg.idle)
 	default:
-		cfg.log.Debug("syslog connection failed", "from", from, "err", err)
+		cfg.log.Debug("syslog connection failed", "src", from.Addr(), "port", from.Port(), "err", err)
 	}
 }
 
-// syslogIdleReader gives every read of a connection IdleTimeout to return.
-type syslogIdleReader struct {
-	conn net.Conn
-	idle time.Duration
+// handshake runs the TLS handshake of a connection with the credentials
+// in force, within the message time limit, and reports whether it
+// succeeded.
+func (l *SyslogListener) handshake(ctx context.Context, cfg syslogConfig, timed *syslogTimedConn, from netip.AddrPort) (*tls.Conn, bool) {
+	tc := tls.Server(timed, &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return l.tls.Load().config, nil },
+	})
+	timed.messageStart()
+	err := tc.HandshakeContext(ctx)
+	switch {
+	case err == nil:
+		timed.messageDone(false)
+		if peer := tc.ConnectionState().PeerCertificates; len(peer) > 0 {
+			cfg.log.Debug("syslog TLS connection", "src", from.Addr(), "port", from.Port(), "client", peer[0].Subject.String())
+		}
+		return tc, true
+	case ctx.Err() != nil:
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		l.c.slow.Add(1)
+		l.warnSender(cfg, from, "closing a syslog connection: the TLS handshake took longer than the time limit", "limit", cfg.msgTimeout)
+	default:
+		l.c.handshake.Add(1)
+		l.warnSender(cfg, from, "closing a syslog connection: TLS handshake failed", "err", err)
+	}
+	return nil, false
 }
 
-func (r syslogIdleReader) Read(p []byte) (int, error) {
-	if err := r.conn.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
+// syslogTimedConn sets the deadline of every read from a TCP connection:
+// between messages a read may wait IdleTimeout, and once a message has
+// begun, everything up to its end must arrive within MessageTimeout of its
+// first byte, however the sender paces the rest. Below TLS it sees the
+// raw bytes, so a sender that dribbles a TLS record is timed as one that
+// dribbles a message. It is used by one goroutine only.
+type syslogTimedConn struct {
+	net.Conn
+	idle, message time.Duration
+	now           func() time.Time
+	started       time.Time // when the message being read began; zero between messages
+}
+
+func (c *syslogTimedConn) Read(p []byte) (int, error) {
+	deadline := c.now().Add(c.idle)
+	if c.inMessage() {
+		deadline = c.started.Add(c.message)
+	}
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
-	return r.conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.messageStart()
+	}
+	return n, err
+}
+
+// Write bounds each write, which only TLS makes (its handshake and
+// alerts), by the message time limit: a sender that stops reading cannot
+// hold the connection that way either.
+func (c *syslogTimedConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(c.now().Add(c.message)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// messageStart notes that a message has begun, unless one is under way.
+func (c *syslogTimedConn) messageStart() {
+	if c.started.IsZero() {
+		c.started = c.now()
+	}
+}
+
+// messageDone notes that a message has been read whole; next reports
+// that bytes of the next one are already here, which begins it.
+func (c *syslogTimedConn) messageDone(next bool) {
+	c.started = time.Time{}
+	if next {
+		c.messageStart()
+	}
+}
+
+// inMessage reports whether a message is under way.
+func (c *syslogTimedConn) inMessage() bool { return !c.started.IsZero() }
+
+// syslogMarkReader notes the start of a message when bytes arrive from r,
+// for bytes that arrive without a read of the connection below.
+type syslogMarkReader struct {
+	r io.Reader
+	c *syslogTimedConn
+}
+
+func (m syslogMarkReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if n > 0 {
+		m.c.messageStart()
+	}
+	return n, err
 }
 
 // errSyslogFraming reports a TCP stream that cannot be split into messages.
@@ -718,7 +1076,8 @@ var errSyslogFraming = errors.New("malformed syslog framing")
 // syslogFrames splits the RFC 6587 stream read through br into messages
 // and calls frame for each, until the stream ends. br's buffer must hold
 // at least maxMsg+1 bytes. The message passed to frame is valid only during
-// the call.
+// the call. boundary, if not nil, is called after each message (framed,
+// oversize or empty) has been read whole.
 //
 // Each message's framing is decided by its first byte:
 //   - A digit starts octet counting, "MSG-LEN SP MSG": MSG-LEN is 1 to 9
@@ -735,7 +1094,7 @@ var errSyslogFraming = errors.New("malformed syslog framing")
 // syslogFrames returns nil at the end of the stream, an error wrapping
 // errSyslogFraming for a bad length prefix or a cut-short message, after
 // which the stream cannot be followed, and any other read error as it is.
-func syslogFrames(br *bufio.Reader, maxMsg int, frame func([]byte), oversize func()) error {
+func syslogFrames(br *bufio.Reader, maxMsg int, frame func([]byte), oversize, boundary func()) error {
 	for {
 		b, err := br.Peek(1)
 		if err != nil {
@@ -751,6 +1110,9 @@ func syslogFrames(br *bufio.Reader, maxMsg int, frame func([]byte), oversize fun
 		}
 		if err != nil {
 			return err
+		}
+		if boundary != nil {
+			boundary()
 		}
 	}
 }

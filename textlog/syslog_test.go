@@ -550,43 +550,67 @@ func TestSyslogTCPIdle(t *testing.T) {
 	}
 }
 
-// slDeadlines is a connection that records the read deadlines set on it.
+// slDeadlines is a connection that records the deadlines set on it and
+// returns one byte per read.
 type slDeadlines struct {
 	net.Conn
-	reads     int
-	deadlines []time.Time
+	read, write []time.Time
 }
 
 func (c *slDeadlines) SetReadDeadline(d time.Time) error {
-	c.deadlines = append(c.deadlines, d)
+	c.read = append(c.read, d)
 	return nil
 }
 
-func (c *slDeadlines) Read(p []byte) (int, error) {
-	c.reads++
-	if c.reads > 3 {
-		return 0, io.EOF
-	}
-	return copy(p, "x"), nil
+func (c *slDeadlines) SetWriteDeadline(d time.Time) error {
+	c.write = append(c.write, d)
+	return nil
 }
 
-// TestSyslogIdleReader checks that the idle timeout counts from each read,
-// not from the start of the connection, so that a sender that keeps
-// talking is never cut off.
-func TestSyslogIdleReader(t *testing.T) {
-	const idle = time.Hour
+func (c *slDeadlines) Read(p []byte) (int, error) { return copy(p, "x"), nil }
+
+func (c *slDeadlines) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSyslogTimedConn checks the deadline of each read: the idle limit
+// from the read between messages, and the message limit from the
+// message's first byte once it has begun, however many reads it takes.
+func TestSyslogTimedConn(t *testing.T) {
+	const idle, message = time.Hour, 10 * time.Second
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
 	c := &slDeadlines{}
-	r := syslogIdleReader{c, idle}
+	tc := &syslogTimedConn{Conn: c, idle: idle, message: message, now: func() time.Time { return now }}
 	buf := make([]byte, 8)
-	for i := range 4 {
-		before := time.Now()
-		_, _ = r.Read(buf)
-		if len(c.deadlines) != i+1 {
-			t.Fatalf("read %d: %d deadlines set, want one per read", i, len(c.deadlines))
+	read := func(at time.Duration, want time.Time, what string) {
+		t.Helper()
+		now = t0.Add(at)
+		if _, err := tc.Read(buf); err != nil {
+			t.Fatal(err)
 		}
-		if d := c.deadlines[i]; d.Before(before.Add(idle)) || d.After(time.Now().Add(idle)) {
-			t.Errorf("read %d: deadline %v, want the idle timeout from the read", i, d)
+		if got := c.read[len(c.read)-1]; !got.Equal(want) {
+			t.Errorf("%s: deadline %v, want %v", what, got.Sub(t0), want.Sub(t0))
 		}
+	}
+	read(0, t0.Add(idle), "first read")
+	read(time.Second, t0.Add(message), "second byte of the message") // the first began it at 0
+	read(5*time.Second, t0.Add(message), "a later byte")
+	tc.messageDone(false)
+	if tc.inMessage() {
+		t.Error("a message is under way after messageDone(false)")
+	}
+	read(7*time.Second, t0.Add(7*time.Second+idle), "between messages")
+	// That read brought the next message's first byte at 7s.
+	read(20*time.Second, t0.Add(17*time.Second), "the next message")
+	now = t0.Add(25 * time.Second)
+	tc.messageDone(true) // the next one's bytes are already buffered
+	read(30*time.Second, t0.Add(35*time.Second), "a message buffered at its start")
+
+	now = t0.Add(50 * time.Second)
+	if _, err := tc.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.write[0]; !got.Equal(now.Add(message)) {
+		t.Errorf("write deadline %v, want the message limit from the write", got.Sub(t0))
 	}
 }
 
@@ -810,6 +834,13 @@ func TestSyslogListen(t *testing.T) {
 		{"negative max message", func(l *SyslogListener) { l.MaxMessage = -1 }, "maximum message size"},
 		{"max conns", func(l *SyslogListener) { l.MaxConns = -1 }, "maximum connections"},
 		{"idle", func(l *SyslogListener) { l.IdleTimeout = -time.Second }, "idle timeout"},
+		{"max per sender", func(l *SyslogListener) { l.MaxConnsPerSender = -1 }, "maximum connections per sender"},
+		{"message timeout", func(l *SyslogListener) { l.MessageTimeout = -time.Second }, "message timeout"},
+		{"tls without credentials", func(l *SyslogListener) { l.Network = SyslogTLS }, "needs a certificate and key"},
+		{"credentials without tls", func(l *SyslogListener) { l.Network = SyslogTCP; l.TLS = &SyslogCredentials{} }, "TLS credentials given to a tcp listener"},
+		{"spoofable udp", func(l *SyslogListener) { l.Addr = "0.0.0.0:0" }, "UDP senders can be spoofed"},
+		{"spoofable udp+tcp", func(l *SyslogListener) { l.Network = SyslogUDPTCP; l.Addr = "[::]:0" }, "UDP senders can be spoofed"},
+		{"spoofable udp, any address", func(l *SyslogListener) { l.Addr = ":0" }, "UDP senders can be spoofed"},
 		{"format", func(l *SyslogListener) { l.Parser.Format = formatCount }, "unknown format"},
 		{"prefix", func(l *SyslogListener) { l.Allow = []netip.Prefix{{}} }, "invalid allowed prefix"},
 	} {
@@ -880,21 +911,42 @@ func TestSyslogListen(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cfg.network != SyslogUDP || cfg.addr != DefaultSyslogAddr || cfg.maxMessage != DefaultMaxMessage ||
-			cfg.maxConns != DefaultMaxConns || cfg.idle != DefaultIdleTimeout {
+			cfg.maxConns != DefaultMaxConns || cfg.maxPerSrc != DefaultMaxConnsPerSender ||
+			cfg.msgTimeout != DefaultMessageTimeout || cfg.idle != DefaultIdleTimeout || cfg.tlsListener {
 			t.Errorf("defaults: %+v", cfg)
+		}
+		tl := SyslogListener{Network: SyslogTLS, TLS: &SyslogCredentials{}}
+		if cfg, err := tl.config(); err != nil || cfg.addr != DefaultSyslogTLSAddr || !cfg.tlsListener {
+			t.Errorf("TLS defaults: %+v, %v", cfg, err)
 		}
 	})
 }
 
-// slFrames runs syslogFrames over r and collects what it reports.
+// slFrames runs syslogFrames over r and collects what it reports. It also
+// checks that every message, framed or oversize, is followed by a
+// boundary before the next: the message time limit relies on it.
 func slFrames(r io.Reader, maxMsg int) (frames []string, oversize int, err error) {
 	br := bufio.NewReaderSize(r, maxMsg+1)
+	pending := false
+	message := func() {
+		if pending {
+			panic("two messages without a boundary between them")
+		}
+		pending = true
+	}
 	err = syslogFrames(br, maxMsg, func(m []byte) {
 		if len(m) == 0 || len(m) > maxMsg {
 			panic(fmt.Sprintf("frame of %d bytes, limit %d", len(m), maxMsg))
 		}
+		message()
 		frames = append(frames, string(m))
-	}, func() { oversize++ })
+	}, func() {
+		message()
+		oversize++
+	}, func() { pending = false })
+	if err == nil && pending {
+		panic("the last message had no boundary")
+	}
 	return frames, oversize, err
 }
 

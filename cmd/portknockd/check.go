@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	flag "github.com/spf13/pflag"
 
@@ -21,6 +22,7 @@ import (
 	"portknock/journal"
 	"portknock/nftset"
 	"portknock/sequence"
+	"portknock/textlog"
 )
 
 // runCheck validates a configuration and prints what it would do: the
@@ -74,7 +76,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printConfig(stdout, cfg, oneTime)
-	ok := checkSets(stdout, cfg)
+	ok := checkTLS(stdout, cfg, time.Now())
+	if !checkSets(stdout, cfg) {
+		ok = false
+	}
 	if len(untrusted) > 0 {
 		printProblems(stderr, untrusted)
 		fmt.Fprintf(stderr, "%d problem(s) with files portknockd would not trust: it refuses to start until they are fixed\n", len(untrusted))
@@ -125,6 +130,34 @@ func lookupUID(name string) (uint32, error) {
 		return 0, fmt.Errorf("user %s: uid %q is not a number", name, u.Uid)
 	}
 	return uint32(n), nil
+}
+
+// checkTLS reads the certificate, key and client CAs of every TLS syslog
+// input, as the daemon will, and reports whether all are usable.
+func checkTLS(w io.Writer, cfg *config.Config, now time.Time) bool {
+	ok := true
+	for _, in := range cfg.Inputs {
+		if in.Type != config.InputSyslog || in.Network != config.SyslogTLS {
+			continue
+		}
+		creds, err := textlog.LoadSyslogCredentials(textlog.SyslogTLSFiles{Cert: in.TLSCert, Key: in.TLSKey, ClientCA: in.TLSClientCA})
+		if err != nil {
+			ok = false
+			fmt.Fprintf(w, "input %s: error: %v\n", in.String(), err)
+			continue
+		}
+		cert := creds.Certificate()
+		valid := "valid until " + cert.NotAfter.UTC().Format(time.DateOnly)
+		if now.After(cert.NotAfter) {
+			valid = "EXPIRED on " + cert.NotAfter.UTC().Format(time.DateOnly)
+		}
+		clients := "senders need no certificate"
+		if creds.ClientCertRequired() {
+			clients = "senders need a certificate from " + in.TLSClientCA
+		}
+		fmt.Fprintf(w, "input %s: certificate %q, %s; %s\n", in.String(), cert.Subject.String(), valid, clients)
+	}
+	return ok
 }
 
 // checkSets looks up the doors' nftables sets in the running kernel, when
@@ -214,7 +247,7 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 	tw.Flush()
 	for _, in := range cfg.Inputs {
 		fmt.Fprintf(w, "input %s", in.String())
-		if in.Type == config.InputText {
+		if in.Type == config.InputText || in.Type == config.InputSyslog {
 			fmt.Fprintf(w, " format %s", in.Format)
 		}
 		if in.Prefix != "" {

@@ -140,7 +140,7 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *daemonize {
 		log.Warn("-d/--daemon is ignored: portknockd runs in the foreground; let the service manager run it")
 	}
-	for _, w := range cfg.Warnings {
+	for _, w := range append(cfg.Warnings, config.InputWarnings(extra)...) {
 		log.Warn(w)
 	}
 

@@ -32,7 +32,7 @@ func TestCheckExamples(t *testing.T) {
 		file string
 		want []string
 	}{
-		{"quickstart.toml", []string{"toml format, 1 door(s)", "door ssh", "7000/tcp 8000/tcp 9000/udp", "input text:- format simple"}},
+		{"quickstart.toml", []string{"toml format, 1 door(s)", "door ssh", "7000/tcp 9000/udp 8000/tcp", "input text:- format simple"}},
 		{"knockd.conf", []string{"knockd format", "door openSSH", "tcpflags       syn", "one-time, from", "4 unused", "next",
 			// The one-time sequences' ports are in the knock space too.
 			"knock space (log these, drop them): 2001/tcp 2002/udp 2003/tcp 2222/udp"}},
