@@ -223,16 +223,49 @@ func UsesStateDir(cfg *config.Config, stateDir string) bool {
 	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
 }
 
-// CheckInputs judges every FIFO and file input for a daemon running as uid
-// (see textlog.CheckInput), and returns every problem found, joined.
+// CheckInputs judges, for a daemon running as uid, every file an input
+// makes it believe (see package filetrust): a FIFO or file input (see
+// textlog.CheckInput), and a TLS syslog input's key (a secret: not even
+// readable by others), certificate and client CAs (whoever writes those
+// chooses who may send knocks). It returns every problem found, joined.
 func CheckInputs(inputs []config.Input, uid uint32) error {
 	var errs []error
 	for _, in := range inputs {
-		if in.Type != config.InputText {
+		var found []error
+		switch {
+		case in.Type == config.InputText:
+			found = filetrust.Split(textlog.CheckInput(in.Path, uid))
+		case in.Type == config.InputSyslog && in.Network == config.SyslogTLS:
+			found = filetrust.Split(checkTLSFiles(syslogTLSFiles(in), uid))
+		}
+		for _, err := range found {
+			errs = append(errs, fmt.Errorf("input %s: %w", in.String(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkTLSFiles judges a TLS listener's files, each problem prefixed with
+// the key that names the file.
+func checkTLSFiles(files textlog.SyslogTLSFiles, uid uint32) error {
+	var errs []error
+	for _, f := range []struct {
+		key, path string
+		role      filetrust.Role
+	}{
+		{"tls_cert", files.Cert, filetrust.Config},
+		{"tls_key", files.Key, filetrust.Secret},
+		{"tls_client_ca", files.ClientCA, filetrust.Config},
+	} {
+		if f.path == "" {
 			continue
 		}
-		for _, err := range filetrust.Split(textlog.CheckInput(in.Path, uid)) {
-			errs = append(errs, fmt.Errorf("input %s: %w", in.String(), err))
+		err := filetrust.CheckAs(f.path, f.role, uid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // reading it says so
+		}
+		for _, e := range filetrust.Split(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, e))
 		}
 	}
 	return errors.Join(errs...)
@@ -462,6 +495,11 @@ func (s syslogSource) logStats(log *slog.Logger) {
 func (s syslogSource) loadTLS() (func() error, error) {
 	if s.TLS == nil {
 		return nil, nil
+	}
+	// Judged again, as they are read again: a renewed key must be as
+	// private as the first.
+	if err := checkTLSFiles(s.TLS.Files(), uint32(os.Geteuid())); err != nil {
+		return nil, fmt.Errorf("input %s: %w", s.Name, err)
 	}
 	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
 	if err != nil {

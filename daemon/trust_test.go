@@ -14,6 +14,7 @@ import (
 
 	"portknock/config"
 	"portknock/internal/filetrust"
+	"portknock/internal/testpki"
 	"portknock/journal"
 )
 
@@ -243,4 +244,65 @@ start_command = ["sh", "-c", "echo open %%DOOR%% %%IP%% > %s"]
 	}
 	writeLines(t, in, "8000 192.0.2.8")
 	expect(t, ch, "open web 192.0.2.8")
+}
+
+// TestStartRefusesUntrustedTLSFiles: a TLS syslog input's key, certificate
+// and client CAs are judged like every file the daemon believes, the key
+// as a secret.
+func TestStartRefusesUntrustedTLSFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		root  bool
+		spoil func(t *testing.T, s *testpki.Cert, ca string) (path, want string)
+	}{
+		{"client CA writable by others", false, func(t *testing.T, s *testpki.Cert, ca string) (string, string) {
+			chmod(t, ca, 0o666)
+			return ca, "tls_client_ca: " + ca + ": not trusted"
+		}},
+		{"certificate in a directory others can write", false, func(t *testing.T, s *testpki.Cert, ca string) (string, string) {
+			dir := filepath.Dir(s.CertFile)
+			chmod(t, dir, 0o777)
+			return dir, "tls_cert: " + s.CertFile + ": not trusted: directory " + dir
+		}},
+		{"key of another user", true, func(t *testing.T, s *testpki.Cert, ca string) (string, string) {
+			chown(t, s.KeyFile)
+			return s.KeyFile, "tls_key: " + s.KeyFile + ": not trusted: owned by nobody (uid 65534), mode 0600"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root {
+				requireRoot(t)
+			}
+			pki := t.TempDir()
+			ca := testpki.NewCA(t, pki, "test")
+			server := ca.Server(t, "server")
+			at, want := tc.spoil(t, server, ca.CertFile)
+			cfg, err := config.Parse(filepath.Join(t.TempDir(), "t.toml"), []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+[[input]]
+type = "syslog"
+network = "tls"
+listen = "127.0.0.1:0"
+tls_cert = %q
+tls_key = %q
+tls_client_ca = %q
+[[door]]
+name = "ssh"
+sequence = ["7000"]
+start_command = "true"
+`, t.TempDir(), server.CertFile, server.KeyFile, ca.CertFile)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := New(cfg, Options{})
+			if d != nil {
+				run(t, d).stop(t)
+			}
+			wantTrustError(t, "New", err, at)
+			if !strings.Contains(err.Error(), "input syslog:tls:127.0.0.1:0: "+want) {
+				t.Errorf("New: %v, want %q", err, want)
+			}
+		})
+	}
 }
