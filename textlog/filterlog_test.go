@@ -164,6 +164,10 @@ func TestISOStamp(t *testing.T) {
 // FuzzParseFilterlog checks that no line makes the parser panic, that
 // every event is well formed, and that no cut line is a different knock.
 func FuzzParseFilterlog(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, l := range bsdGoldenText(f, "testdata/filterlog") {
 		f.Add(l, "")
 	}

@@ -119,6 +119,10 @@ func TestParseIpfwNoAllocs(t *testing.T) {
 // FuzzParseIpfw checks that no line makes the parser panic, that every
 // event is well formed, and that no cut line is a different knock.
 func FuzzParseIpfw(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, l := range bsdGoldenText(f, "testdata/ipfw") {
 		f.Add(l, "")
 	}

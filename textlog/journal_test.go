@@ -369,6 +369,10 @@ func checkKVAgainstRef(t *testing.T, line, prefix string, r Reason, got sequence
 // FuzzParseJournal checks the journal parser against refJournal (the same
 // rules over encoding/json): same reason, same event, no panics.
 func FuzzParseJournal(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, line := range readTestLines(f, "testdata/journal/journal.json") {
 		f.Add(line, "")
 		f.Add(line, "knock")

@@ -600,6 +600,10 @@ func TestParseNetfilterNoAllocs(t *testing.T) {
 // formed, that a line which is not an event leaves the event alone, and
 // that an event's port is one the line's kernel text states.
 func FuzzParseNetfilter(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, tc := range netfilterCases {
 		f.Add(tc.line, tc.prefix)
 	}

@@ -465,6 +465,10 @@ func TestParsePflogNoAllocs(t *testing.T) {
 // FuzzParsePflog checks that no line makes the parser panic, that every
 // event is well formed, and that no cut line is a different knock.
 func FuzzParsePflog(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, l := range bsdGoldenText(f, "testdata/pflog") {
 		f.Add(l, "")
 	}

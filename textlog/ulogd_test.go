@@ -768,6 +768,10 @@ func TestRefUlogdAgreesOnCases(t *testing.T) {
 // FuzzParseUlogd checks the ulogd parser against refUlogd: same reason,
 // same event, no panics.
 func FuzzParseUlogd(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, name := range []string{"testdata/ulogd/logemu.log", "testdata/ulogd/ulogd.json"} {
 		for _, line := range readTestLines(f, name) {
 			f.Add(line, "")
