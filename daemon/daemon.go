@@ -416,7 +416,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 		return textSource{&textlog.Source{
 			Name:   in.String(),
 			Path:   in.Path,
-			Parser: textlog.Parser{Format: format, Prefix: in.Prefix},
+			Parser: textlog.Parser{Format: format, Prefix: in.Prefix, Programs: in.Programs},
 			Now:    d.now,
 			Logger: d.log,
 			Stdin:  d.opts.Stdin,
@@ -431,7 +431,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			Network: in.Network,
 			Addr:    in.Listen,
 			Allow:   in.Allow,
-			Parser:  textlog.Parser{Format: format, Prefix: in.Prefix},
+			Parser:  textlog.Parser{Format: format, Prefix: in.Prefix, Programs: in.Programs},
 			Now:     d.now,
 			Logger:  d.log,
 		}

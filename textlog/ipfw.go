@@ -15,14 +15,15 @@ const ipfwImplemented = true
 //	ipfw: RULE ACTION PROTO SRC DST[ mark:0xN] in|out via IFACE[ (frag ...)]
 //	ipfw: RULE ACTION PROTO SRC DST[ mark:0xN] [no if info][ (frag ...)]
 //
-// usually inside syslog framing ("Nov 22 12:00:01 fw kernel: ipfw: ..."):
-// the record must begin the message of the kernel (or of a program
-// Parser.Programs names), or a line without a program.
-// PROTO SRC DST is "TCP 192.0.2.7:40000 192.0.2.1:7000", "UDP ..." (IPv6
-// addresses in brackets, "[2001:db8::7]:40000"), "ICMP:3.3 SRC DST",
-// "ICMPv6:128.0 SRC DST", "P:47 SRC DST" or "MAC". A later fragment
-// has no ports ("TCP 192.0.2.7 192.0.2.1"). TCP flags are not logged, so
-// events have FlagsKnown false and pass any tcpflags filter.
+// usually inside syslog framing ("Nov 22 12:00:01 fw kernel: ipfw: ..."). The
+// record must begin the message of the kernel (or of a program
+// Parser.Programs names), or a line without a program; "ipfw: " anywhere
+// else in a line is another program's text. PROTO SRC DST is
+// "TCP 192.0.2.7:40000 192.0.2.1:7000", "UDP ..." (IPv6 addresses in
+// brackets, "[2001:db8::7]:40000"), "ICMP:3.3 SRC DST", "ICMPv6:128.0 SRC
+// DST", "P:47 SRC DST" or "MAC". A later fragment has no ports ("TCP
+// 192.0.2.7 192.0.2.1"). TCP flags are not logged, so events have
+// FlagsKnown false and pass any tcpflags filter.
 //
 // Rules:
 //   - Knocks are the actions that drop the packet — "Deny", "Reset",

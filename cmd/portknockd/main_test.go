@@ -98,6 +98,23 @@ func TestParsePrintsJSONEvents(t *testing.T) {
 	}
 }
 
+// TestParsePrograms checks that parse counts a record in another
+// program's message as "program", takes it with --program, and refuses a
+// name no syslog tag has.
+func TestParsePrograms(t *testing.T) {
+	in := "Nov 22 12:00:01 fw ulogport: 7000 192.0.2.7\nNov 22 12:00:01 fw sshd[42]: Invalid user 7000 192.0.2.7\n"
+	if code, out, errOut := runArgs(t, in, "parse"); code != 0 || out != "" || !strings.Contains(errOut, "2 lines: 0 knock events, 1 unrecognized, 1 program") {
+		t.Errorf("exit %d, out %q, summary %q", code, out, errOut)
+	}
+	code, out, errOut := runArgs(t, in, "parse", "--program", "ulogport")
+	if code != 0 || !strings.Contains(out, `"src":"192.0.2.7"`) || !strings.Contains(errOut, "2 lines: 1 knock events, 1 unrecognized") {
+		t.Errorf("--program ulogport: exit %d, out %q, summary %q", code, out, errOut)
+	}
+	if code, _, errOut := runArgs(t, in, "parse", "--program", "sshd[42]"); code != 2 || !strings.Contains(errOut, "sshd[42]") {
+		t.Errorf("--program sshd[42]: exit %d, %q", code, errOut)
+	}
+}
+
 func TestKnockdConfRunsAsIs(t *testing.T) {
 	// stdin ends, so the daemon stops by itself once the door has opened.
 	knocks := "7000 192.0.2.7\n8000 192.0.2.7\n9000 192.0.2.7\n"
