@@ -67,26 +67,24 @@ func (p *Parser) parseFilterlog(line []byte, fr *frame, ev *sequence.Event) Reas
 	}
 	csv := fr.msg
 
-	// Find the fields needed, and no more: the TCP options that follow
-	// can be long.
-	var f flogCSV
-	f.split(csv)
-	n := f.n
-
-	// The fields every line has, up to the IP version. The rule number
-	// tells filterlog's CSV from other text after a "filterlog:" tag.
-	if n == 1 {
-		if (len(csv) == 0 || bsdUintOK(csv)) && p.programOK(FormatFilterlog, fr) {
+	// The rule number, the first field, tells filterlog's CSV from other
+	// text: most lines of a mixed log leave here, before their commas are
+	// looked for.
+	if first := bytes.IndexByte(csv, ','); first < 0 || !bsdUintOK(csv[:first]) {
+		if first < 0 && (len(csv) == 0 || bsdUintOK(csv)) && p.programOK(FormatFilterlog, fr) {
 			return ReasonTruncated // cut within the rule number
 		}
-		return ReasonUnrecognized
-	}
-	if !bsdUintOK(f.at(0)) {
 		return ReasonUnrecognized
 	}
 	if !p.programOK(FormatFilterlog, fr) {
 		return ReasonProgram
 	}
+
+	// Find the fields needed, and no more: the TCP options that follow
+	// can be long.
+	var f flogCSV
+	f.split(csv)
+	n := f.n
 	if n < 9 {
 		return ReasonTruncated
 	}

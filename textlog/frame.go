@@ -81,6 +81,11 @@ type frame struct {
 	kind      frameKind
 	// done is set once readFrame has read the line.
 	done bool
+	// out is the index of the line's first " OUT=" plus one (0: not
+	// looked for yet), which the kernel formats share: see firstOut. Like
+	// the rest of a frame it holds for one line; a frame is made anew for
+	// each.
+	out int
 	// syslogStamp is set when the stamp is a syslog one (RFC 3164 or ISO
 	// 8601) with no tag after it, so that the message may begin with a
 	// host name.
@@ -97,7 +102,11 @@ type frame struct {
 
 // readFrame reads the wrapper of line into f.
 func readFrame(line []byte, f *frame) {
-	*f = frame{msg: line, done: true}
+	// Field by field: assigning a whole frame goes through a copy on the
+	// stack that costs more than the rest of reading a syslog header.
+	f.stamp = stamp{}
+	f.host, f.program, f.afterHost, f.msg = nil, nil, nil, line
+	f.kind, f.done, f.syslogStamp, f.pri, f.broken = frameBare, true, false, false, ReasonNone
 	if len(line) == 0 {
 		return
 	}
@@ -167,6 +176,15 @@ func (f *frame) read(line []byte) *frame {
 	return f
 }
 
+// firstOut returns the index of line's first " OUT=", the kernel text's
+// marker, or -1, searching the line once for all the formats that look.
+func (f *frame) firstOut(line []byte) int {
+	if f.out == 0 {
+		f.out = kernelIndexOut(line, 0) + 1
+	}
+	return f.out - 1
+}
+
 // setStamped makes f a frame without a program whose message starts at j.
 func (f *frame) setStamped(line []byte, j int) {
 	f.kind = frameStamp
@@ -196,14 +214,14 @@ func (f *frame) setMessage(line []byte, j int) {
 func (f *frame) readHeader(line []byte, j int, withHost bool) {
 	t1s := skipBlanks(line, j)
 	t1e := tokenEnd(line, t1s)
-	if f.tryTag(line, nil, t1s, t1e) {
+	if mayBeTag(line, t1s, t1e) && f.tryTag(line, nil, t1s, t1e) {
 		return
 	}
 	if withHost {
 		t2s := skipBlanks(line, t1e)
 		t2e := tokenEnd(line, t2s)
 		host := line[t1s:t1e]
-		if f.tryTag(line, host, t2s, t2e) {
+		if mayBeTag(line, t2s, t2e) && f.tryTag(line, host, t2s, t2e) {
 			f.afterHost = line[t2s:]
 			return
 		}
@@ -217,6 +235,12 @@ func (f *frame) readHeader(line []byte, j int, withHost bool) {
 		f.syslogStamp = f.stamp.kind != stampNone
 	}
 	f.setStamped(line, j)
+}
+
+// mayBeTag is the cheap test before tryTag: a tag ends in ':', or the
+// line in it.
+func mayBeTag(line []byte, s, e int) bool {
+	return e > s && (line[e-1] == ':' || e == len(line))
 }
 
 // tryTag makes f a syslog frame when line[s:e] is a tag. A line that ends

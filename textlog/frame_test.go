@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"portknock/sequence"
 )
 
 type frameCase struct {
@@ -210,4 +212,45 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTCPFlagReaders checks that the word and letter readers read the same
+// flags from the one table.
+func TestTCPFlagReaders(t *testing.T) {
+	var all sequence.TCPFlags
+	for _, n := range tcpFlagNames {
+		if got := tcpFlagWord([]byte(n.word)); got != n.flag {
+			t.Errorf("tcpFlagWord(%q) = %v, want %v", n.word, got, n.flag)
+		}
+		if got, ok := tcpFlagLetters([]byte{n.letter}, false); !ok || got != n.flag {
+			t.Errorf("tcpFlagLetters(%q) = %v, %v; want %v", n.letter, got, ok, n.flag)
+		}
+		all |= n.flag
+	}
+	if all != 0xff {
+		t.Errorf("the table covers %v, not every flag", all)
+	}
+	for _, w := range []string{"AE", "SYNACK", "syn", "SY", ""} {
+		if got := tcpFlagWord([]byte(w)); got != 0 {
+			t.Errorf("tcpFlagWord(%q) = %v, want none", w, got)
+		}
+	}
+	for _, tc := range []struct {
+		in     string
+		dotACK bool
+		want   sequence.TCPFlags
+		ok     bool
+	}{
+		{"S.", true, sequence.SYN | sequence.ACK, true},
+		{"S.", false, 0, false},
+		{"Se", true, sequence.SYN, true},
+		{"Se", false, 0, false},
+		{"FSRPAUEW", false, 0xff, true},
+		{"", false, 0, true},
+		{"X", true, 0, false},
+	} {
+		if got, ok := tcpFlagLetters([]byte(tc.in), tc.dotACK); got != tc.want || ok != tc.ok {
+			t.Errorf("tcpFlagLetters(%q, %v) = %v, %v; want %v, %v", tc.in, tc.dotACK, got, ok, tc.want, tc.ok)
+		}
+	}
 }

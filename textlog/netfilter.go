@@ -44,19 +44,16 @@ const netfilterImplemented = true
 func (p *Parser) parseNetfilter(line []byte, fr *frame, ev *sequence.Event) Reason {
 	// Lines without the marker are most lines of a mixed log; they leave
 	// after one vectorised search, before their framing is read.
-	first := kernelIndexOut(line, 0)
+	first := fr.firstOut(line)
 	if first < 0 {
 		return ReasonUnrecognized
 	}
-	msg := fr.read(line).msg
-	// msg ends the line: the " OUT=" found is msg's first unless it lay
-	// in the framing.
-	if first -= len(line) - len(msg); first < 0 {
-		first = kernelIndexOut(msg, 0)
-	}
-	k, ok := locateKernelFrom(msg, first)
+	// The kernel's text is located in the whole line, as in its message:
+	// the message ends the line, so the last look-alike is the same
+	// unless it lies in the framing, which is checked below.
+	k, ok := locateKernelFrom(line, first)
 	if !ok {
-		if fr.broken != ReasonNone && p.programOK(FormatNetfilter, fr) {
+		if fr.read(line).broken != ReasonNone && p.programOK(FormatNetfilter, fr) {
 			return fr.broken
 		}
 		return ReasonUnrecognized
@@ -66,14 +63,30 @@ func (p *Parser) parseNetfilter(line []byte, fr *frame, ev *sequence.Event) Reas
 	if t := skipJSONSpace(line); t[0] == '{' {
 		return ReasonUnrecognized
 	}
-	start := 0
+	// The log prefix ends where the kernel's text begins, so a line whose
+	// text there is not the prefix wanted is another rule's whatever its
+	// framing: the usual line of a busy log leaves here, unframed.
+	pfx := trimBlanksString(p.Prefix)
+	if t := trimBlanks(line[:k.in]); pfx != "" && (len(t) < len(pfx) || string(t[len(t)-len(pfx):]) != pfx) {
+		return ReasonPrefix
+	}
+	msgAt := len(line) - len(fr.read(line).msg)
+	if fr.broken != ReasonNone || k.in < msgAt {
+		// The text is in the framing (RFC 5424 structured data, say),
+		// or the framing is broken: the message holds no kernel text.
+		if fr.broken != ReasonNone && p.programOK(FormatNetfilter, fr) {
+			return fr.broken
+		}
+		return ReasonUnrecognized
+	}
+	start := msgAt
 	if fr.syslogStamp {
-		start = skipHostWord(k.msg, k.in)
+		start += skipHostWord(fr.msg, k.in-msgAt)
 	}
 	if !p.programOK(FormatNetfilter, fr) {
 		return ReasonProgram
 	}
-	if !k.prefixMatches(start, p.Prefix) {
+	if !k.prefixMatches(start, pfx) {
 		return ReasonPrefix
 	}
 	if r := k.event(ev); r != ReasonNone {

@@ -22,15 +22,29 @@ var tcpFlagNames = [...]struct {
 
 // tcpFlagWord returns the flag a word of the kernel's or ulogd's line names,
 // or 0. They print the words in upper case; "AE" (accurate ECN) has no place
-// in TCPFlags.
+// in TCPFlags. The words are tcpFlagNames' (a test holds them equal),
+// written out as a switch because this runs for every word after the ports.
 func tcpFlagWord(t []byte) sequence.TCPFlags {
 	if len(t) != 3 {
 		return 0
 	}
-	for _, n := range tcpFlagNames {
-		if string(t) == n.word {
-			return n.flag
-		}
+	switch string(t) {
+	case "FIN":
+		return sequence.FIN
+	case "SYN":
+		return sequence.SYN
+	case "RST":
+		return sequence.RST
+	case "PSH":
+		return sequence.PSH
+	case "ACK":
+		return sequence.ACK
+	case "URG":
+		return sequence.URG
+	case "ECE":
+		return sequence.ECE
+	case "CWR":
+		return sequence.CWR
 	}
 	return 0
 }

@@ -46,7 +46,7 @@ func (p *Parser) parseUlogd(line []byte, fr *frame, ev *sequence.Event) Reason {
 	if j := skipJSONSpace(line); len(j) > 0 && j[0] == '{' {
 		return p.parseUlogdJSON(j, ev)
 	}
-	if kernelIndexOut(line, 0) < 0 {
+	if fr.firstOut(line) < 0 {
 		return ReasonUnrecognized // no kernel-style fields, at once
 	}
 	return p.parseUlogdText(line, fr.read(line), ev)
