@@ -1,6 +1,7 @@
 package textlog
 
 import (
+	"bytes"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -140,6 +141,16 @@ func isBlank(c byte) bool { return c <= ' ' && blankSet>>c&1 != 0 }
 
 const blankSet = 1<<' ' | 1<<'\t' | 1<<'\r'
 
+// blankIndex returns the index of the first blank in b, or len(b).
+func blankIndex(b []byte) int {
+	for _, c := range [...]byte{' ', '\t', '\r'} {
+		if k := bytes.IndexByte(b, c); k >= 0 {
+			b = b[:k]
+		}
+	}
+	return len(b)
+}
+
 func trimBlanks(b []byte) []byte {
 	for len(b) > 0 && isBlank(b[0]) {
 		b = b[1:]
@@ -215,8 +226,10 @@ func (p *Parser) parseSimpleMessage(line []byte, ev *sequence.Event, trusted boo
 		}
 	}
 	end := i
-	for end < len(s) && !isBlank(s[end]) {
-		end++
+	if end < len(s) && !isBlank(s[end]) {
+		// Not a port alone: "/proto", or another format's long first
+		// field (filterlog's CSV), which is skipped by vectorised search.
+		end += blankIndex(s[end:])
 	}
 	portField := s[:end]
 
