@@ -292,3 +292,21 @@ func FuzzForeignRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestForeignNoAllocs checks that turning other programs' lines down costs
+// no garbage either.
+func TestForeignNoAllocs(t *testing.T) {
+	for _, line := range foreignLines() {
+		b := []byte(line)
+		for _, f := range append([]Format{FormatAuto}, autoOrder[:]...) {
+			p := Parser{Format: f, Prefix: "knock"}
+			var ev sequence.Event
+			if _, r := p.Parse(b, &ev); r == ReasonBadAddress || jsonRaceEnabled && jsonDecodesEscapes(f, line) {
+				continue // netip's error allocates; the race detector empties pools
+			}
+			if n := testing.AllocsPerRun(5, func() { p.Parse(b, &ev) }); n != 0 {
+				t.Errorf("%v: Parse(%.120q) allocates %v times", f, line, n)
+			}
+		}
+	}
+}

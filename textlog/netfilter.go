@@ -22,7 +22,9 @@ const netfilterImplemented = true
 // text is not the kernel's (see kernel.go).
 //
 // The prefix rule. The prefix is the text between the end of the framing
-// and the kernel's "IN=". When Parser.Prefix is set, that text with blanks
+// and the kernel's "IN=". A line whose text before IN= does not end in the
+// prefix wanted is ReasonPrefix before its framing is read, whatever
+// program it names: in a busy log most kernel lines are other rules'. When Parser.Prefix is set, that text with blanks
 // trimmed at both ends must equal Parser.Prefix with blanks trimmed,
 // case-sensitively: log prefix "knock " (printed "knock IN=...") and
 // "knock" (glued, "knockIN=...") both match Prefix "knock"; iptables'

@@ -139,7 +139,7 @@ func (p *Parser) programOK(f Format, fr *frame) bool {
 // Most bytes are above ' ', and leave after one comparison.
 func isBlank(c byte) bool { return c <= ' ' && blankSet>>c&1 != 0 }
 
-const blankSet = 1<<' ' | 1<<'\t' | 1<<'\r'
+const blankSet uint64 = 1<<' ' | 1<<'\t' | 1<<'\r'
 
 // blankIndex returns the index of the first blank in b, or len(b).
 func blankIndex(b []byte) int {
