@@ -72,7 +72,7 @@ func (p *Parser) parseUlogdText(line []byte, fr *frame, ev *sequence.Event) Reas
 		rest = fr.msg[h+1:]
 	case fr.kind == frameSyslog && fr.broken == ReasonNone && p.programOK(FormatUlogd, fr):
 		rest = fr.msg
-	case fr.kind == frameSyslog && logemu && p.Prefix != "" && len(fr.host) > 0 &&
+	case fr.kind == frameSyslog && logemu && trimBlanksString(p.Prefix) != "" && len(fr.host) > 0 &&
 		len(line)-len(fr.afterHost) == logemuStampLen+1+len(fr.host)+1:
 		rest, tagged = fr.afterHost, true
 	case fr.kind == frameSyslog && fr.broken == ReasonNone && string(fr.program) != "kernel":
