@@ -64,7 +64,8 @@ const (
 	frameJournal
 )
 
-// frame is what a line's wrapper says. Slices point into the line.
+// frame is what a line's wrapper says. Slices point into the line, but for
+// a kernel journal entry's program (kernelTransport).
 type frame struct {
 	stamp stamp
 	// host is the sending host the header names, or nil.

@@ -36,9 +36,9 @@ type Parser struct {
 	// ulogd's LOGEMU, OpenBSD's tcpdump -ttt) are placed in one: the latest
 	// year that puts the stamp no more than a week after Now. With Now
 	// zero such stamps give no time. A Source needs none, since it stamps
-	// events with the time it read them; a caller that shows the logged
-	// time sets it, and moves it on as time passes, so that no clock is
-	// read per line.
+	// events with the time it read them, so parsing reads no clock; a
+	// caller that shows the logged time sets Now to the time it read the
+	// line, or to a recent time it moves on now and then.
 	Now time.Time
 	// Location is the zone of stamps without an offset; time.Local if nil.
 	Location *time.Location
