@@ -185,17 +185,20 @@ func trimBlanksString(s string) string {
 // Each byte is looked at once on the way to netip.ParseAddr, which is why
 // the fields are not simply split first: this runs for every logged packet.
 func (p *Parser) parseSimple(line []byte, fr *frame, ev *sequence.Event) Reason {
+	bare, tried := ReasonNone, false
 	if !fr.done && trimBlanksString(p.Prefix) == "" {
 		// The usual line, a record alone, needs no framing read: it
 		// starts with a port, which no wrapper's stamp starts with, so a
 		// line that is a record is bare.
-		if r := p.parseSimpleMessage(line, ev, true); r == ReasonNone {
-			return r
+		if bare, tried = p.parseSimpleMessage(line, ev, true), true; bare == ReasonNone {
+			return bare
 		}
 	}
 	switch fr.read(line); {
 	case fr.broken != ReasonNone:
 		return ReasonUnrecognized
+	case fr.kind == frameBare && tried:
+		return bare
 	case fr.kind == frameBare:
 		return p.parseSimpleMessage(line, ev, true)
 	}
