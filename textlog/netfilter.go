@@ -19,7 +19,11 @@ const netfilterImplemented = true
 // piped in, a syslog stamp without a tag). A kernel text inside another
 // program's message ("host sshd[42]: Invalid user knock IN=...") is
 // ReasonProgram; a bare line whose record is followed by another program's
-// text is not the kernel's (see kernel.go).
+// text is not the kernel's (see kernel.go). A bare line has no program to
+// judge: text before the kernel's is its log prefix, so only Parser.Prefix
+// tells "note: knock IN=..." from the kernel's line logged with prefix
+// "note: knock", and what writes a bare input (a pipe from dmesg or
+// journalctl -k) is what it trusts.
 //
 // The prefix rule. The prefix is the text between the end of the framing
 // and the kernel's "IN=". A line whose text before IN= does not end in the
