@@ -42,8 +42,9 @@ import (
 // ACK= always, no RES=, an IPv6 fragment header as "FRAG: 1232 ID: ..."
 // (the offset a word of its own), and "INCOMPLETE" glued to MARK=.
 //
-// The record ends the message. Whatever follows the ports must have the
-// shape of the kernel's own fields (KEY=value with an upper-case key, an
+// The record ends the message. Whatever follows the ports (for TCP, what
+// follows URGP=, which closes the flag words) must have the shape of the
+// kernel's own fields (KEY=value with an upper-case key, an
 // upper-case word, an "(OPTIONS)" group): a record quoted inside another
 // program's message is followed by that program's text (sshd's " from
 // 192.0.2.9 port 4242", a web server's ` HTTP/1.1" 404`), which never has
@@ -110,7 +111,9 @@ func locateKernelFrom(msg []byte, first int) (k kernelText, ok bool) {
 // both ignored; an empty want takes any. The comparison is case-sensitive,
 // like the firewalls' own log prefixes.
 func (k *kernelText) prefixMatches(start int, want string) bool {
-	want = trimBlanksString(want)
+	if len(want) > 0 && (isBlank(want[0]) || isBlank(want[len(want)-1])) {
+		want = trimBlanksString(want)
+	}
 	// The string conversion in a comparison does not allocate.
 	return want == "" || string(trimBlanks(k.msg[start:k.in])) == want
 }
@@ -277,6 +280,7 @@ func (k *kernelText) event(ev *sequence.Event) Reason {
 
 	var flags sequence.TCPFlags
 	known := false
+	tail := l.i // where the text after the port starts
 	if proto == sequence.TCP {
 		for {
 			t = l.next()
@@ -284,17 +288,22 @@ func (k *kernelText) event(ev *sequence.Event) Reason {
 				flags = 0 // the line ended inside the flag words
 				break
 			}
-			if !kernelToken(t) {
-				return ReasonUnrecognized
-			}
 			if bytes.HasPrefix(t, kernelUrgpKey) {
-				known = true
+				known, tail = true, l.i
 				break
 			}
 			flags |= tcpFlagWord(t)
 		}
 	}
-	for t = l.next(); len(t) > 0; t = l.next() {
+	// What follows URGP= (or the port, for UDP or a line cut before
+	// URGP=) must be the kernel's: another program's text quoting a
+	// record goes on after it. Words before URGP= need no look, since
+	// whoever chose them did not choose what follows URGP=.
+	for l.i = tail; ; {
+		t = l.next()
+		if len(t) == 0 {
+			break
+		}
 		if !kernelToken(t) {
 			return ReasonUnrecognized // another program's text follows
 		}
@@ -311,9 +320,10 @@ func (k *kernelText) event(ev *sequence.Event) Reason {
 
 // kernelToken reports whether t has the shape of a field the kernel or
 // ulogd prints after the ports: "KEY=value" or a word, the key or word in
-// upper case, digits and '_' ("URGP=0", "SYN", "MARK=0x1", ulogd's
-// "INCOMPLETEMARK=0x0"), or a group of hex digits in parentheses, as in
-// "OPT (020405B4)". A token the line was cut in keeps that shape.
+// upper case, digits and '_', the value letters, digits and "._:-"
+// ("URGP=0", "SYN", "MARK=0x1", ulogd's "INCOMPLETEMARK=0x0"), or a group
+// of hex digits in parentheses, as in "OPT (020405B4)". A token the line
+// was cut in keeps that shape.
 func kernelToken(t []byte) bool {
 	if t[0] == '(' {
 		for _, c := range t[1:] {
@@ -323,11 +333,13 @@ func kernelToken(t []byte) bool {
 		}
 		return true
 	}
+	key := true
 	for i, c := range t {
 		switch {
 		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
-		case c == '=':
-			return i > 0
+		case !key && (c >= 'a' && c <= 'z' || c == '.' || c == ':' || c == '-'):
+		case key && c == '=' && i > 0:
+			key = false
 		default:
 			return false
 		}
@@ -450,6 +462,11 @@ func (l *kernelLexer) hasPrefix(key string) bool {
 func (l *kernelLexer) addr(keyLen int) (netip.Addr, Reason) {
 	s := l.s
 	i := l.i + keyLen
+	// The usual case, dotted IPv4 followed by a blank, in one pass.
+	if a, j := kernelIPv4(s, i); j > 0 {
+		l.i = j
+		return a, ReasonNone
+	}
 	j, clean := i, true
 	for ; j < len(s) && s[j] != ' '; j++ {
 		if !isAddrChar(s[j]) {
@@ -468,6 +485,34 @@ func (l *kernelLexer) addr(keyLen int) (netip.Addr, Reason) {
 		return netip.Addr{}, ReasonBadAddress
 	}
 	return a, ReasonNone
+}
+
+// kernelIPv4 reads a dotted IPv4 address without leading zeros at s[i:]
+// that is followed by a blank, and returns it and the blank's index, or
+// 0 when s[i:] does not start with one; parseAddr judges it then.
+func kernelIPv4(s []byte, i int) (netip.Addr, int) {
+	var a [4]byte
+	for n := range 4 {
+		if n > 0 {
+			if i >= len(s) || s[i] != '.' {
+				return netip.Addr{}, 0
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(s) && i-start < 3 && isDigit(s[i]) {
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || s[start] == '0' && i-start > 1 {
+			return netip.Addr{}, 0
+		}
+		a[n] = byte(v)
+	}
+	if i >= len(s) || s[i] != ' ' {
+		return netip.Addr{}, 0
+	}
+	return netip.AddrFrom4(a), i
 }
 
 // kernelParseAddr is parseAddr (without zones) with fast paths for the

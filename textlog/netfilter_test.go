@@ -290,7 +290,13 @@ var netfilterCases = []nfCase{
 	{name: "NUL in port", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=70\x0000 WINDOW=1 RES=0x00 SYN URGP=0 ", reason: ReasonBadPort},
 	{name: "NUL in address", line: "knock " + nfIn + "SRC=192.0.2.7\x00 DST=192.0.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 " + nfSYN, reason: ReasonBadAddress},
 	{name: "NUL for a blank", line: "knock " + nfIn + nfIP4 + "PROTO=TCP\x00SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 ", reason: ReasonBadProto},
-	{name: "NUL in flags", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN\x00 ACK URGP=0 ", reason: ReasonUnrecognized},
+	{name: "NUL in flags", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN\x00 ACK URGP=0 ", flags: sequence.ACK},
+	{name: "NUL after URGP", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 UID=0\x00 ", reason: ReasonUnrecognized},
+	{name: "another program's text after URGP", line: "Invalid user knock " + nfTCP4 + "from 198.51.100.9 port 40000", reason: ReasonUnrecognized},
+	{name: "another program's text after a udp port", line: "Invalid user knock " + nfUDP4 + "from 198.51.100.9 port 40000", reason: ReasonUnrecognized},
+	{name: "another program's text after a cut flag list", line: "Invalid user knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 from 198.51.100.9 port 40000", reason: ReasonUnrecognized},
+	{name: "options, uid and mark after URGP", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 OPT (020405B40402080A) UID=1000 GID=1000 MARK=0x2a "},
+	{name: "cut in options", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 OPT (0204"},
 	{name: "invalid UTF-8 prefix", line: "kn\xffck\xc3 " + nfTCP4},
 	{name: "invalid UTF-8 prefix filtered", prefix: "knock", line: "kn\xffck " + nfTCP4, reason: ReasonPrefix},
 	{name: "invalid UTF-8 framing", line: "Nov 22 12:00:01 h\xffst kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
@@ -638,6 +644,9 @@ func FuzzParseNetfilter(f *testing.F) {
 			want, wantOK := parseAddr(addr, -1)
 			if got != want || gotOK != wantOK {
 				t.Fatalf("kernelParseAddr(%q) = %v, %v; parseAddr %v, %v", addr, got, gotOK, want, wantOK)
+			}
+			if a, j := kernelIPv4(append(addr[:len(addr):len(addr)], ' '), 0); j > 0 && (j != len(addr) || a != want || !wantOK) {
+				t.Fatalf("kernelIPv4(%q) = %v, %d; parseAddr %v, %v", addr, a, j, want, wantOK)
 			}
 		}
 		p := Parser{Format: FormatNetfilter, Prefix: prefix}
