@@ -480,7 +480,7 @@ func (l *kernelLexer) addr(keyLen int) (netip.Addr, Reason) {
 	case !clean:
 		return netip.Addr{}, ReasonBadAddress
 	}
-	a, ok := kernelParseAddr(s[i:j])
+	a, ok := parseAddrFast(s[i:j])
 	if !ok {
 		return netip.Addr{}, ReasonBadAddress
 	}
@@ -513,71 +513,6 @@ func kernelIPv4(s []byte, i int) (netip.Addr, int) {
 		return netip.Addr{}, 0
 	}
 	return netip.AddrFrom4(a), i
-}
-
-// kernelParseAddr is parseAddr (without zones) with fast paths for the
-// forms the kernel prints: IPv4 dotted decimal without leading zeros, and
-// IPv6 as eight groups of four hex digits. Anything else, including every
-// error, is parseAddr's to judge, so the results are the same.
-func kernelParseAddr(b []byte) (netip.Addr, bool) {
-	if len(b) == len("0000:0000:0000:0000:0000:0000:0000:0000") {
-		var a [16]byte
-		for g := range 8 {
-			o := g * 5
-			if g < 7 && b[o+4] != ':' {
-				return parseAddr(b, -1)
-			}
-			hi, ok1 := hexByte(b[o], b[o+1])
-			lo, ok2 := hexByte(b[o+2], b[o+3])
-			if !ok1 || !ok2 {
-				return parseAddr(b, -1)
-			}
-			a[2*g], a[2*g+1] = hi, lo
-		}
-		return netip.AddrFrom16(a).Unmap(), true
-	}
-	var a [4]byte
-	n, i := 0, 0
-	for ; n < 4; n++ {
-		if n > 0 {
-			if i >= len(b) || b[i] != '.' {
-				return parseAddr(b, -1)
-			}
-			i++
-		}
-		start, v := i, 0
-		for i < len(b) && i-start < 3 && isDigit(b[i]) {
-			v = v*10 + int(b[i]-'0')
-			i++
-		}
-		if i == start || v > 255 || b[start] == '0' && i-start > 1 {
-			return parseAddr(b, -1)
-		}
-		a[n] = byte(v)
-	}
-	if i != len(b) {
-		return parseAddr(b, -1)
-	}
-	return netip.AddrFrom4(a), true
-}
-
-// hexByte reads two hex digits.
-func hexByte(h, l byte) (byte, bool) {
-	hv, ok1 := hexValue(h)
-	lv, ok2 := hexValue(l)
-	return hv<<4 | lv, ok1 && ok2
-}
-
-func hexValue(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // expect reads the next token and reports whether it starts with key.

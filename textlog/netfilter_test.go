@@ -640,10 +640,10 @@ func FuzzParseNetfilter(f *testing.F) {
 			}
 		}
 		if addr := []byte(prefix); bytes.IndexByte(addr, '%') < 0 {
-			got, gotOK := kernelParseAddr(addr)
+			got, gotOK := parseAddrFast(addr)
 			want, wantOK := parseAddr(addr, -1)
 			if got != want || gotOK != wantOK {
-				t.Fatalf("kernelParseAddr(%q) = %v, %v; parseAddr %v, %v", addr, got, gotOK, want, wantOK)
+				t.Fatalf("parseAddrFast(%q) = %v, %v; parseAddr %v, %v", addr, got, gotOK, want, wantOK)
 			}
 			if a, j := kernelIPv4(append(addr[:len(addr):len(addr)], ' '), 0); j > 0 && (j != len(addr) || a != want || !wantOK) {
 				t.Fatalf("kernelIPv4(%q) = %v, %d; parseAddr %v, %v", addr, a, j, want, wantOK)

@@ -338,6 +338,72 @@ func parseAddr(b []byte, zone int) (netip.Addr, bool) {
 	return sequence.NormalizeAddr(a), true
 }
 
+// parseAddrFast is parseAddr (without zones) with fast paths for the
+// forms logs print most: IPv4 dotted decimal without leading zeros, and
+// IPv6 as eight groups of four hex digits (the kernel's form). Anything
+// else, including every error, is parseAddr's to judge, so the results
+// are the same.
+func parseAddrFast(b []byte) (netip.Addr, bool) {
+	if len(b) == len("0000:0000:0000:0000:0000:0000:0000:0000") {
+		var a [16]byte
+		for g := range 8 {
+			o := g * 5
+			if g < 7 && b[o+4] != ':' {
+				return parseAddr(b, -1)
+			}
+			hi, ok1 := hexByte(b[o], b[o+1])
+			lo, ok2 := hexByte(b[o+2], b[o+3])
+			if !ok1 || !ok2 {
+				return parseAddr(b, -1)
+			}
+			a[2*g], a[2*g+1] = hi, lo
+		}
+		return netip.AddrFrom16(a).Unmap(), true
+	}
+	var a [4]byte
+	n, i := 0, 0
+	for ; n < 4; n++ {
+		if n > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return parseAddr(b, -1)
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(b) && i-start < 3 && isDigit(b[i]) {
+			v = v*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || b[start] == '0' && i-start > 1 {
+			return parseAddr(b, -1)
+		}
+		a[n] = byte(v)
+	}
+	if i != len(b) {
+		return parseAddr(b, -1)
+	}
+	return netip.AddrFrom4(a), true
+}
+
+// hexByte reads two hex digits.
+func hexByte(h, l byte) (byte, bool) {
+	hv, ok1 := hexValue(h)
+	lv, ok2 := hexValue(l)
+	return hv<<4 | lv, ok1 && ok2
+}
+
+func hexValue(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
 // addrChars is the set of bytes an address may contain (hex digits, '.'
 // and ':'), as a bitmap over the low 128 byte values.
 const (

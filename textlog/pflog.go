@@ -706,5 +706,5 @@ func bsdAddr(b []byte) (netip.Addr, bool) {
 			return netip.Addr{}, false
 		}
 	}
-	return parseAddr(b, -1)
+	return parseAddrFast(b)
 }

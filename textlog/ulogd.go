@@ -155,6 +155,9 @@ func kvAddr(b []byte) (netip.Addr, bool) {
 		}
 		return netip.Addr{}, false
 	}
+	if zone < 0 {
+		return parseAddrFast(b)
+	}
 	return parseAddr(b, zone)
 }
 
