@@ -462,10 +462,13 @@ func (l *kernelLexer) hasPrefix(key string) bool {
 func (l *kernelLexer) addr(keyLen int) (netip.Addr, Reason) {
 	s := l.s
 	i := l.i + keyLen
-	// The usual case, dotted IPv4 followed by a blank, in one pass.
-	if a, j := kernelIPv4(s, i); j > 0 {
-		l.i = j
-		return a, ReasonNone
+	// The usual case, dotted IPv4 followed by a blank, in one pass: its
+	// first dot comes within four bytes, where IPv6 has a colon.
+	if len(s)-i > 7 && (s[i+1] == '.' || s[i+2] == '.' || s[i+3] == '.') {
+		if a, j := kernelIPv4(s, i); j > 0 {
+			l.i = j
+			return a, ReasonNone
+		}
 	}
 	j, clean := i, true
 	for ; j < len(s) && s[j] != ' '; j++ {
