@@ -53,12 +53,20 @@ const filterlogImplemented = true
 //     stamp's, or a BSD syslog stamp's ("Nov 22 12:00:01", local time
 //     without a year) placed in a year by Parser.Now.
 
+// flogProgram is the program pfSense and OPNsense log the CSV as.
+var flogProgram = []byte("filterlog")
+
 // flogFields is how many CSV fields are looked at: up to the one after the
 // IPv4 TCP flags, which proves that the flags were not cut short.
 const flogFields = 25
 
 // parseFilterlog parses a pfSense/OPNsense filterlog line.
 func (p *Parser) parseFilterlog(line []byte, fr *frame, ev *sequence.Event) Reason {
+	// Without Parser.Programs the header must name "filterlog": most
+	// lines of a mixed log leave after one search, unframed.
+	if len(p.Programs) == 0 && bytes.Index(line, flogProgram) < 0 {
+		return ReasonUnrecognized
+	}
 	if fr.read(line).broken != ReasonNone {
 		if p.programOK(FormatFilterlog, fr) {
 			return fr.broken

@@ -222,8 +222,19 @@ func TestForeignProgramReason(t *testing.T) {
 	} {
 		var ev sequence.Event
 		p := Parser{Format: tc.format}
+		want := ReasonProgram
+		switch tc.format {
+		case FormatSimple:
+			want = ReasonUnrecognized // judged whole without programs
+		case FormatFilterlog:
+			want = ReasonUnrecognized // a line without "filterlog" is no filterlog line
+		}
+		if _, r := p.Parse([]byte(tc.line), &ev); r != want {
+			t.Errorf("%v: Parse(%q) = %v, want %v", tc.format, tc.line, r, want)
+		}
+		p.Programs = []string{"other"}
 		if _, r := p.Parse([]byte(tc.line), &ev); r != ReasonProgram {
-			t.Errorf("%v: Parse(%q) = %v, want %v", tc.format, tc.line, r, ReasonProgram)
+			t.Errorf("%v with programs [other]: Parse(%q) = %v, want %v", tc.format, tc.line, r, ReasonProgram)
 		}
 		p.Programs = []string{"fwkern"}
 		if _, r := p.Parse([]byte(tc.line), &ev); r != ReasonNone {
@@ -258,13 +269,15 @@ func TestSimpleInSyslogFraming(t *testing.T) {
 	}{
 		{"bare", "7000 192.0.2.7", nil, ReasonNone},
 		{"sshd user name", "Nov 22 12:00:01 fw sshd[42]: Invalid user 7000 192.0.2.7", nil, ReasonUnrecognized},
-		{"sshd message of two words", "Nov 22 12:00:01 fw sshd[42]: 7000 192.0.2.7", nil, ReasonProgram},
-		{"framed, no programs", "Nov 22 12:00:01 fw ulogport: 7000 192.0.2.7", nil, ReasonProgram},
+		{"sshd message of two words", "Nov 22 12:00:01 fw sshd[42]: 7000 192.0.2.7", nil, ReasonUnrecognized},
+		{"sshd message of two words, programs named", "Nov 22 12:00:01 fw sshd[42]: 7000 192.0.2.7", []string{"ulogport"}, ReasonProgram},
+		{"framed, no programs", "Nov 22 12:00:01 fw ulogport: 7000 192.0.2.7", nil, ReasonUnrecognized},
 		{"framed, program named", "Nov 22 12:00:01 fw ulogport: 7000 192.0.2.7", []string{"ulogport"}, ReasonNone},
 		{"framed, another program named", "Nov 22 12:00:01 fw ulogport: 7000 192.0.2.7", []string{"knockd"}, ReasonProgram},
 		{"rfc 5424, program named", "<13>1 2026-11-22T12:00:01Z fw ulogport - - - 9000/udp 192.0.2.7", []string{"ulogport"}, ReasonNone},
 		{"stamp without a program", "[12345.678901] 7000 192.0.2.7", []string{"ulogport"}, ReasonProgram},
-		{"kmsg", "6,1,2,-;7000 192.0.2.7", nil, ReasonProgram},
+		{"kmsg", "6,1,2,-;7000 192.0.2.7", nil, ReasonBadPort},
+		{"kmsg, programs named", "6,1,2,-;7000 192.0.2.7", []string{"ulogport"}, ReasonProgram},
 	} {
 		for _, f := range []Format{FormatSimple, FormatAuto} {
 			p := Parser{Format: f, Programs: tc.programs}
@@ -273,6 +286,13 @@ func TestSimpleInSyslogFraming(t *testing.T) {
 				t.Errorf("%s: %v: Parse(%q) = %v, want %v", tc.name, f, tc.line, r, tc.reason)
 			}
 		}
+	}
+	// A prefix that could start a wrapper makes the line be judged by its
+	// framing: "<13>" is a syslog <PRI>, and the message no program's.
+	p := Parser{Format: FormatSimple, Prefix: "<13>"}
+	var ev sequence.Event
+	if _, r := p.Parse([]byte("<13> 7000 192.0.2.7"), &ev); r == ReasonNone {
+		t.Errorf("prefix <13>: a syslog line with a <PRI> and no program is a knock")
 	}
 }
 

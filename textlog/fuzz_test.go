@@ -10,11 +10,17 @@ import (
 )
 
 // refSimple is a slow, obvious reading of the simple format built from the
-// standard library, to check the fast parser against. The wrapper is
-// readFrame's (FuzzReadFrame checks it): a bare line is judged whole; in a
-// framed line, without Parser.Programs, a message with the record's shape
-// (two fields, the first starting with a digit) is ReasonProgram.
+// standard library, to check the fast parser against. Without
+// Parser.Programs a line is judged whole, unless the prefix could start a
+// wrapper; then the wrapper is readFrame's (FuzzReadFrame checks it): a bare
+// line is judged whole, and in a framed line a message with the record's
+// shape (two fields, the first starting with a digit) is ReasonProgram.
 func refSimple(line, prefix string, ev *sequence.Event) Reason {
+	if p := strings.TrimFunc(prefix, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' }); p == "" || !strings.ContainsAny(p[:1], "<[0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		// The parser judges the line whole: no line with a wrapper has a
+		// simple record's shape.
+		return refSimpleMessage(line, prefix, ev)
+	}
 	var fr frame
 	readFrame([]byte(line), &fr)
 	switch {

@@ -180,29 +180,32 @@ func trimBlanksString(s string) string {
 // ulogport writes them to a pipe), and a line inside a syslog header or
 // after a stamp only when Parser.Programs names its program, so that no
 // program's message ("Invalid user 7000 192.0.2.1") is a knock by default.
-// Such a line that would otherwise count is ReasonProgram.
+// Without Programs the line is judged whole, as the bare line it must be:
+// a wrapper's stamp or <PRI> never has a port's shape, so a line with one
+// is never a simple record, and no framing needs reading. With Programs, a
+// framed record of another program is ReasonProgram.
 //
 // Each byte is looked at once on the way to netip.ParseAddr, which is why
 // the fields are not simply split first: this runs for every logged packet.
 func (p *Parser) parseSimple(line []byte, fr *frame, ev *sequence.Event) Reason {
-	bare, tried := ReasonNone, false
-	if !fr.done && trimBlanksString(p.Prefix) == "" {
-		// The usual line, a record alone, needs no framing read: it
-		// starts with a port, which no wrapper's stamp starts with, so a
-		// line that is a record is bare.
-		if bare, tried = p.parseSimpleMessage(line, ev, true), true; bare == ReasonNone {
-			return bare
-		}
+	if len(p.Programs) == 0 && !mayStartWrapper(p.Prefix) {
+		return p.parseSimpleMessage(line, ev, true)
 	}
 	switch fr.read(line); {
 	case fr.broken != ReasonNone:
 		return ReasonUnrecognized
-	case fr.kind == frameBare && tried:
-		return bare
 	case fr.kind == frameBare:
 		return p.parseSimpleMessage(line, ev, true)
 	}
 	return p.parseSimpleMessage(fr.msg, ev, p.programOK(FormatSimple, fr))
+}
+
+// mayStartWrapper reports whether a line starting with prefix could be
+// taken for a wrapped one (a stamp or <PRI> starts with '<', '[', a digit
+// or a month's capital): such a simple line is judged by its framing.
+func mayStartWrapper(prefix string) bool {
+	pfx := trimBlanksString(prefix)
+	return pfx != "" && (pfx[0] == '<' || pfx[0] == '[' || isDigit(pfx[0]) || pfx[0] >= 'A' && pfx[0] <= 'Z')
 }
 
 // parseSimpleMessage parses a simple record that is all of s; trusted
