@@ -155,6 +155,12 @@ type Input struct {
 	// Prefix, when set, keeps only packets logged with this prefix, because
 	// any local user can write a fake log line.
 	Prefix string
+	// Programs, when set, are the syslog program names (tags) a text or
+	// syslog input's records may come under, in place of each format's own
+	// ("kernel", "filterlog", ...): for relays that rename them. A simple
+	// line inside a syslog header counts only under a program named here.
+	// See CheckProgram for the names allowed.
+	Programs []string
 	// Listen is where a syslog input listens (DefaultSyslogListen).
 	Listen string
 	// Network is a syslog input's transport: SyslogUDP (the default),
@@ -233,6 +239,29 @@ func (in *Input) Validate() error {
 	}
 	if strings.ContainsAny(in.Prefix, "\x00\n\r") {
 		return errors.New("prefix contains a control character")
+	}
+	if len(in.Programs) > 0 && in.Type == InputNFLOG {
+		return errors.New("nflog input takes no programs")
+	}
+	for _, p := range in.Programs {
+		if err := CheckProgram(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckProgram checks a name for an input's programs: a syslog tag's name,
+// which is not empty and holds no blank, control character, ':', '[' or
+// ']' (the tag "sshd[42]:" has the name "sshd").
+func CheckProgram(name string) error {
+	if name == "" {
+		return errors.New("program name is empty")
+	}
+	for _, c := range name {
+		if c <= ' ' || c == 0x7f || c == ':' || c == '[' || c == ']' {
+			return fmt.Errorf("program %q: a syslog tag's name has no blank, control character, ':', '[' or ']'", name)
+		}
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func tomlDaemonKeys() []string {
 }
 
 func tomlInputKeys() []string {
-	return append([]string{"type", "path", "format", "groups", "prefix", "listen", "network", "allow"}, tomlSyslogKeys()...)
+	return append([]string{"type", "path", "format", "groups", "prefix", "programs", "listen", "network", "allow"}, tomlSyslogKeys()...)
 }
 
 func tomlDoorKeys() []string {
@@ -233,11 +233,18 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 				}
 				in.Prefix = s
 			}
+		case "programs":
+			if onlyFor(key, InputText, InputSyslog) {
+				in.Programs = r.programs(v, line, key)
+			}
 		default:
 			if !r.syslogKey(&in, key, v, line, onlyFor) {
 				r.unknown(line, key, tomlInputKeys(), " in [[input]]")
 			}
 		}
+	}
+	if in.Format == "journal" && len(in.Programs) > 0 {
+		r.pr.errorf(keyLine("programs"), "programs", "the journal format trusts only entries whose _TRANSPORT is \"kernel\"; programs does not apply")
 	}
 	switch in.Type {
 	case InputText:
@@ -263,6 +270,36 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 		})
 	}
 	r.c.Inputs = append(r.c.Inputs, in)
+}
+
+// programs reads a list of syslog program names.
+func (r *tomlReader) programs(v any, line int, key string) []string {
+	list, ok := v.([]any)
+	if !ok {
+		r.pr.errorf(line, key, "want an array of program names such as [\"kernel\"], got %s", typeName(v))
+		return nil
+	}
+	var out []string
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			r.pr.errorf(line, key, "want strings, got %s", typeName(e))
+			continue
+		}
+		if err := CheckProgram(s); err != nil {
+			r.pr.errorf(line, key, "%v", err)
+			continue
+		}
+		if slices.Contains(out, s) {
+			r.pr.errorf(line, key, "%q listed twice", s)
+			continue
+		}
+		out = append(out, s)
+	}
+	if len(list) == 0 {
+		r.pr.errorf(line, key, "empty: leave the key out for each format's own programs")
+	}
+	return out
 }
 
 // prefixes reads a list of addresses or CIDR prefixes.

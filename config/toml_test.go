@@ -618,6 +618,76 @@ path = "/x"
 	})
 }
 
+func TestTOMLInputPrograms(t *testing.T) {
+	c, err := parseAs("t.toml", []byte(`[[input]]
+type = "syslog"
+format = "netfilter"
+programs = ["fw-kernel", "kernel"]
+
+[[input]]
+type = "text"
+path = "-"
+format = "simple"
+programs = ["ulogport"]
+`+okDoor), FormatTOML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Inputs[0].Programs; len(got) != 2 || got[0] != "fw-kernel" || got[1] != "kernel" {
+		t.Errorf("programs = %q", got)
+	}
+	if got := c.Inputs[1].Programs; len(got) != 1 || got[0] != "ulogport" {
+		t.Errorf("programs = %q", got)
+	}
+	for _, in := range c.Inputs {
+		if err := in.Validate(); err != nil {
+			t.Errorf("Validate: %v", err)
+		}
+	}
+
+	_, err = parseAs("t.toml", []byte(`[[input]]
+type = "syslog"
+programs = ["", "a b", "sshd[1]", "x:", "k", "k", 7]
+
+[[input]]
+type = "nflog"
+groups = [5]
+programs = ["kernel"]
+
+[[input]]
+type = "text"
+path = "-"
+programs = "kernel"
+
+[[input]]
+type = "text"
+path = "-"
+programs = []
+
+[[input]]
+type = "text"
+path = "-"
+format = "journal"
+programs = ["kernel"]
+`+okDoor), FormatTOML)
+	checkProblems(t, problemList(t, err), []string{
+		`t.toml:3: programs: program name is empty`,
+		`t.toml:3: programs: program "a b": a syslog tag's name has no blank`,
+		`t.toml:3: programs: program "sshd[1]": a syslog tag's name`,
+		`t.toml:3: programs: program "x:": a syslog tag's name`,
+		`t.toml:3: programs: "k" listed twice`,
+		`t.toml:3: programs: want strings, got integer`,
+		`t.toml:8: programs: only text and syslog inputs take this key`,
+		`t.toml:13: programs: want an array of program names`,
+		`t.toml:18: programs: empty: leave the key out`,
+		`t.toml:24: programs: the journal format trusts only entries`,
+	})
+	in := Input{Type: InputText, Path: "-", Format: "auto", Programs: []string{"a\tb"}}
+	if err := in.Validate(); err == nil {
+		t.Error("Validate accepted a program name with a tab")
+	}
+}
+
 func TestTOMLNFTSets(t *testing.T) {
 	c, err := Parse("t.toml", []byte(`
 [[door]]

@@ -523,7 +523,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 		return textSource{&textlog.Source{
 			Name:   in.String(),
 			Path:   in.Path,
-			Parser: textlog.Parser{Format: format, Prefix: in.Prefix},
+			Parser: textlog.Parser{Format: format, Prefix: in.Prefix, Programs: in.Programs},
 			Now:    d.now,
 			Logger: d.log,
 			Stdin:  d.opts.Stdin,
@@ -541,7 +541,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			Allow:           in.Allow,
 			MessageTimeout:  in.MessageTimeLimit,
 			IdleTimeout:     in.IdleTimeLimit,
-			Parser:          textlog.Parser{Format: format, Prefix: in.Prefix},
+			Parser:          textlog.Parser{Format: format, Prefix: in.Prefix, Programs: in.Programs},
 			Now:             d.now,
 			Logger:          d.log,
 		}

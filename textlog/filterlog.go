@@ -2,7 +2,6 @@ package textlog
 
 import (
 	"bytes"
-	"time"
 
 	"portknock/sequence"
 )
@@ -27,9 +26,12 @@ const filterlogImplemented = true
 //
 //	srcport,dstport,datalen[,tcpflags,seq,ack,window,urg,options]
 //
-// The framing is BSD syslog ("Nov 22 12:00:01 fw filterlog[123]: CSV",
-// with or without host name and <PRI>) or RFC 5424
-// ("<134>1 2026-11-22T12:00:01.123456+00:00 fw filterlog 123 - [meta ...] CSV").
+// The CSV must begin the message of the program "filterlog" (or one
+// Parser.Programs names), in BSD syslog framing ("Nov 22 12:00:01 fw
+// filterlog[123]: CSV", with or without host name and <PRI>) or RFC 5424
+// ("<134>1 2026-11-22T12:00:01.123456+00:00 fw filterlog 123 - [meta ...]
+// CSV"); the framing is read by frame.go. CSV under another program's name,
+// or without one, is ReasonProgram.
 //
 // Rules, as for the other firewalls' formats:
 //   - Only "block" (pf's drop, whether or not it returns a RST or an ICMP
@@ -47,29 +49,43 @@ const filterlogImplemented = true
 //     accepted as a prefix.
 //   - A non-zero fragment offset (IPv4) or a fragment header (IPv6) is
 //     ReasonFragment; a first fragment carries its ports and is an event.
-//   - ev.Time is the RFC 5424 or leading RFC 3339 timestamp. A BSD syslog
-//     stamp ("Nov 22 12:00:01") has no year and no zone, and guessing
-//     them would need a clock the parser must not have, so such lines
-//     leave ev.Time zero and the reader stamps the event when it reads
-//     the line.
+//   - ev.Time is the framing's time: an RFC 5424 or leading RFC 3339
+//     stamp's, or a BSD syslog stamp's ("Nov 22 12:00:01", local time
+//     without a year) placed in a year by Parser.Now.
 
-// flogMarker must occur in every filterlog line; FormatAuto rejects other
-// lines on its absence alone.
-var flogMarker = []byte("filterlog")
+// flogProgram is the program pfSense and OPNsense log the CSV as.
+var flogProgram = []byte("filterlog")
 
 // flogFields is how many CSV fields are looked at: up to the one after the
 // IPv4 TCP flags, which proves that the flags were not cut short.
 const flogFields = 25
 
 // parseFilterlog parses a pfSense/OPNsense filterlog line.
-func (p *Parser) parseFilterlog(line []byte, ev *sequence.Event) Reason {
-	i := bytes.Index(line, flogMarker)
-	if i < 0 {
+func (p *Parser) parseFilterlog(line []byte, fr *frame, ev *sequence.Event) Reason {
+	// Without Parser.Programs the header must name "filterlog": most
+	// lines of a mixed log leave after one search, unframed.
+	if len(p.Programs) == 0 && bytes.Index(line, flogProgram) < 0 {
 		return ReasonUnrecognized
 	}
-	csv, t, r := flogFrame(line, i)
-	if r != ReasonNone {
-		return r
+	if fr.read(line).broken != ReasonNone {
+		if p.programOK(FormatFilterlog, fr) {
+			return fr.broken
+		}
+		return ReasonUnrecognized
+	}
+	csv := fr.msg
+
+	// The rule number, the first field, tells filterlog's CSV from other
+	// text: most lines of a mixed log leave here, before their commas are
+	// looked for.
+	if first := bytes.IndexByte(csv, ','); first < 0 || !bsdUintOK(csv[:first]) {
+		if first < 0 && (len(csv) == 0 || bsdUintOK(csv)) && p.programOK(FormatFilterlog, fr) {
+			return ReasonTruncated // cut within the rule number
+		}
+		return ReasonUnrecognized
+	}
+	if !p.programOK(FormatFilterlog, fr) {
+		return ReasonProgram
 	}
 
 	// Find the fields needed, and no more: the TCP options that follow
@@ -77,18 +93,6 @@ func (p *Parser) parseFilterlog(line []byte, ev *sequence.Event) Reason {
 	var f flogCSV
 	f.split(csv)
 	n := f.n
-
-	// The fields every line has, up to the IP version. The rule number
-	// tells filterlog's CSV from other text after a "filterlog:" tag.
-	if n == 1 {
-		if len(csv) == 0 || bsdUintOK(csv) {
-			return ReasonTruncated // cut within the rule number
-		}
-		return ReasonUnrecognized
-	}
-	if !bsdUintOK(f.at(0)) {
-		return ReasonUnrecognized
-	}
 	if n < 9 {
 		return ReasonTruncated
 	}
@@ -169,7 +173,7 @@ func (p *Parser) parseFilterlog(line []byte, ev *sequence.Event) Reason {
 		if n <= fl+1 {
 			return ReasonTruncated
 		}
-		if flags, ok = flogFlags(f.at(fl)); !ok {
+		if flags, ok = tcpFlagLetters(f.at(fl), false); !ok {
 			return ReasonBadProto
 		}
 	}
@@ -186,7 +190,7 @@ func (p *Parser) parseFilterlog(line []byte, ev *sequence.Event) Reason {
 		ev.Flags = 0
 		ev.FlagsKnown = false
 	}
-	ev.Time = t
+	ev.Time = fr.stamp.time(p.Now, p.Location)
 	return ReasonNone
 }
 
@@ -233,86 +237,6 @@ func (c *flogCSV) at(k int) []byte {
 	return c.csv[begin:c.end[k&31]]
 }
 
-// flogFrame finds the CSV of a filterlog line, first being the index of
-// the first "filterlog". It returns the time the framing carries (zero for
-// BSD syslog), or ReasonUnrecognized when no filterlog framing is found,
-// or ReasonTruncated when the line ends inside it.
-func flogFrame(line []byte, first int) (csv []byte, t time.Time, r Reason) {
-	// RFC 5424: <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG].
-	// The header is walked field by field so that "filterlog" counts only
-	// as the APP-NAME, and the structured data, which may hold anything,
-	// is skipped as a whole.
-	if h, ok := bsdRFC5424(line); ok && string(h.app) == "filterlog" {
-		if h.cut {
-			return nil, time.Time{}, ReasonTruncated
-		}
-		return h.msg, h.time, ReasonNone
-	}
-
-	// BSD syslog, or any framing that ends in "filterlog[PID]: " or
-	// "filterlog: ". Each occurrence is checked in constant time, so a
-	// line full of the word stays linear.
-	t, _, _ = bsdLeadingTime(line)
-	for i := first; ; {
-		if i == 0 || isBlank(line[i-1]) || line[i-1] == '>' {
-			j := i + len(flogMarker)
-			if j < len(line) && line[j] == '[' {
-				k := j + 1
-				for k < len(line) && k-j <= 11 && line[k] >= '0' && line[k] <= '9' {
-					k++
-				}
-				if k < len(line) && line[k] == ']' && k > j+1 {
-					j = k + 1
-				} else if k == len(line) {
-					return nil, time.Time{}, ReasonTruncated
-				}
-			}
-			if j < len(line) && line[j] == ':' {
-				j++
-				for j < len(line) && isBlank(line[j]) {
-					j++
-				}
-				return line[j:], t, ReasonNone
-			}
-		}
-		k := bytes.Index(line[i+1:], flogMarker)
-		if k < 0 {
-			return nil, time.Time{}, ReasonUnrecognized
-		}
-		i += 1 + k
-	}
-}
-
-// flogFlags reads filterlog's TCP flags: one letter per flag, in the order
-// tcpdump's old printer used ("S", "SA", "FPA", "R"). An empty field is a
-// packet with no flags.
-func flogFlags(b []byte) (sequence.TCPFlags, bool) {
-	var f sequence.TCPFlags
-	for _, c := range b {
-		switch c {
-		case 'F':
-			f |= sequence.FIN
-		case 'S':
-			f |= sequence.SYN
-		case 'R':
-			f |= sequence.RST
-		case 'P':
-			f |= sequence.PSH
-		case 'A':
-			f |= sequence.ACK
-		case 'U':
-			f |= sequence.URG
-		case 'E':
-			f |= sequence.ECE
-		case 'W':
-			f |= sequence.CWR
-		default:
-			return 0, false
-		}
-	}
-	return f, true
-}
-
 // flogAllZero reports whether b is a number equal to zero ("0", "00").
 func flogAllZero(b []byte) bool {
 	for _, c := range b {
@@ -321,107 +245,4 @@ func flogAllZero(b []byte) bool {
 		}
 	}
 	return len(b) > 0
-}
-
-// bsdSyslog5424 is what the RFC 5424 header gives: the timestamp (zero
-// for "-"), the APP-NAME, and MSG. cut is set when the line ends inside
-// the structured data.
-type bsdSyslog5424 struct {
-	time time.Time
-	app  []byte
-	msg  []byte
-	cut  bool
-}
-
-// bsdRFC5424 parses "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD
-// [MSG]". ok is false when line does not start with that header (up to
-// APP-NAME); a line cut later is reported with cut.
-func bsdRFC5424(line []byte) (h bsdSyslog5424, ok bool) {
-	i := bsdPRI(line)
-	if i == 0 || i+2 > len(line) || line[i] != '1' || line[i+1] != ' ' {
-		return h, false
-	}
-	s := line[i+2:]
-	if len(s) > 0 && s[0] == '-' {
-		s = s[1:]
-	} else {
-		t, n, ok := bsdRFC3339(s)
-		if !ok {
-			return h, false
-		}
-		h.time, s = t, s[n:]
-	}
-	var host []byte
-	if host, s, ok = bsdField(s); !ok || len(host) == 0 {
-		return h, false
-	}
-	if h.app, s, ok = bsdField(s); !ok {
-		return h, false
-	}
-	var procid, msgid []byte
-	procid, s, ok = bsdField(s)
-	if ok {
-		msgid, s, ok = bsdField(s)
-	}
-	if !ok || len(procid) == 0 || len(msgid) == 0 {
-		h.cut = true
-		return h, true
-	}
-	// s is " SD[ MSG]".
-	if len(s) < 2 || s[0] != ' ' {
-		h.cut = true
-		return h, true
-	}
-	s = s[1:]
-	if s[0] == '-' {
-		s = s[1:]
-	} else {
-		for len(s) > 0 && s[0] == '[' {
-			// An SD-ELEMENT: up to the first ']' outside a quoted
-			// PARAM-VALUE, in which '\' escapes the next byte.
-			k, quoted := 1, false
-			for ; k < len(s); k++ {
-				c := s[k]
-				if quoted {
-					if c == '\\' {
-						k++
-					} else if c == '"' {
-						quoted = false
-					}
-					continue
-				}
-				if c == '"' {
-					quoted = true
-				} else if c == ']' {
-					break
-				}
-			}
-			if k >= len(s) {
-				h.cut = true
-				return h, true
-			}
-			s = s[k+1:]
-		}
-	}
-	if len(s) == 0 || s[0] != ' ' {
-		h.cut = true
-		return h, true
-	}
-	h.msg = bytes.TrimPrefix(s[1:], []byte("\xef\xbb\xbf"))
-	return h, true
-}
-
-// bsdField returns the next header field of s, which starts with the
-// blank before it, and what follows the field. ok is false when s does not
-// start with a blank and a field.
-func bsdField(s []byte) (field, rest []byte, ok bool) {
-	if len(s) < 2 || s[0] != ' ' {
-		return nil, s, false
-	}
-	s = s[1:]
-	k := bytes.IndexByte(s, ' ')
-	if k < 0 {
-		return s, nil, false
-	}
-	return s[:k], s[k:], k > 0
 }

@@ -72,10 +72,15 @@ var filterlogCases = []bsdCase{
 	{name: "not a rule number", line: flogHead + "x,,,1000000103,igb0,match,block,in,4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
 	{name: "message about filterlog", line: "Nov 22 12:00:01 fw php: restarting filterlog: done", reason: ReasonUnrecognized},
 	{name: "message about filterlog with commas", line: "Nov 22 12:00:01 fw php: restarting filterlog: now, later", reason: ReasonUnrecognized},
-	{name: "filterlog glued", line: "Nov 22 12:00:01 fw myfilterlog[1]: " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
+	{name: "filterlog glued", line: "Nov 22 12:00:01 fw myfilterlog[1]: " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonProgram},
+	{name: "csv without a program", line: flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
+	{name: "csv after a stamp without a tag", line: "Nov 22 12:00:01 " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
+	{name: "csv after a stamp, filterlog elsewhere", line: "Nov 22 12:00:01 " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,filterlog", reason: ReasonProgram},
+	{name: "filterlog after the csv's start", line: "Nov 22 12:00:01 fw sshd[1]: Invalid user x filterlog: " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
 	{name: "filterlog without colon", line: "Nov 22 12:00:01 fw filterlog[1] " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
 	{name: "rfc 5424 other app", line: "<134>1 2026-11-22T12:00:01Z fw php 1 - - filterlog restarted", reason: ReasonUnrecognized},
-	{name: "rfc 5424 bad time", line: "<134>1 2026-11-22T25:00:01Z fw filterlog 1 - - " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
+	{name: "rfc 5424 impossible time gives none", line: "<134>1 2026-11-22T25:00:01Z fw filterlog 1 - - " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", src: v4, dst: pfV4, port: 9000, proto: sequence.UDP},
+	{name: "rfc 5424 bad time", line: "<134>1 2026-11-22X25:00:01Z fw filterlog 1 - - " + flogRule + "4,0x0,,64,1,0,none,17,udp,29,192.0.2.7,192.0.2.1,40000,9000,1", reason: ReasonUnrecognized},
 	{name: "empty", line: "", reason: ReasonUnrecognized},
 	{name: "ipfw line", line: "Nov 22 12:00:01 fw kernel: ipfw: 100 Deny TCP 192.0.2.7:40000 192.0.2.1:7000 in via em0", reason: ReasonUnrecognized},
 
@@ -108,7 +113,7 @@ var filterlogCases = []bsdCase{
 func TestParseFilterlog(t *testing.T) {
 	cases := append([]bsdCase(nil), filterlogCases...)
 	cases = append(cases, bsdLongLines(FormatFilterlog, flogV4TCP,
-		bsdMarker{"filterlog", ReasonUnrecognized}, bsdMarker{" filterlog[", ReasonTruncated}, bsdMarker{"filterlog: ", ReasonUnrecognized},
+		bsdMarker{"filterlog", ReasonUnrecognized}, bsdMarker{" filterlog[", ReasonUnrecognized}, bsdMarker{"filterlog: ", ReasonUnrecognized},
 		bsdMarker{",", ReasonUnrecognized})...)
 	cases = append(cases, bsdCase{name: "4 KiB of fields", line: flogHead + strings.Repeat(",", 4096), reason: ReasonUnrecognized})
 	bsdRunCases(t, FormatFilterlog, cases)
@@ -132,9 +137,9 @@ func TestParseFilterlogNoAllocs(t *testing.T) {
 	}
 }
 
-// TestBSDRFC3339 checks the hand-written timestamp parser against
-// time.Parse.
-func TestBSDRFC3339(t *testing.T) {
+// TestISOStamp checks the hand-written ISO 8601 stamp reader against
+// time.Parse for RFC 3339 stamps; it also takes journalctl's "+hhmm".
+func TestISOStamp(t *testing.T) {
 	for _, s := range []string{
 		"2026-11-22T12:00:01Z", "2026-11-22t12:00:01z", "2026-11-22T12:00:01.5+05:30",
 		"2026-11-22T12:00:01.123456789-12:00", "2024-02-29T00:00:00Z", "1970-01-01T00:00:00+00:00",
@@ -143,10 +148,16 @@ func TestBSDRFC3339(t *testing.T) {
 		"+026-11-22T12:00:01Z", "2026-11-22T12:00:0aZ", "0000-01-01T00:00:00Z", "0000-02-29T23:59:59.999-01:00",
 		"9999-12-31T23:59:59Z", "2000-02-29T12:00:00Z", "1900-02-29T12:00:00Z", "1969-12-31T23:59:59.999999999Z",
 	} {
-		got, n, ok := bsdRFC3339([]byte(s))
+		var st stamp
+		n, _ := isoStamp([]byte(s+" "), &st)
+		got := st.time(time.Time{}, time.UTC)
+		ok := n > 0 && !got.IsZero()
 		want, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
+		if s == "2026-11-22T12:00:01+0530" {
+			want, err = time.Parse("2006-01-02T15:04:05-0700", s)
+		}
 		if ok != (err == nil) || ok && (!got.Equal(want) || n != len(s) || got.Location() != time.UTC) {
-			t.Errorf("bsdRFC3339(%q) = %v, %d, %v; time.Parse gives %v, %v", s, got, n, ok, want, err)
+			t.Errorf("isoStamp(%q) = %v, %d, %v; time.Parse gives %v, %v", s, got, n, ok, want, err)
 		}
 	}
 }
@@ -154,6 +165,10 @@ func TestBSDRFC3339(t *testing.T) {
 // FuzzParseFilterlog checks that no line makes the parser panic, that
 // every event is well formed, and that no cut line is a different knock.
 func FuzzParseFilterlog(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, l := range bsdGoldenText(f, "testdata/filterlog") {
 		f.Add(l, "")
 	}

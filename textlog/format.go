@@ -68,6 +68,37 @@ var implemented = [formatCount]bool{
 // strictest shapes come first.
 var autoOrder = [...]Format{FormatSimple, FormatJournal, FormatUlogd, FormatFilterlog, FormatIpfw, FormatPflog, FormatNetfilter}
 
+// defaultPrograms are the programs each format's firewall logs as: the
+// syslog tag (RFC 5424 APP-NAME) its records come under. netfilter and ipfw
+// records are kernel messages; ulogd logs through syslog as "ulogd";
+// pfSense and OPNsense log as "filterlog"; tcpdump output reaches syslog
+// through logger, as "pf" in OpenBSD's FAQ, or as "pflog" or "tcpdump".
+// The simple format has none, and the journal format judges _TRANSPORT.
+var defaultPrograms = [formatCount][]string{
+	FormatNetfilter: {"kernel"},
+	FormatUlogd:     {"ulogd"},
+	FormatPflog:     {"pf", "pflog", "tcpdump"},
+	FormatIpfw:      {"kernel"},
+	FormatFilterlog: {"filterlog"},
+}
+
+// needsProgram marks the formats whose records count only under a program:
+// a filterlog CSV line has nothing else to tell it from other CSV, and a
+// simple line nothing to tell it from any two words.
+var needsProgram = [formatCount]bool{
+	FormatSimple:    true,
+	FormatFilterlog: true,
+}
+
+// DefaultPrograms returns the programs whose messages may carry f's records
+// when Parser.Programs is empty.
+func DefaultPrograms(f Format) []string {
+	if f >= formatCount {
+		return nil
+	}
+	return append([]string(nil), defaultPrograms[f]...)
+}
+
 // ParseFormat returns the format with the given configuration name. Names
 // are exact (lower case) because they come from a strict config file.
 func ParseFormat(s string) (Format, error) {
@@ -131,6 +162,10 @@ const (
 	// ReasonTruncated means the line was cut short (by syslog's size
 	// limit, say) before the fields a knock needs.
 	ReasonTruncated
+	// ReasonProgram means the record is in the message of a program other
+	// than the one its firewall logs as (or one Parser.Programs names):
+	// another program's text, or a relay that renames the firewall.
+	ReasonProgram
 
 	reasonCount
 )
@@ -147,6 +182,7 @@ var reasonNames = [reasonCount]string{
 	ReasonFragment:     "fragment",
 	ReasonNoPorts:      "no_ports",
 	ReasonTruncated:    "truncated",
+	ReasonProgram:      "program",
 }
 
 // String returns a short snake_case name, suitable as a log value or a

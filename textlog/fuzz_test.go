@@ -10,8 +10,36 @@ import (
 )
 
 // refSimple is a slow, obvious reading of the simple format built from the
-// standard library, to check the fast parser against.
+// standard library, to check the fast parser against. Without
+// Parser.Programs a line is judged whole, unless the prefix could start a
+// wrapper; then the wrapper is readFrame's (FuzzReadFrame checks it): a bare
+// line is judged whole, and in a framed line a message with the record's
+// shape (two fields, the first starting with a digit) is ReasonProgram.
 func refSimple(line, prefix string, ev *sequence.Event) Reason {
+	if p := strings.TrimFunc(prefix, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' }); p == "" || !strings.ContainsAny(p[:1], "<[0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		// The parser judges the line whole: no line with a wrapper has a
+		// simple record's shape.
+		return refSimpleMessage(line, prefix, ev)
+	}
+	var fr frame
+	readFrame([]byte(line), &fr)
+	switch {
+	case fr.kind == frameBare:
+		return refSimpleMessage(line, prefix, ev)
+	case fr.broken != ReasonNone:
+		return ReasonUnrecognized
+	}
+	var scratch sequence.Event
+	switch r := refSimpleMessage(string(fr.msg), prefix, &scratch); r {
+	case ReasonNone, ReasonBadPort, ReasonBadProto, ReasonBadAddress:
+		return ReasonProgram
+	default:
+		return r
+	}
+}
+
+// refSimpleMessage judges a simple record that is all of line.
+func refSimpleMessage(line, prefix string, ev *sequence.Event) Reason {
 	isBlank := func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' }
 	fields := strings.FieldsFunc(line, isBlank)
 	if pfx := strings.FieldsFunc(prefix, isBlank); len(pfx) > 0 {
@@ -82,6 +110,10 @@ func TestRefSimpleAgreesOnCases(t *testing.T) {
 // FuzzParseSimple checks the simple parser against the reference: same
 // reason, same event, no panics, and events that are well formed.
 func FuzzParseSimple(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, tc := range simpleCases {
 		f.Add(tc.line, tc.prefix)
 	}

@@ -38,7 +38,9 @@ var ipfwCases = []bsdCase{
 	ipfwEvent("tabs", "Nov 22 12:00:01 fw kernel:\tipfw: 100\tDeny\tTCP\t192.0.2.7:40000\t192.0.2.1:7000\tin via em0", v4, pfV4, 7000, sequence.TCP),
 	ipfwEvent("leading zeros in port", ipfwHead+"TCP 192.0.2.7:40000 192.0.2.1:0007000 in via em0", v4, pfV4, 7000, sequence.TCP),
 	ipfwEvent("invalid UTF-8 in interface", ipfwHead+"TCP 192.0.2.7:40000 192.0.2.1:7000 in via em\xff0", v4, pfV4, 7000, sequence.TCP),
-	ipfwEvent("second ipfw: is the message", "Nov 22 12:00:01 fw myipfw: x ipfw: 100 Deny TCP 192.0.2.7:40000 192.0.2.1:7000 in via em0", v4, pfV4, 7000, sequence.TCP),
+	{name: "ipfw: inside another program's message", line: "Nov 22 12:00:01 fw myipfw: x ipfw: 100 Deny TCP 192.0.2.7:40000 192.0.2.1:7000 in via em0", reason: ReasonUnrecognized},
+	{name: "another program", line: "Nov 22 12:00:01 fw myipfw: ipfw: 100 Deny TCP 192.0.2.7:40000 192.0.2.1:7000 in via em0", reason: ReasonProgram},
+	ipfwEvent("bare kernel line", "ipfw: 100 Deny TCP 192.0.2.7:40000 192.0.2.1:7000 in via em0", v4, pfV4, 7000, sequence.TCP),
 	{name: "rfc 5424 Z", line: "<36>1 2026-11-22T12:00:01Z fw kernel - - - ipfw: 100 Deny UDP 192.0.2.7:40000 192.0.2.1:9000 in via em0", src: v4, dst: pfV4, port: 9000, proto: sequence.UDP, time: time.Date(2026, 11, 22, 12, 0, 1, 0, time.UTC)},
 	{name: "rfc 5424 negative offset", line: "<36>1 2026-11-22T07:00:01.000000001-05:00 fw kernel - - - ipfw: 100 Deny UDP 192.0.2.7:40000 192.0.2.1:9000 in via em0", src: v4, dst: pfV4, port: 9000, proto: sequence.UDP, time: time.Date(2026, 11, 22, 12, 0, 1, 1, time.UTC)},
 	ipfwEvent("rfc 5424 nil time", "<36>1 - fw kernel - - - ipfw: 100 Deny UDP 192.0.2.7:40000 192.0.2.1:9000 in via em0", v4, pfV4, 9000, sequence.UDP),
@@ -117,6 +119,10 @@ func TestParseIpfwNoAllocs(t *testing.T) {
 // FuzzParseIpfw checks that no line makes the parser panic, that every
 // event is well formed, and that no cut line is a different knock.
 func FuzzParseIpfw(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, l := range bsdGoldenText(f, "testdata/ipfw") {
 		f.Add(l, "")
 	}

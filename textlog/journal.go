@@ -3,7 +3,6 @@ package textlog
 import (
 	"bytes"
 	"sync"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -46,13 +45,15 @@ const journalImplemented = true
 // Every line that looks like an entry thus gets a reason from this parser,
 // other than ReasonUnrecognized unless it is the kernel's own, so that with
 // FormatAuto no format tried later can find kernel-style fields in text a
-// user wrote. Reading `journalctl -k -o json` keeps other entries out.
+// user wrote. Reading `journalctl -k -o json` keeps other entries out. The
+// entry's wrapper is read by readJournalFrame (frame.go); Parser.Programs
+// does not widen it, since journald, not the sender, names the transport.
 //
-// In a kernel message, the kernel-style fields start at the last "IN=" that
-// is followed by an " OUT=" word; what comes before is the log prefix (the
+// A kernel entry's MESSAGE is the kernel's message, judged as kernel.go
+// judges a bare kernel line: the fields start at the last "IN=" that is
+// followed by an " OUT=" word, what comes before is the log prefix (the
 // kernel glues it to IN= unless it ends in a blank), which must equal
-// Parser.Prefix, blanks around both ignored. The fields are read as
-// kvEvent describes.
+// Parser.Prefix, blanks around both ignored.
 //
 // The event's time is "__REALTIME_TIMESTAMP" (microseconds since the
 // epoch, as a string of digits), or zero when it is missing or malformed.
@@ -62,37 +63,17 @@ func (p *Parser) parseJournal(line []byte, ev *sequence.Event) Reason {
 		indexLit(line, `"MESSAGE"`, 1) < 0 && indexLit(line, `"_TRANSPORT"`, 2) < 0 {
 		return ReasonUnrecognized
 	}
-	var msg, transport, stamp jsonValue
-	var it jsonObjectIter
-	it.init(line)
-	for it.next() {
-		k := it.key
-		if !it.keyPlain {
-			// Escaped keys are decoded; the three keys that matter are
-			// short, so a longer one is cut, which cannot make it match.
-			var kb [jsonKeyMax + utf8.UTFMax]byte
-			k = jsonUnquoteMax(kb[:0], k, jsonKeyMax)
-		}
-		switch string(k) {
-		case "MESSAGE":
-			msg = it.val
-		case "_TRANSPORT":
-			transport = it.val
-		case "__REALTIME_TIMESTAMP":
-			stamp = it.val
-		}
-	}
+	var fr frame
+	msg, r := readJournalFrame(line, &fr)
 	switch {
-	case !it.ok():
-		return ReasonTruncated
-	case msg.kind == jsonNone && transport.kind == jsonNone:
-		return ReasonUnrecognized
-	case !transport.isString("kernel"):
+	case r != ReasonNone:
+		return r
+	case string(fr.program) != "kernel":
 		return ReasonPrefix
 	}
 	// The usual case: a string without escapes, used in place.
 	if msg.kind == jsonString && msg.plain {
-		return p.journalEvent(msg.raw, &stamp, ev)
+		return p.journalEvent(fr.msg, &fr, ev)
 	}
 	if msg.kind != jsonString && msg.kind != jsonArray {
 		return ReasonUnrecognized
@@ -107,7 +88,7 @@ func (p *Parser) parseJournal(line []byte, ev *sequence.Event) Reason {
 			return ReasonUnrecognized
 		}
 	}
-	return p.journalEvent(*bp, &stamp, ev)
+	return p.journalEvent(*bp, &fr, ev)
 }
 
 // jsonBufs holds the buffers that JSON strings with escapes are decoded
@@ -126,33 +107,84 @@ func jsonPutBuf(b *[]byte) {
 }
 
 // journalEvent reads the MESSAGE of a kernel entry.
-func (p *Parser) journalEvent(msg []byte, stamp *jsonValue, ev *sequence.Event) Reason {
-	at, _ := kvAnchor(msg)
-	if at < 0 {
+func (p *Parser) journalEvent(msg []byte, fr *frame, ev *sequence.Event) Reason {
+	k, ok := locateKernel(msg)
+	if !ok {
 		return ReasonUnrecognized
 	}
-	if !kvPrefixMatches(msg[:at], p.Prefix) {
+	if !k.prefixMatches(0, p.Prefix) {
 		return ReasonPrefix
 	}
-	var f kvLineFields
-	parseKVFields(msg[at:], &f)
-	var e sequence.Event
-	if r := kvEvent(&f, &e); r != ReasonNone {
+	if r := k.event(ev); r != ReasonNone {
 		return r
 	}
-	e.Input = ev.Input
-	if stamp.kind == jsonString {
-		digits := stamp.raw
-		if !stamp.plain {
+	ev.Time = fr.stamp.time(p.Now, p.Location)
+	return ReasonNone
+}
+
+// kernelTransport is a kernel entry's program.
+var kernelTransport = []byte("kernel")
+
+// readJournalFrame reads the wrapper of a journalctl -o json entry into f:
+// the program is the entry's _TRANSPORT ("kernel" for the kernel's own,
+// which only journald can set), the host its _HOSTNAME, the time its
+// __REALTIME_TIMESTAMP. It returns the MESSAGE member as scanned, and sets
+// f.msg when that is a string without escapes; decoding others is the
+// caller's. r is ReasonTruncated when the line is not valid JSON (cut short
+// or corrupt; journalctl writes none) and ReasonUnrecognized when it has
+// neither a MESSAGE nor a _TRANSPORT member.
+func readJournalFrame(line []byte, f *frame) (msg jsonValue, r Reason) {
+	*f = frame{kind: frameJournal}
+	var transport, host, when jsonValue
+	var it jsonObjectIter
+	it.init(line)
+	for it.next() {
+		k := it.key
+		if !it.keyPlain {
+			// Escaped keys are decoded; the keys that matter are short,
+			// so a longer one is cut, which cannot make it match.
+			var kb [jsonKeyMax + utf8.UTFMax]byte
+			k = jsonUnquoteMax(kb[:0], k, jsonKeyMax)
+		}
+		switch string(k) {
+		case "MESSAGE":
+			msg = it.val
+		case "_TRANSPORT":
+			transport = it.val
+		case "_HOSTNAME":
+			host = it.val
+		case "__REALTIME_TIMESTAMP":
+			when = it.val
+		}
+	}
+	switch {
+	case !it.ok():
+		return msg, ReasonTruncated
+	case msg.kind == jsonNone && transport.kind == jsonNone:
+		return msg, ReasonUnrecognized
+	}
+	if transport.isString("kernel") {
+		f.program = kernelTransport
+	} else if transport.kind == jsonString {
+		f.program = transport.raw // not "kernel", escaped or not
+	}
+	if host.kind == jsonString && host.plain {
+		f.host = host.raw
+	}
+	if msg.kind == jsonString && msg.plain {
+		f.msg = msg.raw
+	}
+	if when.kind == jsonString {
+		digits := when.raw
+		if !when.plain {
 			var b [jsonKeyMax + utf8.UTFMax]byte
 			digits = jsonUnquoteMax(b[:0], digits, jsonKeyMax)
 		}
 		if us, ok := jsonUintDigits(digits); ok {
-			e.Time = time.UnixMicro(int64(us))
+			f.stamp = stamp{kind: stampUnix, unix: int64(us / 1e6), ns: int32(us % 1e6 * 1000)}
 		}
 	}
-	*ev = e
-	return ReasonNone
+	return msg, ReasonNone
 }
 
 // jsonByteArray decodes journalctl's form of a binary field, an array of

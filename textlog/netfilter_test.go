@@ -12,15 +12,10 @@ import (
 	"portknock/sequence"
 )
 
-// nfFixClock makes stamps without a year or offset deterministic: the
-// current time is 2026-11-22 12:30:00 and the local zone UTC, unless the
-// test says otherwise.
-func nfFixClock(t testing.TB, now time.Time) {
-	t.Helper()
-	oldClock, oldZone := nfClock, nfZone
-	nfClock = func() time.Time { return now }
-	nfZone = time.UTC
-	t.Cleanup(func() { nfClock, nfZone = oldClock, oldZone })
+// nfParser returns a parser whose stamps without a year or offset are
+// deterministic: the current time is nfNow and the local zone UTC.
+func nfParser(f Format, prefix string) Parser {
+	return Parser{Format: f, Prefix: prefix, Now: nfNow, Location: time.UTC}
 }
 
 var nfNow = time.Date(2026, 11, 22, 12, 30, 0, 0, time.UTC)
@@ -99,7 +94,7 @@ var netfilterCases = []nfCase{
 	{name: "rfc3164 on the wire", prefix: "knock", line: "<4>Nov 22 12:00:01 host kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
 	{name: "rfc3164 without host", prefix: "knock", line: "<4>Nov 22 12:00:01 kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
 	{name: "rfc3164 host only", prefix: "knock", line: "Nov 22 12:00:01 host " + nfKnock, time: nfAt(12, 0, 1, 0)},
-	{name: "rfc3164 tag with pid", prefix: "knock", line: "Nov 22 12:00:01 host ulogd[42]: " + nfKnock, time: nfAt(12, 0, 1, 0)},
+	{name: "rfc3164 tag of another program", prefix: "knock", line: "Nov 22 12:00:01 host ulogd[42]: " + nfKnock, reason: ReasonProgram},
 	{name: "journalctl -k", prefix: "knock", line: "Nov 22 12:00:01 host kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
 	{name: "journalctl -k short-precise", prefix: "knock", line: "Nov 22 12:00:01.250000 host kernel: " + nfKnock, time: nfAt(12, 0, 1, 250_000_000)},
 	{name: "journalctl -k short-iso", prefix: "knock", line: "2026-11-22T13:00:01+0100 host kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
@@ -111,7 +106,16 @@ var netfilterCases = []nfCase{
 	{name: "rfc5424 with BOM", prefix: "knock", line: "<4>1 2026-11-22T12:00:01Z host kernel - - - \xef\xbb\xbf" + nfKnock, time: nfAt(12, 0, 1, 0)},
 	{name: "rfc5424 structured data", prefix: "knock", line: `<4>1 2026-11-22T12:00:01Z host kernel 0 - [meta seq="1" note="a \"]\" b"][x@1 y="z"] ` + nfKnock, time: nfAt(12, 0, 1, 0)},
 	{name: "rfc5424 structured data with fields", prefix: "knock", line: `<4>1 2026-11-22T12:00:01Z host kernel - - [x y="IN=a OUT= SRC=6.6.6.6 DPT=9"] ` + nfKnock, time: nfAt(12, 0, 1, 0)},
-	{name: "rfc5424 bad header is prefix", prefix: "knock", line: "<4>1 2026-11-22T12:00:01Z host kernel " + nfKnock, reason: ReasonPrefix},
+	{name: "rfc5424 bad header", prefix: "knock", line: "<4>1 2026-11-22T12:00:01Z host kernel " + nfKnock, reason: ReasonUnrecognized},
+	{name: "rfc5424 other app", prefix: "knock", line: "<4>1 2026-11-22T12:00:01Z host myapp - - - " + nfKnock, reason: ReasonProgram},
+	{name: "rfc5424 nil app", prefix: "knock", line: "<4>1 2026-11-22T12:00:01Z host - - - - " + nfKnock, reason: ReasonProgram},
+	{name: "rfc5424 cut header", prefix: "knock", line: "<4>1 2026-11-22T12:00:01Z host kernel - [x", reason: ReasonUnrecognized},
+	{name: "journalctl short-monotonic other program", prefix: "knock", line: "[12345.678901] host myapp[42]: " + nfKnock, reason: ReasonProgram},
+	{name: "uptime then a prefix like a tag", prefix: "DROP:", line: "[12345.678901] DROP: " + nfTCP4},
+	{name: "uptime then two words ending in a colon", prefix: "fw drop:", line: "[12345.678901] fw drop: " + nfTCP4},
+	{name: "busybox facility and level", prefix: "knock", line: "Nov 22 12:00:01 host kern.warn kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
+	{name: "pri without a stamp", prefix: "knock", line: "<4>kernel: " + nfKnock},
+	{name: "pri without a stamp, other program", prefix: "knock", line: "<13>myapp: " + nfKnock, reason: ReasonProgram},
 	{name: "dmesg", prefix: "knock", line: "[12345.678901] " + nfKnock},
 	{name: "dmesg padded", prefix: "knock", line: "[    0.000000] " + nfKnock},
 	{name: "dmesg -T", prefix: "knock", line: "[Sun Nov 22 12:00:01 2026] " + nfKnock, time: nfAt(12, 0, 1, 0)},
@@ -143,7 +147,9 @@ var netfilterCases = []nfCase{
 	{name: "no prefix filter under unknown framing", line: "kern  :warn  : [12.5] knock " + nfTCP4},
 	{name: "prefix on an outbound line", prefix: "knock", line: "drop IN= OUT=eth0 " + nfIP4 + nfSYN, reason: ReasonPrefix},
 	{name: "prefix on a garbled line", prefix: "knock", line: "drop IN=eth0 OUT= junk", reason: ReasonPrefix},
-	{name: "forged line with the prefix", prefix: "knock", line: "Nov 22 12:00:01 host mallory: " + nfKnock, time: nfAt(12, 0, 1, 0)},
+	{name: "another program's line with the prefix", prefix: "knock", line: "Nov 22 12:00:01 host mallory: " + nfKnock, reason: ReasonProgram},
+	{name: "another program's line with a pid", prefix: "knock", line: "Nov 22 12:00:01 host mallory[7]: " + nfKnock, reason: ReasonProgram},
+	{name: "tag alone of another program", prefix: "knock", line: "Nov 22 12:00:01 mallory: " + nfKnock, reason: ReasonProgram},
 	{name: "blank prefix is no prefix", prefix: " \t", line: "anything " + nfTCP4},
 
 	// Prefixes that look like fields: the kernel's fields come after.
@@ -168,8 +174,12 @@ var netfilterCases = []nfCase{
 	{name: "protocol by number last", line: "knock " + nfIn + nfIP4 + "PROTO=132", reason: ReasonNoPorts},
 	{name: "udplite", line: "knock " + nfIn + nfIP4 + "PROTO=UDPLITE SPT=40000 DPT=7000 LEN=9 ", reason: ReasonBadProto},
 	{name: "unknown protocol name", line: "knock " + nfIn + nfIP4 + "PROTO=SCTP SPT=40000 DPT=7000 ", reason: ReasonBadProto},
-	{name: "tcp header incomplete", line: "knock " + nfIn + nfIP4 + "PROTO=TCP INCOMPLETE [8 bytes] ", reason: ReasonNoPorts},
-	{name: "udp header incomplete", line: "knock " + nfIn + nfIP4 + "PROTO=UDP INCOMPLETE [4 bytes] ", reason: ReasonNoPorts},
+	{name: "tcp header incomplete", line: "knock " + nfIn + nfIP4 + "PROTO=TCP INCOMPLETE [8 bytes] ", reason: ReasonTruncated},
+	{name: "udp header incomplete", line: "knock " + nfIn + nfIP4 + "PROTO=UDP INCOMPLETE [4 bytes] ", reason: ReasonTruncated},
+	{name: "ulogd's glued incomplete", line: "knock " + nfIn + nfIP4 + "PROTO=TCP INCOMPLETEMARK=0x0 ", reason: ReasonTruncated},
+	{name: "ulogd's ipv6 fragment header", line: "knock " + nfIn + nfIP6 + "FRAG: 1232 ID: caba19ee PROTO=UDP INCOMPLETEMARK=0x0 ", reason: ReasonFragment},
+	{name: "ulogd's ipv6 first fragment header", line: "knock " + nfIn + nfIP6 + "FRAG: 0 ID: caba19ee " + nfUDP, src: nfSrc6, dst: nfDst6, port: 9000, proto: sequence.UDP},
+	{name: "cut after ulogd's FRAG:", line: "knock " + nfIn + nfIP6 + "FRAG:", reason: ReasonTruncated},
 	{name: "ip header truncated", line: "knock " + nfIn + nfMAC4 + "TRUNCATED", reason: ReasonNoPorts},
 	{name: "arp", line: "knock " + nfIn + nfMAC4 + "ARP HTYPE=1 PTYPE=0x0800 OPCODE=1 MACSRC=52:54:00:12:34:56 IPSRC=192.0.2.7 MACDST=00:00:00:00:00:00 IPDST=192.0.2.1", reason: ReasonNoPorts},
 	{name: "ipv6 unknown extension header", line: "knock " + nfIn + nfIP6 + "Unknown Ext Hdr 143", reason: ReasonNoPorts},
@@ -281,6 +291,12 @@ var netfilterCases = []nfCase{
 	{name: "NUL in address", line: "knock " + nfIn + "SRC=192.0.2.7\x00 DST=192.0.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 " + nfSYN, reason: ReasonBadAddress},
 	{name: "NUL for a blank", line: "knock " + nfIn + nfIP4 + "PROTO=TCP\x00SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 ", reason: ReasonBadProto},
 	{name: "NUL in flags", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN\x00 ACK URGP=0 ", flags: sequence.ACK},
+	{name: "NUL after URGP", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 UID=0\x00 ", reason: ReasonUnrecognized},
+	{name: "another program's text after URGP", line: "Invalid user knock " + nfTCP4 + "from 198.51.100.9 port 40000", reason: ReasonUnrecognized},
+	{name: "another program's text after a udp port", line: "Invalid user knock " + nfUDP4 + "from 198.51.100.9 port 40000", reason: ReasonUnrecognized},
+	{name: "another program's text after a cut flag list", line: "Invalid user knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 from 198.51.100.9 port 40000", reason: ReasonUnrecognized},
+	{name: "options, uid and mark after URGP", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 OPT (020405B40402080A) UID=1000 GID=1000 MARK=0x2a "},
+	{name: "cut in options", line: "knock " + nfIn + nfIP4 + "PROTO=TCP SPT=40000 DPT=7000 WINDOW=1 RES=0x00 SYN URGP=0 OPT (0204"},
 	{name: "invalid UTF-8 prefix", line: "kn\xffck\xc3 " + nfTCP4},
 	{name: "invalid UTF-8 prefix filtered", prefix: "knock", line: "kn\xffck " + nfTCP4, reason: ReasonPrefix},
 	{name: "invalid UTF-8 framing", line: "Nov 22 12:00:01 h\xffst kernel: " + nfKnock, time: nfAt(12, 0, 1, 0)},
@@ -301,7 +317,6 @@ var netfilterCases = []nfCase{
 // simple format, which reports ReasonPrefix for every line that does not
 // start with the prefix.)
 func TestParseNetfilter(t *testing.T) {
-	nfFixClock(t, nfNow)
 	for _, tc := range netfilterCases {
 		t.Run(tc.name, func(t *testing.T) {
 			formats := []Format{FormatNetfilter, FormatAuto}
@@ -309,7 +324,7 @@ func TestParseNetfilter(t *testing.T) {
 				formats = formats[:1]
 			}
 			for _, format := range formats {
-				p := Parser{Format: format, Prefix: tc.prefix}
+				p := nfParser(format, tc.prefix)
 				stamp := sequence.Event{Src: v6, Dst: v6, Port: 1, Proto: sequence.UDP, Flags: sequence.FIN, FlagsKnown: true, Time: time.Unix(1, 0), Input: "in"}
 				ev := stamp
 				f, r := p.Parse([]byte(tc.line), &ev)
@@ -364,7 +379,9 @@ func TestNetfilterYear(t *testing.T) {
 		{"same day", nfNow, "Nov 22 12:00:01", nfAt(12, 0, 1, 0)},
 		{"later today", nfNow, "Nov 22 23:59:59", nfAt(23, 59, 59, 0)},
 		{"a day ahead is this year", nfNow, "Nov 23 12:29:59", time.Date(2026, 11, 23, 12, 29, 59, 0, time.UTC)},
-		{"more than a day ahead is last year", nfNow, "Nov 23 12:30:01", time.Date(2025, 11, 23, 12, 30, 1, 0, time.UTC)},
+		{"six days ahead is this year", nfNow, "Nov 28 12:00:00", time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)},
+		{"more than a week ahead is last year", nfNow, "Nov 29 12:30:01", time.Date(2025, 11, 29, 12, 30, 1, 0, time.UTC)},
+		{"no current time, no year", time.Time{}, "Nov 22 12:00:01", time.Time{}},
 		{"december read in january", time.Date(2027, 1, 1, 0, 0, 30, 0, time.UTC), "Dec 31 23:59:59", time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)},
 		{"january read on new year's eve", time.Date(2026, 12, 31, 23, 0, 0, 0, time.UTC), "Jan  1 01:00:00", time.Date(2027, 1, 1, 1, 0, 0, 0, time.UTC)},
 		{"earlier this year", nfNow, "Mar  1 00:00:00", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
@@ -374,10 +391,10 @@ func TestNetfilterYear(t *testing.T) {
 		{"no such day", nfNow, "Feb 30 12:00:00", time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nfFixClock(t, tc.now)
+			p := Parser{Format: FormatNetfilter, Now: tc.now, Location: time.UTC}
 			var ev sequence.Event
 			line := tc.stamp + " host kernel: " + nfKnock
-			if _, r := (&Parser{Format: FormatNetfilter}).Parse([]byte(line), &ev); r != ReasonNone {
+			if _, r := p.Parse([]byte(line), &ev); r != ReasonNone {
 				t.Fatalf("Parse(%q) = %v", line, r)
 			}
 			if !ev.Time.Equal(tc.want) || ev.Time.IsZero() != tc.want.IsZero() {
@@ -390,9 +407,8 @@ func TestNetfilterYear(t *testing.T) {
 // TestNetfilterLocalZone checks that stamps without an offset are read in
 // the local zone, and those with one are not.
 func TestNetfilterLocalZone(t *testing.T) {
-	nfFixClock(t, nfNow)
 	zone := time.FixedZone("X", 5*3600)
-	nfZone = zone
+	p := Parser{Now: nfNow, Location: zone}
 	for _, tc := range []struct {
 		line string
 		want time.Time
@@ -402,7 +418,7 @@ func TestNetfilterLocalZone(t *testing.T) {
 		{"2026-11-22T12:00:01Z host kernel: " + nfKnock, nfAt(12, 0, 1, 0)},
 	} {
 		var ev sequence.Event
-		if _, r := (&Parser{}).Parse([]byte(tc.line), &ev); r != ReasonNone || !ev.Time.Equal(tc.want) {
+		if _, r := p.Parse([]byte(tc.line), &ev); r != ReasonNone || !ev.Time.Equal(tc.want) {
 			t.Errorf("Parse(%q) = %v, time %v; want %v", tc.line, r, ev.Time, tc.want)
 		}
 	}
@@ -449,7 +465,6 @@ var nfGoldenPlan = map[nfGoldenWant]int{
 // reach a log in: the results must follow the generator's plan, be the
 // same in every form, and carry the time each form's stamp gives.
 func TestNetfilterGolden(t *testing.T) {
-	nfFixClock(t, nfNow)
 	forms := make([][]string, len(nfGoldenForms))
 	for i, name := range nfGoldenForms {
 		forms[i] = nfReadGolden(t, name)
@@ -469,7 +484,8 @@ func TestNetfilterGolden(t *testing.T) {
 	for i, line := range kmsg {
 		msg := line[strings.IndexByte(line, ';')+1:]
 		prefix := strings.TrimSpace(msg[:strings.LastIndex(msg[:strings.LastIndex(msg, " OUT=")], "IN=")])
-		_, r := (&Parser{Format: FormatNetfilter}).Parse([]byte(line), &want[i])
+		nf := nfParser(FormatNetfilter, "")
+		_, r := nf.Parse([]byte(line), &want[i])
 		reasons[i] = r
 		w := nfGoldenWant{prefix: prefix, reason: r}
 		if r == ReasonNone {
@@ -537,7 +553,8 @@ func TestNetfilterGolden(t *testing.T) {
 				if prefix != "" {
 					format = FormatNetfilter
 				}
-				f, r := (&Parser{Format: format, Prefix: prefix}).Parse([]byte(line), &ev)
+				p := nfParser(format, prefix)
+				f, r := p.Parse([]byte(line), &ev)
 				wantR := reasons[i]
 				if prefix != "" {
 					wantR = ReasonPrefix
@@ -562,7 +579,6 @@ func TestNetfilterGolden(t *testing.T) {
 // TestParseNetfilterNoAllocs checks that no line costs garbage, except a
 // source address made of address characters that still fails to parse.
 func TestParseNetfilterNoAllocs(t *testing.T) {
-	nfFixClock(t, nfNow)
 	lines := []nfCase{}
 	for _, tc := range netfilterCases {
 		if tc.reason != ReasonBadAddress {
@@ -576,7 +592,7 @@ func TestParseNetfilterNoAllocs(t *testing.T) {
 	}
 	for _, tc := range lines {
 		for _, format := range []Format{FormatNetfilter, FormatAuto} {
-			p := Parser{Format: format, Prefix: tc.prefix}
+			p := nfParser(format, tc.prefix)
 			line := []byte(tc.line)
 			var ev sequence.Event
 			if n := testing.AllocsPerRun(20, func() { p.Parse(line, &ev) }); n != 0 {
@@ -590,6 +606,10 @@ func TestParseNetfilterNoAllocs(t *testing.T) {
 // formed, that a line which is not an event leaves the event alone, and
 // that an event's port is one the line's kernel text states.
 func FuzzParseNetfilter(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, tc := range netfilterCases {
 		f.Add(tc.line, tc.prefix)
 	}
@@ -605,8 +625,8 @@ func FuzzParseNetfilter(f *testing.F) {
 		f.Add("", a)
 	}
 	f.Fuzz(func(t *testing.T, line, prefix string) {
-		if got, want := nfIndexOut([]byte(line), 0), strings.Index(line, " OUT="); got != want {
-			t.Fatalf("nfIndexOut(%q) = %d, want %d", line, got, want)
+		if got, want := kernelIndexOut([]byte(line), 0), strings.Index(line, " OUT="); got != want {
+			t.Fatalf("kernelIndexOut(%q) = %d, want %d", line, got, want)
 		}
 		for i := range min(len(line), 9) {
 			want := strings.IndexByte(line[i:], ' ')
@@ -615,15 +635,18 @@ func FuzzParseNetfilter(f *testing.F) {
 			} else {
 				want += i
 			}
-			if got := nfSpace([]byte(line), i); got != want {
-				t.Fatalf("nfSpace(%q, %d) = %d, want %d", line, i, got, want)
+			if got := kernelSpace([]byte(line), i); got != want {
+				t.Fatalf("kernelSpace(%q, %d) = %d, want %d", line, i, got, want)
 			}
 		}
 		if addr := []byte(prefix); bytes.IndexByte(addr, '%') < 0 {
-			got, gotOK := nfParseAddr(addr)
+			got, gotOK := parseAddrFast(addr)
 			want, wantOK := parseAddr(addr, -1)
 			if got != want || gotOK != wantOK {
-				t.Fatalf("nfParseAddr(%q) = %v, %v; parseAddr %v, %v", addr, got, gotOK, want, wantOK)
+				t.Fatalf("parseAddrFast(%q) = %v, %v; parseAddr %v, %v", addr, got, gotOK, want, wantOK)
+			}
+			if a, j := kernelIPv4(append(addr[:len(addr):len(addr)], ' '), 0); j > 0 && (j != len(addr) || a != want || !wantOK) {
+				t.Fatalf("kernelIPv4(%q) = %v, %d; parseAddr %v, %v", addr, a, j, want, wantOK)
 			}
 		}
 		p := Parser{Format: FormatNetfilter, Prefix: prefix}

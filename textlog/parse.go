@@ -1,6 +1,7 @@
 package textlog
 
 import (
+	"bytes"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -9,19 +10,38 @@ import (
 )
 
 // Parser turns one log line into an event. The zero value parses every
-// implemented format without a prefix filter. A Parser is not modified by
-// Parse, so one value may be shared by goroutines.
+// implemented format without a prefix filter, each format's own programs
+// only, and without placing stamps that lack a year. A Parser is not
+// modified by Parse, so one value may be shared by goroutines.
 type Parser struct {
 	// Format pins the line format; FormatAuto tries each implemented one.
 	Format Format
 	// Prefix, when not empty, keeps only lines logged by the knock rule,
 	// because any local user can write a convincing fake line. How the
-	// prefix appears depends on the format; for FormatSimple the line must
-	// start with Prefix as a field of its own (followed by a blank, or by
-	// nothing, which leaves a line without the fields), and blanks around
-	// Prefix itself are ignored. The comparison is case-sensitive, like the
-	// firewalls' own log prefixes.
+	// prefix appears depends on the format; for FormatSimple the message
+	// must start with Prefix as a field of its own (followed by a blank, or
+	// by nothing, which leaves a line without the fields), and blanks
+	// around Prefix itself are ignored. The comparison is case-sensitive,
+	// like the firewalls' own log prefixes.
 	Prefix string
+	// Programs, when not empty, are the programs whose messages may carry
+	// records, in place of each format's own (DefaultPrograms): for relays
+	// that log a firewall under another name. A record counts only where it
+	// begins the message of such a program, or of a line that names none
+	// (see frame.go). A simple-format line inside a syslog header counts
+	// only when Programs names its program. The journal format is not
+	// affected: it trusts only entries whose _TRANSPORT is "kernel".
+	Programs []string
+	// Now is the time against which stamps without a year (RFC 3164,
+	// ulogd's LOGEMU, OpenBSD's tcpdump -ttt) are placed in one: the latest
+	// year that puts the stamp no more than a week after Now. With Now
+	// zero such stamps give no time. A Source needs none, since it stamps
+	// events with the time it read them, so parsing reads no clock; a
+	// caller that shows the logged time sets Now to the time it read the
+	// line, or to a recent time it moves on now and then.
+	Now time.Time
+	// Location is the zone of stamps without an offset; time.Local if nil.
+	Location *time.Location
 }
 
 // Parse parses line and, when it is an event, fills ev's Src, Dst, Port,
@@ -34,24 +54,28 @@ type Parser struct {
 // FormatAuto parser learned about the line. It is FormatAuto exactly when no
 // format recognised it (ReasonUnrecognized). line is not retained.
 func (p *Parser) Parse(line []byte, ev *sequence.Event) (Format, Reason) {
+	// The framing is read once, by the first format that needs it: most
+	// formats turn most lines down on a marker of their own first.
+	var fr frame
 	if p.Format != FormatAuto {
-		r := p.parseAs(p.Format, line, ev)
+		r := p.parseAs(p.Format, line, &fr, ev)
 		if r == ReasonUnrecognized {
 			return FormatAuto, r
 		}
 		return p.Format, r
 	}
-	// A prefix mismatch in one format does not settle the line: the simple
-	// format, say, calls every line not starting with the prefix a
-	// mismatch. It is the answer only if no later format takes the line.
+	// A prefix or program mismatch in one format does not settle the
+	// line: the simple format, say, calls every line not starting with the
+	// prefix a mismatch, and ulogd a kernel line from syslog one of
+	// program. It is the answer only if no later format takes the line.
 	first, firstReason := FormatAuto, ReasonUnrecognized
 	for _, f := range autoOrder {
 		if !implemented[f] {
 			continue
 		}
-		switch r := p.parseAs(f, line, ev); r {
+		switch r := p.parseAs(f, line, &fr, ev); r {
 		case ReasonUnrecognized:
-		case ReasonPrefix:
+		case ReasonPrefix, ReasonProgram:
 			if first == FormatAuto {
 				first, firstReason = f, r
 			}
@@ -62,31 +86,70 @@ func (p *Parser) Parse(line []byte, ev *sequence.Event) (Format, Reason) {
 	return first, firstReason
 }
 
-// parseAs parses line as format f. Each format's parser sets ev.Time to the
-// time the line carries, or to the zero time when it carries none.
-func (p *Parser) parseAs(f Format, line []byte, ev *sequence.Event) Reason {
+// parseAs parses line as format f; fr holds the line's framing once read
+// (frame.read). Each format's parser sets ev.Time to the time the line
+// carries, or to the zero time when it carries none.
+func (p *Parser) parseAs(f Format, line []byte, fr *frame, ev *sequence.Event) Reason {
 	switch f {
 	case FormatSimple:
-		return p.parseSimple(line, ev)
+		return p.parseSimple(line, fr, ev)
 	case FormatNetfilter:
-		return p.parseNetfilter(line, ev)
+		return p.parseNetfilter(line, fr, ev)
 	case FormatUlogd:
-		return p.parseUlogd(line, ev)
+		return p.parseUlogd(line, fr, ev)
 	case FormatJournal:
 		return p.parseJournal(line, ev)
 	case FormatPflog:
-		return p.parsePflog(line, ev)
+		return p.parsePflog(line, fr, ev)
 	case FormatIpfw:
-		return p.parseIpfw(line, ev)
+		return p.parseIpfw(line, fr, ev)
 	case FormatFilterlog:
-		return p.parseFilterlog(line, ev)
+		return p.parseFilterlog(line, fr, ev)
 	}
 	return ReasonUnrecognized
 }
 
+// programOK reports whether a record of format f may count in a line with
+// framing fr: one without a program (bare, or a stamp alone) when the
+// format's records can come that way, or one whose program is the format's
+// (Parser.Programs, or DefaultPrograms). Journal entries are the journal
+// format's to judge.
+func (p *Parser) programOK(f Format, fr *frame) bool {
+	switch fr.kind {
+	case frameSyslog:
+	case frameJournal:
+		return false
+	default:
+		return !needsProgram[f]
+	}
+	names := p.Programs
+	if len(names) == 0 {
+		names = defaultPrograms[f]
+	}
+	for _, n := range names {
+		if string(fr.program) == n {
+			return true
+		}
+	}
+	return false
+}
+
 // isBlank reports whether c separates fields. CR is a blank so that lines
 // from CRLF writers parse the same as others wherever they were split.
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
+// Most bytes are above ' ', and leave after one comparison.
+func isBlank(c byte) bool { return c <= ' ' && blankSet>>c&1 != 0 }
+
+const blankSet uint64 = 1<<' ' | 1<<'\t' | 1<<'\r'
+
+// blankIndex returns the index of the first blank in b, or len(b).
+func blankIndex(b []byte) int {
+	for _, c := range [...]byte{' ', '\t', '\r'} {
+		if k := bytes.IndexByte(b, c); k >= 0 {
+			b = b[:k]
+		}
+	}
+	return len(b)
+}
 
 func trimBlanks(b []byte) []byte {
 	for len(b) > 0 && isBlank(b[0]) {
@@ -108,14 +171,46 @@ func trimBlanksString(s string) string {
 	return s
 }
 
-// parseSimple parses "[prefix] dport[/proto] srcip". A line is taken to be
-// in this format when, after the prefix, it has exactly two fields and the
-// first starts with a digit; only then are bad ports and addresses reported
-// as such, so that other formats' lines stay "unrecognized".
+// parseSimple parses "[prefix] dport[/proto] srcip". A message is taken to
+// be in this format when, after the prefix, it has exactly two fields and
+// the first starts with a digit; only then are bad ports and addresses
+// reported as such, so that other formats' lines stay "unrecognized".
+//
+// The format has no program of its own: a bare line counts (Kroon's
+// ulogport writes them to a pipe), and a line inside a syslog header or
+// after a stamp only when Parser.Programs names its program, so that no
+// program's message ("Invalid user 7000 192.0.2.1") is a knock by default.
+// Without Programs the line is judged whole, as the bare line it must be:
+// a wrapper's stamp or <PRI> never has a port's shape, so a line with one
+// is never a simple record, and no framing needs reading. With Programs, a
+// framed record of another program is ReasonProgram.
 //
 // Each byte is looked at once on the way to netip.ParseAddr, which is why
 // the fields are not simply split first: this runs for every logged packet.
-func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
+func (p *Parser) parseSimple(line []byte, fr *frame, ev *sequence.Event) Reason {
+	if len(p.Programs) == 0 && !mayStartWrapper(p.Prefix) {
+		return p.parseSimpleMessage(line, ev, true)
+	}
+	switch fr.read(line); {
+	case fr.broken != ReasonNone:
+		return ReasonUnrecognized
+	case fr.kind == frameBare:
+		return p.parseSimpleMessage(line, ev, true)
+	}
+	return p.parseSimpleMessage(fr.msg, ev, p.programOK(FormatSimple, fr))
+}
+
+// mayStartWrapper reports whether a line starting with prefix could be
+// taken for a wrapped one (a stamp or <PRI> starts with '<', '[', a digit
+// or a month's capital): such a simple line is judged by its framing.
+func mayStartWrapper(prefix string) bool {
+	pfx := trimBlanksString(prefix)
+	return pfx != "" && (pfx[0] == '<' || pfx[0] == '[' || isDigit(pfx[0]) || pfx[0] >= 'A' && pfx[0] <= 'Z')
+}
+
+// parseSimpleMessage parses a simple record that is all of s; trusted
+// tells whether its framing lets it count. ev is written only when it does.
+func (p *Parser) parseSimpleMessage(line []byte, ev *sequence.Event, trusted bool) Reason {
 	s := trimBlanks(line)
 	if pfx := trimBlanksString(p.Prefix); pfx != "" {
 		// The string conversion in a comparison does not allocate.
@@ -137,8 +232,10 @@ func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 		}
 	}
 	end := i
-	for end < len(s) && !isBlank(s[end]) {
-		end++
+	if end < len(s) && !isBlank(s[end]) {
+		// Not a port alone: "/proto", or another format's long first
+		// field (filterlog's CSV), which is skipped by vectorised search.
+		end += blankIndex(s[end:])
 	}
 	portField := s[:end]
 
@@ -165,6 +262,9 @@ func (p *Parser) parseSimple(line []byte, ev *sequence.Event) Reason {
 		}
 	}
 
+	if !trusted {
+		return ReasonProgram
+	}
 	if i < len(portField) && portField[i] != '/' || port == 0 || port > 65535 {
 		return ReasonBadPort
 	}
@@ -239,6 +339,72 @@ func parseAddr(b []byte, zone int) (netip.Addr, bool) {
 		return netip.Addr{}, false // zones exist only on IPv6 addresses
 	}
 	return sequence.NormalizeAddr(a), true
+}
+
+// parseAddrFast is parseAddr (without zones) with fast paths for the
+// forms logs print most: IPv4 dotted decimal without leading zeros, and
+// IPv6 as eight groups of four hex digits (the kernel's form). Anything
+// else, including every error, is parseAddr's to judge, so the results
+// are the same.
+func parseAddrFast(b []byte) (netip.Addr, bool) {
+	if len(b) == len("0000:0000:0000:0000:0000:0000:0000:0000") {
+		var a [16]byte
+		for g := range 8 {
+			o := g * 5
+			if g < 7 && b[o+4] != ':' {
+				return parseAddr(b, -1)
+			}
+			hi, ok1 := hexByte(b[o], b[o+1])
+			lo, ok2 := hexByte(b[o+2], b[o+3])
+			if !ok1 || !ok2 {
+				return parseAddr(b, -1)
+			}
+			a[2*g], a[2*g+1] = hi, lo
+		}
+		return netip.AddrFrom16(a).Unmap(), true
+	}
+	var a [4]byte
+	n, i := 0, 0
+	for ; n < 4; n++ {
+		if n > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return parseAddr(b, -1)
+			}
+			i++
+		}
+		start, v := i, 0
+		for i < len(b) && i-start < 3 && isDigit(b[i]) {
+			v = v*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || b[start] == '0' && i-start > 1 {
+			return parseAddr(b, -1)
+		}
+		a[n] = byte(v)
+	}
+	if i != len(b) {
+		return parseAddr(b, -1)
+	}
+	return netip.AddrFrom4(a), true
+}
+
+// hexByte reads two hex digits.
+func hexByte(h, l byte) (byte, bool) {
+	hv, ok1 := hexValue(h)
+	lv, ok2 := hexValue(l)
+	return hv<<4 | lv, ok1 && ok2
+}
+
+func hexValue(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // addrChars is the set of bytes an address may contain (hex digits, '.'

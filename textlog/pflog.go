@@ -3,7 +3,6 @@ package textlog
 import (
 	"bytes"
 	"net/netip"
-	"time"
 
 	"portknock/sequence"
 )
@@ -28,8 +27,12 @@ const pflogImplemented = true
 // Addresses and ports are joined by a dot, IPv6 ones too
 // ("2001:db8::7.40000"); -n is required, since names are not addresses.
 // -q ("tcp 0", TCP flags unknown) and the -tt, -ttt and -tttt stamps are
-// understood, and so is syslog framing around the line. Upstream's -v
-// spreads a packet over two lines and is not.
+// understood (frame.go reads them), and so is syslog framing around the
+// line. The header ("rule ...") must begin the message: tcpdump's own
+// output, or the message of a program tcpdump's output is logged as ("pf",
+// as OpenBSD's FAQ pipes it through logger, "pflog", "tcpdump", or a name
+// Parser.Programs gives). Upstream's -v spreads a packet over two lines
+// and is not understood.
 //
 // Rules:
 //   - Knocks are "block" (pf's drop, with or without "return") and "match"
@@ -53,11 +56,12 @@ const pflogImplemented = true
 //     as that protocol, not as "UDP, length N". A packet with ports that
 //     is not TCP (which tcpdump always prints with its flags) and not
 //     SCTP or DCCP is therefore taken as UDP.
-//   - ev.Time is set from -tt stamps (seconds since 1970); the others
-//     have no date or no zone, and leave it zero.
+//   - ev.Time is the framing's: -tt stamps (seconds since 1970), the
+//     time of a syslog header around the line, or OpenBSD's "Nov 22
+//     12:00:01.123456" placed in a year by Parser.Now; the other stamps
+//     lack the date or the zone and leave it zero.
 
-// pfRuleMarker and pfArrow are in every pflog line with a packet;
-// FormatAuto rejects other lines on the first one alone.
+// pfRuleMarker starts the pflog header; pfArrow separates the addresses.
 var (
 	pfRuleMarker = []byte("rule ")
 	pfArrow      = []byte(" > ")
@@ -69,31 +73,33 @@ type pfHeader struct {
 	anchor []byte // "knock" in "0.knock.2", else empty
 	action []byte
 	dir    []byte
-	packet int // where the packet's text starts in the line
+	packet int // where the packet's text starts in the message
 }
 
 // parsePflog parses tcpdump output for pflog0.
-func (p *Parser) parsePflog(line []byte, ev *sequence.Event) Reason {
-	i := bytes.Index(line, pfRuleMarker)
-	if i < 0 {
+func (p *Parser) parsePflog(line []byte, fr *frame, ev *sequence.Event) Reason {
+	if bytes.Index(line, pfRuleMarker) < 0 {
+		return ReasonUnrecognized // most lines of a mixed log, at once
+	}
+	if fr.read(line).broken != ReasonNone {
+		if p.programOK(FormatPflog, fr) {
+			return fr.broken
+		}
 		return ReasonUnrecognized
 	}
-	var h pfHeader
-	for {
-		if i == 0 || isBlank(line[i-1]) {
-			var r Reason
-			if h, r = pfParseHeader(line, i); r != ReasonUnrecognized {
-				if r != ReasonNone {
-					return r
-				}
-				break
-			}
-		}
-		k := bytes.Index(line[i+1:], pfRuleMarker)
-		if k < 0 {
-			return ReasonUnrecognized
-		}
-		i += 1 + k
+	msg := fr.msg
+	if !bytes.HasPrefix(msg, pfRuleMarker) {
+		return ReasonUnrecognized
+	}
+	h, r := pfParseHeader(msg, 0)
+	if r == ReasonUnrecognized {
+		return r
+	}
+	if !p.programOK(FormatPflog, fr) {
+		return ReasonProgram
+	}
+	if r != ReasonNone {
+		return r
 	}
 
 	if pfx := trimBlanksString(p.Prefix); pfx != "" && string(h.id) != pfx && (len(h.anchor) == 0 || string(h.anchor) != pfx) {
@@ -113,7 +119,7 @@ func (p *Parser) parsePflog(line []byte, ev *sequence.Event) Reason {
 	}
 
 	var pk pfPacket
-	if r := pk.parse(line[h.packet:]); r != ReasonNone {
+	if r := pk.parse(msg[h.packet:]); r != ReasonNone {
 		return r
 	}
 	ev.Src = pk.src
@@ -122,13 +128,13 @@ func (p *Parser) parsePflog(line []byte, ev *sequence.Event) Reason {
 	ev.Proto = pk.proto
 	ev.Flags = pk.flags
 	ev.FlagsKnown = pk.flagsKnown
-	ev.Time = pfTime(line[:i])
+	ev.Time = fr.stamp.time(p.Now, p.Location)
 	return ReasonNone
 }
 
 // Bounds on the header's parts: far above what pf and tcpdump print
 // (interface names have 16 bytes, anchor names 16 in the header), and
-// low enough that a line with many "rule " in it stays linear.
+// low enough that a header's work stays bounded.
 const (
 	pfMaxID     = 64
 	pfMaxReason = 32
@@ -313,29 +319,6 @@ func pfCutOr(line []byte, bound int) Reason {
 		return ReasonTruncated
 	}
 	return ReasonUnrecognized
-}
-
-// pfTime returns the time of a -tt stamp ("1795348801.123456") that is all
-// of stamp, the text before "rule ", and zero for any other stamp.
-func pfTime(stamp []byte) time.Time {
-	stamp = trimBlanks(stamp)
-	dot := bytes.IndexByte(stamp, '.')
-	if dot <= 0 || dot > 10 || len(stamp)-dot-1 < 1 || len(stamp)-dot-1 > 9 {
-		return time.Time{}
-	}
-	sec, ok := bsdUint(stamp[:dot], 1<<40)
-	if !ok {
-		return time.Time{}
-	}
-	frac := stamp[dot+1:]
-	ns, ok := bsdUint(frac, 999999999)
-	if !ok {
-		return time.Time{}
-	}
-	for n := len(frac); n < 9; n++ {
-		ns *= 10
-	}
-	return time.Unix(int64(sec), int64(ns)).UTC()
 }
 
 // pfPacket is what a knock needs from the packet's text.
@@ -592,32 +575,7 @@ func pfUpstreamFlags(b []byte) (sequence.TCPFlags, bool) {
 	if string(b) == "none" {
 		return 0, true
 	}
-	var f sequence.TCPFlags
-	for _, c := range b {
-		switch c {
-		case 'F':
-			f |= sequence.FIN
-		case 'S':
-			f |= sequence.SYN
-		case 'R':
-			f |= sequence.RST
-		case 'P':
-			f |= sequence.PSH
-		case '.':
-			f |= sequence.ACK
-		case 'U':
-			f |= sequence.URG
-		case 'E':
-			f |= sequence.ECE
-		case 'W':
-			f |= sequence.CWR
-		case 'e':
-			// Accurate ECN's AE bit, which events do not carry.
-		default:
-			return 0, false
-		}
-	}
-	return f, true
+	return tcpFlagLetters(b, true)
 }
 
 // pfOpenBSDTCP reads OpenBSD's TCP line, "S 1:1(0) win 16384 <mss 1460>",
@@ -636,23 +594,11 @@ func pfOpenBSDTCP(after []byte) (f sequence.TCPFlags, r Reason, ok bool) {
 		return 0, ReasonNone, false
 	}
 	if string(tok) != "." {
-		for _, c := range tok {
-			switch c {
-			case 'S':
-				f |= sequence.SYN
-			case 'F':
-				f |= sequence.FIN
-			case 'R':
-				f |= sequence.RST
-			case 'P':
-				f |= sequence.PSH
-			case 'W':
-				f |= sequence.CWR
-			case 'E':
-				f |= sequence.ECE
-			default:
-				return 0, ReasonNone, false
-			}
+		// ACK and URG are not letters here: they show as "ack N" and
+		// "urg N".
+		var ok bool
+		if f, ok = tcpFlagLetters(tok, false); !ok || f&(sequence.ACK|sequence.URG) != 0 {
+			return 0, ReasonNone, false
 		}
 	}
 	if sp < 0 {
@@ -700,7 +646,8 @@ func pfOpenBSDTCP(after []byte) (f sequence.TCPFlags, r Reason, ok bool) {
 // filterlog).
 
 // bsdUint parses a decimal number of at most ten digits that is no larger
-// than max.
+// than max (at most 1<<20). The value stops growing once past max, so that
+// it cannot overflow where int has 32 bits.
 func bsdUint(b []byte, max int) (int, bool) {
 	if len(b) == 0 || len(b) > 10 {
 		return 0, false
@@ -710,15 +657,25 @@ func bsdUint(b []byte, max int) (int, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		v = v*10 + int(c-'0')
+		if v <= max {
+			v = v*10 + int(c-'0')
+		}
 	}
 	return v, v <= max
 }
 
-// bsdUintOK reports whether b is a plain decimal number.
+// bsdUintOK reports whether b is a plain decimal number of at most ten
+// digits.
 func bsdUintOK(b []byte) bool {
-	_, ok := bsdUint(b, 1<<40)
-	return ok
+	if len(b) == 0 || len(b) > 10 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // bsdPort parses a port in 1..65535. Leading zeros are allowed, signs and
@@ -749,5 +706,5 @@ func bsdAddr(b []byte) (netip.Addr, bool) {
 			return netip.Addr{}, false
 		}
 	}
-	return parseAddr(b, -1)
+	return parseAddrFast(b)
 }

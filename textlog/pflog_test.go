@@ -356,7 +356,11 @@ var pflogCases = []bsdCase{
 	pfNamed("no rule", "12:00:01.123456 IP 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, bsdCase{reason: ReasonUnrecognized}),
 	pfNamed("rule glued", "12:00:01.123456 xrule 3/0(match): block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, bsdCase{reason: ReasonUnrecognized}),
 	pfNamed("rule in a message", "Nov 22 12:00:01 fw sshd[1]: rule 3 is fine > ok: yes", bsdCase{reason: ReasonUnrecognized}),
-	pfNamed("second rule is the header", "12:00:01.123456 note rule x rule 3/0(match): block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, pfTCP(v4, pfV4, 7000, sequence.SYN)),
+	pfNamed("header after other text", "12:00:01.123456 note rule x rule 3/0(match): block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, bsdCase{reason: ReasonUnrecognized}),
+	pfNamed("syslog framing of logger -t pf", "Nov 22 12:00:01 fw pf: "+pfUp+"192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, pfTCP(v4, pfV4, 7000, sequence.SYN)),
+	pfNamed("syslog framing of another program", "Nov 22 12:00:01 fw myapp[7]: "+pfUp+"192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, bsdCase{reason: ReasonProgram}),
+	pfNamed("openbsd stamp in a syslog message", "Nov 22 12:00:01 fw pf: "+pfObsd+"192.0.2.7.40000 > 192.0.2.1.7000: S 1:1(0) win 16384 <mss 1460> (DF)", pfTCP(v4, pfV4, 7000, sequence.SYN)),
+	pfNamed("no stamp (tcpdump -t)", "rule 3/0(match): block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, pfTCP(v4, pfV4, 7000, sequence.SYN)),
 	pfNamed("netfilter line", "Nov 22 12:00:01 host kernel: knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 PROTO=TCP SPT=40000 DPT=7000", bsdCase{reason: ReasonUnrecognized}),
 	pfNamed("tt time", "1795348801.123456 rule 3/0(match): block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, bsdCase{src: v4, dst: pfV4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, known: true, time: time.Unix(1795348801, 123456000)}),
 	pfNamed("tt nano time", "1795348801.123456789 rule 3/0(match): block in on em0: 192.0.2.7.40000 > 192.0.2.1.7000"+pfSyn, bsdCase{src: v4, dst: pfV4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, known: true, time: time.Unix(1795348801, 123456789)}),
@@ -461,6 +465,10 @@ func TestParsePflogNoAllocs(t *testing.T) {
 // FuzzParsePflog checks that no line makes the parser panic, that every
 // event is well formed, and that no cut line is a different knock.
 func FuzzParsePflog(f *testing.F) {
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, l := range bsdGoldenText(f, "testdata/pflog") {
 		f.Add(l, "")
 	}

@@ -992,8 +992,10 @@ func (l *SyslogListener) handshake(ctx context.Context, cfg syslogConfig, timed 
 		l.c.slow.Add(1)
 		l.warnSender(cfg, from, "closing a syslog connection: the TLS handshake took longer than the time limit", "limit", cfg.msgTimeout)
 	default:
-		l.c.handshake.Add(1)
+		// Logged before it is counted: the count tells tests the line
+		// is there.
 		l.warnSender(cfg, from, "closing a syslog connection: TLS handshake failed", "err", err)
+		l.c.handshake.Add(1)
 	}
 	return nil, false
 }

@@ -13,94 +13,91 @@ import (
 // ulogdImplemented reports that FormatUlogd parses.
 const ulogdImplemented = true
 
-// parseUlogd parses one line of ulogd2 output: a LOGEMU line or a record
-// of the JSON output plugin, told apart by the first byte.
+// parseUlogd parses one line of ulogd2 output: a LOGEMU line, a line of
+// its SYSLOG output, or a record of its JSON output plugin, told apart by
+// the first byte and the framing.
 //
 // LOGEMU lines are "Mmm dd hh:mm:ss HOST PREFIX IN=... OUT=... MAC=... SRC=...
 // ..." as util/printpkt.c writes them: a ctime stamp in the local time zone
 // of the machine running ulogd, its host name, the log prefix followed by
-// one blank (also when the prefix is empty), then kernel-style fields.
-// ulogd differs from the kernel's LOG line in ways that matter here: the
-// prefix is always separated from IN= by a blank, IPv6 addresses are
-// compressed, TOS has no 0x, SEQ= and ACK= are always there and RES= never
-// is, MARK= comes last, a non-first fragment may carry ports read from its
-// payload ("FRAG:157 PROTO=UDP SPT=8224 DPT=8224"), and a missing transport
-// header is "INCOMPLETE" glued to the next field. The rules are those of
-// kvEvent.
+// one blank (also when the prefix is empty), then the kernel-style fields,
+// which kernel.go reads as it reads the kernel's own. The SYSLOG output
+// plugin sends the same prefix and fields as the message of the program
+// "ulogd" (or one Parser.Programs names). Since ulogd always writes a blank
+// after the prefix, IN= must start a word: a prefix glued to it is the
+// kernel's way, and such lines are left to FormatNetfilter, as are the
+// kernel's own syslog messages. A kernel record in any other program's
+// message is ReasonProgram.
+//
+// LOGEMU has no tag, so a log prefix whose first word ends in ':'
+// ("DROP: ") reads as a syslog tag; such a line counts when Parser.Prefix
+// names the whole prefix, and is ReasonProgram otherwise.
 //
 // Which part is the prefix: the kernel-style fields start at the last
-// "IN=" token that is followed by an "OUT=" token, so a prefix that itself
-// looks like fields ("IN=x OUT=y SRC=... DPT=22") stays a prefix. Parser.Prefix
+// "IN=" that is followed by an " OUT=" word, so a prefix that itself looks
+// like fields ("IN=x OUT=y SRC=... DPT=22") stays a prefix. Parser.Prefix
 // must equal the logged prefix, blanks around both ignored.
 //
-// LOGEMU stamps have no year: the year chosen is the latest that puts the
-// stamp no more than a week after the current time (ulogdNow), which is
-// right for any log less than a year old, across New Year in either
-// direction (see logemuYear).
-//
-// A syslog line from the kernel ("... HOST kernel: ...") has the same stamp
-// and host name; it is left to FormatNetfilter by refusing a prefix with a
-// "kernel:" word in it, and by requiring IN= to start a word (the kernel
-// glues the prefix to IN= unless the prefix ends in a blank). With
-// FormatAuto, a LOGEMU line is thus claimed by FormatUlogd, and a kernel
-// syslog line by FormatNetfilter.
+// LOGEMU stamps have no year: Parser.Now places them in one (see
+// frame.go).
 //
 // JSON records are described at parseUlogdJSON.
-func (p *Parser) parseUlogd(line []byte, ev *sequence.Event) Reason {
+func (p *Parser) parseUlogd(line []byte, fr *frame, ev *sequence.Event) Reason {
 	if j := skipJSONSpace(line); len(j) > 0 && j[0] == '{' {
 		return p.parseUlogdJSON(j, ev)
 	}
-	return p.parseLogemu(line, ev)
+	if fr.firstOut(line) < 0 {
+		return ReasonUnrecognized // no kernel-style fields, at once
+	}
+	return p.parseUlogdText(line, fr.read(line), ev)
 }
-
-// ulogdNow is the clock that picks the year of a LOGEMU stamp; tests set it.
-var ulogdNow = time.Now
 
 // logemuStampLen is the length of "Mmm dd hh:mm:ss", ctime's month, day and
 // time, which is what LOGEMU prints of it.
 const logemuStampLen = 15
 
-func (p *Parser) parseLogemu(line []byte, ev *sequence.Event) Reason {
-	// The stamp's shape and the " OUT=" of the fields are checked first and
-	// cheaply, so that other formats' lines cost a few nanoseconds.
-	if len(line) < logemuStampLen+2 || line[3] != ' ' || line[6] != ' ' || line[9] != ':' ||
-		line[12] != ':' || line[logemuStampLen] != ' ' {
+// parseUlogdText parses a LOGEMU line or a line of ulogd's SYSLOG output.
+func (p *Parser) parseUlogdText(line []byte, fr *frame, ev *sequence.Event) Reason {
+	// LOGEMU writes the stamp, one space, the host name and one space.
+	logemu := !fr.pri && fr.broken == ReasonNone && len(line) > logemuStampLen+2 &&
+		line[logemuStampLen] == ' ' && fr.stamp.kind == stampNoYear
+	var rest []byte // the prefix and the fields
+	tagged := false
+	switch {
+	case fr.kind == frameStamp && fr.syslogStamp && logemu && len(line)-len(fr.msg) == logemuStampLen+1:
+		h := tokenEnd(fr.msg, 0)
+		if h == len(fr.msg) || fr.msg[h] != ' ' {
+			return ReasonUnrecognized
+		}
+		rest = fr.msg[h+1:]
+	case fr.kind == frameSyslog && fr.broken == ReasonNone && p.programOK(FormatUlogd, fr):
+		rest = fr.msg
+	case fr.kind == frameSyslog && logemu && trimBlanksString(p.Prefix) != "" && len(fr.host) > 0 &&
+		len(line)-len(fr.afterHost) == logemuStampLen+1+len(fr.host)+1:
+		rest, tagged = fr.afterHost, true
+	case fr.kind == frameSyslog && fr.broken == ReasonNone && string(fr.program) != "kernel":
+		// The kernel's own messages are FormatNetfilter's to judge.
+		if _, ok := locateKernel(fr.msg); ok {
+			return ReasonProgram
+		}
+		return ReasonUnrecognized
+	default:
 		return ReasonUnrecognized
 	}
-	rest := line[logemuStampLen+1:]
-	h := 0
-	for h < len(rest) && !isBlank(rest[h]) {
-		h++
-	}
-	if h == 0 || h == len(rest) || rest[h] != ' ' {
-		return ReasonUnrecognized // LOGEMU writes the host name and a space
-	}
-	rest = rest[h+1:] // the prefix and the fields
-	// The kernel's syslog lines have this stamp too, and are the most
-	// common lines with fields in a syslog file: turn them down at once.
-	if kvHasPrefix(rest, "kernel: ") || indexLit(rest, " OUT=", 1) < 0 {
+	k, ok := locateKernel(rest)
+	if !ok || k.in > 0 && !isBlank(k.msg[k.in-1]) {
 		return ReasonUnrecognized
 	}
-	mon, day, hh, mm, ss, ok := parseLogemuStamp(line[:logemuStampLen])
-	if !ok {
-		return ReasonUnrecognized
-	}
-	at, wordStart := kvAnchor(rest)
-	if at < 0 || !wordStart || logemuKernelTag(rest[:at]) {
-		return ReasonUnrecognized
-	}
-	if !kvPrefixMatches(rest[:at], p.Prefix) {
+	if !k.prefixMatches(0, p.Prefix) {
+		if tagged {
+			return ReasonProgram
+		}
 		return ReasonPrefix
 	}
-	var f kvLineFields
-	parseKVFields(rest[at:], &f)
-	var e sequence.Event
-	if r := kvEvent(&f, &e); r != ReasonNone {
+	if r := k.event(ev); r != ReasonNone {
 		return r
 	}
-	e.Time = logemuYear(mon, day, hh, mm, ss, ulogdNow())
-	e.Input = ev.Input
-	*ev = e
+	ev.Time = fr.stamp.time(p.Now, p.Location)
 	return ReasonNone
 }
 
@@ -124,71 +121,12 @@ func indexLit(s []byte, lit string, k int) int {
 	return -1
 }
 
-const logemuMonths = "JanFebMarAprMayJunJulAugSepOctNovDec"
-
-// parseLogemuStamp reads "Mmm dd hh:mm:ss" (the day padded with a blank).
-func parseLogemuStamp(b []byte) (mon time.Month, day, hh, mm, ss int, ok bool) {
-	for i := 0; i+3 <= len(logemuMonths); i += 3 {
-		if string(b[:3]) == logemuMonths[i:i+3] {
-			mon = time.Month(i/3 + 1)
-			break
-		}
-	}
-	d1, ok1 := kvDigit(b[5])
-	d0 := 0
-	ok0 := b[4] == ' '
-	if !ok0 {
-		d0, ok0 = kvDigit(b[4])
-	}
-	day = d0*10 + d1
-	var okh, okm, oks bool
-	hh, okh = kvTwoDigits(b[7:9])
-	mm, okm = kvTwoDigits(b[10:12])
-	ss, oks = kvTwoDigits(b[13:15])
-	ok = mon != 0 && ok0 && ok1 && okh && okm && oks && day >= 1 && day <= 31 && hh < 24 && mm < 60 && ss < 61
-	return
-}
-
 func kvDigit(c byte) (int, bool) { return int(c - '0'), c >= '0' && c <= '9' }
 
 func kvTwoDigits(b []byte) (int, bool) {
 	a, ok1 := kvDigit(b[0])
 	c, ok2 := kvDigit(b[1])
 	return a*10 + c, ok1 && ok2
-}
-
-// logemuYear places a yearless local stamp in the latest year that puts
-// it no more than a week after now: a logged packet cannot come from the
-// future, but clocks differ a little. So a stamp is right for any log less
-// than a year old, across New Year in either direction. A day that does not
-// exist in a year (29 February) rules that year out.
-func logemuYear(mon time.Month, day, hh, mm, ss int, now time.Time) time.Time {
-	limit := now.Add(7 * 24 * time.Hour)
-	for y := now.Year() + 1; y >= now.Year()-8; y-- {
-		t := time.Date(y, mon, day, hh, mm, ss, 0, time.Local)
-		if t.Day() == day && !t.After(limit) {
-			return t
-		}
-	}
-	return time.Time{}
-}
-
-// logemuKernelTag reports whether a word of b is "kernel:", the syslog tag of
-// kernel messages: such a line is the kernel's, not ulogd's.
-func logemuKernelTag(b []byte) bool {
-	for i := 0; i < len(b); {
-		for i < len(b) && isBlank(b[i]) {
-			i++
-		}
-		start := i
-		for i < len(b) && !isBlank(b[i]) {
-			i++
-		}
-		if string(b[start:i]) == "kernel:" {
-			return true
-		}
-	}
-	return false
 }
 
 // kvPrefixMatches reports whether the logged prefix (blanks around it
@@ -198,277 +136,9 @@ func kvPrefixMatches(logged []byte, want string) bool {
 	return want == "" || string(trimBlanks(logged)) == want
 }
 
-// kvAnchor finds where the kernel-style fields of s start: the "IN=" in
-// the word before the last word that starts with "OUT=". The last one,
-// because a log prefix may contain such words itself, while the fields the
-// kernel or ulogd print after IN= never do. wordStart tells whether IN=
-// starts its word, as it does when the prefix is followed by a blank.
-// at is -1 when s has no such fields.
-//
-// The search goes forward, where indexLit is fast, and keeps the last
-// match. Every byte is looked at a bounded number of times: each search
-// starts after the previous match, and the word before a match lies
-// between it and the previous match, so no word is scanned twice.
-func kvAnchor(s []byte) (at int, wordStart bool) {
-	at = -1
-	for from := 0; ; {
-		j := indexLit(s[from:], " OUT=", 1)
-		if j < 0 {
-			return at, wordStart
-		}
-		j += from
-		ws := j
-		for ws > 0 && !isBlank(s[ws-1]) {
-			ws--
-		}
-		if k := bytes.LastIndex(s[ws:j], kvInMarker); k >= 0 {
-			at, wordStart = ws+k, k == 0
-		}
-		from = j + 1
-	}
-}
-
-var kvInMarker = []byte("IN=")
-
-// kvLineFields holds what parseKVFields found in kernel-style fields.
-// Slices point into the line. Only the first occurrence of a field counts,
-// and nothing inside brackets: an ICMP error quotes the packet it answers
-// as "[SRC=... DPT=...]", and the kernel marks a short header as
-// "INCOMPLETE [20 bytes]". A transport header the logger could not read
-// ("INCOMPLETE", which ulogd glues to the next field) shows as a missing
-// DPT=.
-type kvLineFields struct {
-	in, out, src, dst, proto, dpt   []byte
-	hasSrc, hasDst, hasProto, hasDp bool
-	// dptEnded is set when a blank follows DPT's value, which proves the
-	// number whole: the kernel and ulogd always print more fields after it,
-	// so a line ending in "DPT=70" may have been "DPT=7000".
-	dptEnded bool
-	// fragment is set for a non-zero fragment offset: "FRAG:157" (kernel
-	// and ulogd IPv4, kernel IPv6) or "FRAG: 1232" (ulogd IPv6).
-	fragment bool
-	// flags are the TCP flag words after PROTO=.
-	flags sequence.TCPFlags
-}
-
-// parseKVFields reads kernel-style fields, "IN=eth0 OUT= MAC=... SRC=...
-// DST=... ... PROTO=TCP SPT=... DPT=... ... SYN URGP=0", as the kernel's
-// LOG target, nft's log statement (nf_log_syslog) and ulogd's printpkt
-// write them. s starts at IN=, as kvAnchor found it.
-func parseKVFields(s []byte, f *kvLineFields) {
-	*f = kvLineFields{}
-	depth := 0 // brackets
-	afterProto, fragNext := false, false
-	for i := 0; i < len(s); {
-		for i < len(s) && isBlank(s[i]) {
-			i++
-		}
-		start := i
-		for i < len(s) && !isBlank(s[i]) {
-			i++
-		}
-		if start == i {
-			break
-		}
-		tok := s[start:i]
-		if depth > 0 || tok[0] == '[' {
-			for _, c := range tok {
-				switch c {
-				case '[':
-					depth++
-				case ']':
-					if depth > 0 {
-						depth--
-					}
-				}
-			}
-			fragNext = false
-			continue
-		}
-		if fragNext {
-			// ulogd's IPv6 "FRAG: 1232": the offset is a word of its own.
-			fragNext = false
-			if kvNonZeroNumber(tok) {
-				f.fragment = true
-			}
-			continue
-		}
-		switch tok[0] {
-		case 'I':
-			if kvHasPrefix(tok, "IN=") && f.in == nil {
-				f.in = tok[3:]
-			}
-		case 'O':
-			if kvHasPrefix(tok, "OUT=") && f.out == nil {
-				f.out = tok[4:]
-			}
-		case 'S':
-			switch {
-			case kvHasPrefix(tok, "SRC="):
-				if !f.hasSrc {
-					f.src, f.hasSrc = tok[4:], true
-				}
-			case string(tok) == "SYN" && afterProto:
-				f.flags |= sequence.SYN
-			}
-		case 'D':
-			switch {
-			case kvHasPrefix(tok, "DST="):
-				if !f.hasDst {
-					f.dst, f.hasDst = tok[4:], true
-				}
-			case kvHasPrefix(tok, "DPT="):
-				if !f.hasDp {
-					f.dpt, f.hasDp, f.dptEnded = tok[4:], true, i < len(s)
-				}
-			}
-		case 'P':
-			switch {
-			case kvHasPrefix(tok, "PROTO="):
-				if !f.hasProto {
-					f.proto, f.hasProto, afterProto = tok[6:], true, true
-				}
-			case string(tok) == "PSH" && afterProto:
-				f.flags |= sequence.PSH
-			}
-		case 'F':
-			switch {
-			case string(tok) == "FRAG:":
-				fragNext = true
-			case kvHasPrefix(tok, "FRAG:"):
-				if kvNonZeroNumber(tok[5:]) {
-					f.fragment = true
-				}
-			case string(tok) == "FIN" && afterProto:
-				f.flags |= sequence.FIN
-			}
-		case 'A':
-			if string(tok) == "ACK" && afterProto {
-				f.flags |= sequence.ACK
-			}
-		case 'R':
-			if string(tok) == "RST" && afterProto {
-				f.flags |= sequence.RST
-			}
-		case 'U':
-			if string(tok) == "URG" && afterProto {
-				f.flags |= sequence.URG
-			}
-		case 'E':
-			if string(tok) == "ECE" && afterProto {
-				f.flags |= sequence.ECE
-			}
-		case 'C':
-			if string(tok) == "CWR" && afterProto {
-				f.flags |= sequence.CWR
-			}
-		}
-	}
-}
-
 // kvHasPrefix is bytes.HasPrefix for a string prefix, without converting.
 func kvHasPrefix(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix
-}
-
-// kvNonZeroNumber reports whether b is a decimal number other than zero.
-func kvNonZeroNumber(b []byte) bool {
-	nonZero := false
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-		nonZero = nonZero || c != '0'
-	}
-	return nonZero
-}
-
-// kvEvent turns kernel-style fields into an event, or says why they are
-// not one, checking in this order:
-//
-//   - OUT= set and IN= empty: the packet was leaving the host
-//     (ReasonOutbound). A forwarded packet (both set) is an event: it was
-//     sent through this host, and a door's target can select it.
-//   - a non-zero fragment offset: ReasonFragment, whatever ports the line
-//     shows (ulogd reads them from the payload).
-//   - PROTO= missing or empty: ReasonTruncated.
-//   - PROTO= other than TCP or UDP: ReasonBadProto for the protocols with
-//     ports (SCTP, UDPLITE, DCCP), else ReasonNoPorts (ICMP, ICMPv6, ESP,
-//     numbers, ...).
-//   - DPT= missing (INCOMPLETE, or the line was cut) or not followed by
-//     a blank: ReasonTruncated.
-//   - DPT= not a number in 1..65535: ReasonBadPort.
-//   - SRC= missing: ReasonTruncated; SRC= or DST= not an address:
-//     ReasonBadAddress.
-//
-// TCP flags are known for TCP (ECE and CWR only where the kernel prints
-// them; ulogd does not); UDP events have no flags.
-func kvEvent(f *kvLineFields, e *sequence.Event) Reason {
-	if len(f.in) == 0 && len(f.out) > 0 {
-		return ReasonOutbound
-	}
-	if f.fragment {
-		return ReasonFragment
-	}
-	if !f.hasProto || len(f.proto) == 0 {
-		return ReasonTruncated
-	}
-	var proto sequence.Proto
-	switch {
-	case equalFoldASCII(f.proto, "tcp"):
-		proto = sequence.TCP
-	case equalFoldASCII(f.proto, "udp"):
-		proto = sequence.UDP
-	case equalFoldASCII(f.proto, "sctp"), equalFoldASCII(f.proto, "udplite"), equalFoldASCII(f.proto, "dccp"):
-		return ReasonBadProto
-	default:
-		return ReasonNoPorts
-	}
-	if !f.hasDp || !f.dptEnded {
-		return ReasonTruncated
-	}
-	port, ok := kvPort(f.dpt)
-	if !ok {
-		return ReasonBadPort
-	}
-	if !f.hasSrc {
-		return ReasonTruncated
-	}
-	src, ok := kvAddr(f.src)
-	if !ok {
-		return ReasonBadAddress
-	}
-	var dst netip.Addr
-	if f.hasDst {
-		if dst, ok = kvAddr(f.dst); !ok {
-			return ReasonBadAddress
-		}
-	}
-	*e = sequence.Event{Src: src, Dst: dst, Port: port, Proto: proto}
-	if proto == sequence.TCP {
-		e.Flags, e.FlagsKnown = f.flags, true
-	}
-	return ReasonNone
-}
-
-// kvPort parses a port written in decimal digits, 1..65535.
-func kvPort(b []byte) (uint16, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		if n <= 65535 {
-			n = n*10 + int(c-'0')
-		}
-	}
-	if n == 0 || n > 65535 {
-		return 0, false
-	}
-	return uint16(n), true
 }
 
 // kvAddr parses an address field of a log line: an IPv4 or IPv6
@@ -484,6 +154,9 @@ func kvAddr(b []byte) (netip.Addr, bool) {
 			break
 		}
 		return netip.Addr{}, false
+	}
+	if zone < 0 {
+		return parseAddrFast(b)
 	}
 	return parseAddr(b, zone)
 }
@@ -524,7 +197,7 @@ func kvAddr(b []byte) (netip.Addr, bool) {
 // TCP flags come from "tcp.syn", "tcp.ack", "tcp.fin", "tcp.rst",
 // "tcp.psh", "tcp.urg" and "tcp.res2" (ECE, CWR), any non-zero value meaning
 // set. The time is "oob.time.sec" and "oob.time.usec" (the kernel's stamp),
-// else "timestamp" (local time unless it has a zone), else zero.
+// else "timestamp" (in Parser.Location unless it has a zone), else zero.
 func (p *Parser) parseUlogdJSON(line []byte, ev *sequence.Event) Reason {
 	if indexLit(line, `"oob.`, 1) < 0 {
 		return ReasonUnrecognized
@@ -814,14 +487,14 @@ func (p *Parser) ulogdJSONEvent(r *ulogdRecord, ev *sequence.Event) Reason {
 			}
 		}
 	}
-	e.Time = r.time()
+	e.Time = r.time(p.Location)
 	*ev = e
 	return ReasonNone
 }
 
 // time returns the record's time: the kernel's stamp when ulogd passed it
 // on, else the "timestamp" string, else zero.
-func (r *ulogdRecord) time() time.Time {
+func (r *ulogdRecord) time(loc *time.Location) time.Time {
 	if sec, _, ok := r.uint(ukSec); ok && sec <= 1<<62 {
 		usec, _, ok := r.uint(ukUsec)
 		if !ok || usec >= 1e6 {
@@ -830,7 +503,7 @@ func (r *ulogdRecord) time() time.Time {
 		return time.Unix(int64(sec), int64(usec)*1e3)
 	}
 	if s, ok := r.str(ukTimestamp); ok {
-		if t, ok := ulogdISOStamp(s); ok {
+		if t, ok := ulogdISOStamp(s, loc); ok {
 			return t
 		}
 	}
@@ -855,10 +528,10 @@ func jsonUintDigits(b []byte) (uint64, bool) {
 
 // ulogdISOStamp parses "2006-01-02T15:04:05", with an optional fraction of
 // a second and an optional zone ("Z", "+01:00" or "+0100"), as ulogd's
-// JSON plugin writes its "timestamp". Without a zone the time is local,
-// as ulogd formats it. Hand-written because time.Parse allocates on every
+// JSON plugin writes its "timestamp". Without a zone the time is in loc
+// (time.Local if nil), as ulogd formats it in its own. Hand-written because time.Parse allocates on every
 // error.
-func ulogdISOStamp(b []byte) (time.Time, bool) {
+func ulogdISOStamp(b []byte, loc *time.Location) (time.Time, bool) {
 	if len(b) < 19 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
@@ -893,7 +566,10 @@ func ulogdISOStamp(b []byte) (time.Time, bool) {
 		rest = rest[i:]
 	}
 	if len(rest) == 0 {
-		t := time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, time.Local)
+		if loc == nil {
+			loc = time.Local
+		}
+		t := time.Date(year, time.Month(mon), day, hh, mm, ss, nsec, loc)
 		return t, t.Day() == day
 	}
 	offset := 0

@@ -17,13 +17,6 @@ import (
 // golden data was made.
 var ulogdTestNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local)
 
-// setUlogdNow sets the LOGEMU clock for one test.
-func setUlogdNow(t testing.TB, now time.Time) {
-	old := ulogdNow
-	ulogdNow = func() time.Time { return now }
-	t.Cleanup(func() { ulogdNow = old })
-}
-
 var (
 	ulogdLo4 = netip.MustParseAddr("127.0.0.1")
 	ulogdLo6 = netip.MustParseAddr("::1")
@@ -85,7 +78,7 @@ type kvGolden struct {
 func (g kvGolden) check(t *testing.T, format, own Format, line string, wantTime time.Time) {
 	t.Helper()
 	for _, prefix := range []string{"", "knock", " knock\t"} {
-		p := Parser{Format: format, Prefix: prefix}
+		p := Parser{Format: format, Prefix: prefix, Now: ulogdTestNow}
 		ev := sequence.Event{Input: "in"}
 		f, r := p.Parse([]byte(line), &ev)
 		want := g.reason
@@ -130,7 +123,6 @@ func (g kvGolden) check(t *testing.T, format, own Format, line string, wantTime 
 }
 
 func TestUlogdGoldenLogemu(t *testing.T) {
-	setUlogdNow(t, ulogdTestNow)
 	lines := readTestLines(t, "testdata/ulogd/logemu.log")
 	if len(lines) != len(goldenUlogd) {
 		t.Fatalf("%d LOGEMU lines, want %d", len(lines), len(goldenUlogd))
@@ -230,7 +222,7 @@ var logemuCases = []kvTrapCase{
 	{name: "incomplete", line: emuHead + emuV4 + "PROTO=TCP INCOMPLETEMARK=0x0 ", reason: ReasonTruncated},
 	{name: "truncated in DPT", line: emuHead + emuV4 + "PROTO=TCP SPT=36308 DPT=70", reason: ReasonTruncated},
 	{name: "truncated after DPT", line: emuHead + emuV4 + "PROTO=TCP SPT=36308 DPT=7000", reason: ReasonTruncated},
-	{name: "truncated after DPT and blank", line: emuHead + emuV4 + "PROTO=TCP SPT=36308 DPT=7000 ", src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, time: emuStamp},
+	{name: "truncated after DPT and blank", line: emuHead + emuV4 + "PROTO=TCP SPT=36308 DPT=7000 ", reason: ReasonTruncated},
 	{name: "truncated before PROTO", line: emuHead + emuV4, reason: ReasonTruncated},
 	{name: "truncated in PROTO", line: emuHead + emuV4 + "PROTO=", reason: ReasonTruncated},
 	{name: "truncated before SRC", line: emuHead + "IN=lo OUT= MAC=00:00", reason: ReasonTruncated},
@@ -248,20 +240,28 @@ var logemuCases = []kvTrapCase{
 	{name: "day padded", line: "Nov  2 03:01:42 vm knock " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: time.Date(2026, 11, 2, 3, 1, 42, 0, time.Local)},
 	{name: "last december", line: "Dec 31 23:59:59 vm knock " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: time.Date(2025, 12, 31, 23, 59, 59, 0, time.Local)},
 	{name: "bad month", line: "Foo 22 03:01:42 vm knock " + emuV4 + emuTCP, reason: ReasonUnrecognized},
-	{name: "bad hour", line: "Nov 22 25:01:42 vm knock " + emuV4 + emuTCP, reason: ReasonUnrecognized},
+	{name: "impossible hour gives no time", line: "Nov 22 25:01:42 vm knock " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN},
+	{name: "bad hour", line: "Nov 22 2x:01:42 vm knock " + emuV4 + emuTCP, reason: ReasonUnrecognized},
 	{name: "tab after host (fuzz)", prefix: "0", line: "Nov 01 00:00:00 0\tIN= OUT=", reason: ReasonUnrecognized},
+	{name: "blank prefix names no tag-like prefix (fuzz)", prefix: " ", line: "Nov 00 00:00:00 0 0: IN= OUT=", reason: ReasonProgram},
+	{name: "prefix like a tag", prefix: "DROP:", line: "Nov 22 03:01:42 vm DROP: " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: emuStamp},
+	{name: "prefix like a tag, other prefix wanted", prefix: "knock", line: "Nov 22 03:01:42 vm DROP: " + emuV4 + emuTCP, reason: ReasonProgram},
+	{name: "prefix like a tag, no prefix wanted", line: "Nov 22 03:01:42 vm DROP: " + emuV4 + emuTCP, reason: ReasonProgram},
+	{name: "ulogd's syslog output", prefix: "knock", line: "Nov 22 03:01:42 vm ulogd[7]: knock " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: emuStamp},
+	{name: "ulogd's syslog output, rfc 5424", prefix: "knock", line: "<28>1 2026-11-22T03:01:42Z vm ulogd 7 - - knock " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: time.Date(2026, 11, 22, 3, 1, 42, 0, time.UTC)},
+	{name: "another program's message", line: "Nov 22 03:01:42 vm sshd[7]: Invalid user knock " + emuV4 + emuTCP, reason: ReasonProgram},
 	{name: "no host", line: "Nov 22 03:01:42 " + emuV4 + emuTCP, reason: ReasonUnrecognized},
 	{name: "simple line", line: "7000 192.0.2.7", reason: ReasonUnrecognized},
 	{name: "sshd syslog line", line: "Nov 22 03:01:42 vm sshd[123]: Connection closed by 192.0.2.7 port 40000", reason: ReasonUnrecognized},
 	{name: "empty", line: "", reason: ReasonUnrecognized},
 	{name: "4 KiB prefix", line: "Nov 22 03:01:42 vm " + strings.Repeat("IN=", 1300) + " " + emuV4 + emuTCP, src: kvDoc4, dst: kvLo4, port: 7000, proto: sequence.TCP, flags: sequence.SYN, time: emuStamp},
 	{name: "4 KiB of OUT", line: "Nov 22 03:01:42 vm " + strings.Repeat(" OUT=", 820), reason: ReasonUnrecognized},
-	{name: "4 KiB of brackets", line: emuHead + emuV4 + "PROTO=TCP " + strings.Repeat("[", 4000) + " SPT=1 DPT=7000 ", reason: ReasonTruncated},
+	{name: "4 KiB of brackets", line: emuHead + emuV4 + "PROTO=TCP " + strings.Repeat("[", 4000) + " SPT=1 DPT=7000 ", reason: ReasonUnrecognized},
 }
 
 func checkKVTrap(t *testing.T, format Format, tc kvTrapCase) {
 	t.Helper()
-	p := Parser{Format: format, Prefix: tc.prefix}
+	p := Parser{Format: format, Prefix: tc.prefix, Now: ulogdTestNow}
 	stamp := sequence.Event{Dst: v6, Flags: sequence.ACK, FlagsKnown: true, Input: "in"}
 	ev := stamp
 	f, r := p.Parse([]byte(tc.line), &ev)
@@ -293,17 +293,18 @@ func checkKVTrap(t *testing.T, format Format, tc kvTrapCase) {
 }
 
 func TestParseLogemu(t *testing.T) {
-	setUlogdNow(t, ulogdTestNow)
 	for _, tc := range logemuCases {
 		t.Run(tc.name, func(t *testing.T) { checkKVTrap(t, FormatUlogd, tc) })
 	}
 }
 
-func TestLogemuYear(t *testing.T) {
+// TestYearRule checks the year given to a stamp without one, in the local
+// zone as LOGEMU stamps are.
+func TestYearRule(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		now  time.Time
-		mon  time.Month
+		mon  int
 		day  int
 		want int
 	}{
@@ -317,8 +318,9 @@ func TestLogemuYear(t *testing.T) {
 		{"29 February", time.Date(2025, 3, 1, 0, 0, 0, 0, time.Local), 2, 29, 2024},
 		{"29 February in a leap year", time.Date(2028, 2, 29, 12, 0, 0, 0, time.Local), 2, 29, 2028},
 	} {
-		got := logemuYear(tc.mon, tc.day, 12, 0, 0, tc.now)
-		if got.Year() != tc.want || got.Month() != tc.mon || got.Day() != tc.day {
+		st := stamp{kind: stampNoYear, month: uint8(tc.mon), day: uint8(tc.day), hour: 12}
+		got := st.time(tc.now, nil)
+		if got.Year() != tc.want || int(got.Month()) != tc.mon || got.Day() != tc.day || got.Location() != time.Local {
 			t.Errorf("%s: %v", tc.name, got)
 		}
 	}
@@ -398,7 +400,6 @@ func TestParseUlogdJSON(t *testing.T) {
 // TestUlogdNoAllocs checks that parsing the golden lines and the cases
 // allocates nothing, including the rare path that decodes escapes.
 func TestUlogdNoAllocs(t *testing.T) {
-	setUlogdNow(t, ulogdTestNow)
 	lines := append(readTestLines(t, "testdata/ulogd/logemu.log"), readTestLines(t, "testdata/ulogd/ulogd.json")...)
 	for _, tc := range append(append([]kvTrapCase(nil), logemuCases...), ulogdJSONCases...) {
 		if tc.reason != ReasonBadAddress { // a failing netip.ParseAddr allocates its error
@@ -406,7 +407,7 @@ func TestUlogdNoAllocs(t *testing.T) {
 		}
 	}
 	for _, prefix := range []string{"", "knock"} {
-		p := Parser{Format: FormatUlogd, Prefix: prefix}
+		p := Parser{Format: FormatUlogd, Prefix: prefix, Now: ulogdTestNow}
 		for _, line := range lines {
 			if jsonRaceEnabled && jsonDecodesEscapes(FormatUlogd, line) {
 				continue
@@ -480,8 +481,10 @@ func kvRefWords(s string) []kvRefWord {
 	return w
 }
 
-// kvRefAnchor is the plain reading of kvAnchor's rule: the last word that
-// starts with OUT=, one space after a word that contains IN=.
+// kvRefAnchor is the plain reading of the rule that locates the kernel's
+// text: the last word that starts with OUT=, one space after a word that
+// contains IN=, whose last IN= starts it. wordStart tells whether that IN=
+// starts its word.
 func kvRefAnchor(s string) (int, bool) {
 	w := kvRefWords(s)
 	for k := len(w) - 1; k >= 1; k-- {
@@ -498,168 +501,97 @@ func kvRefAnchor(s string) (int, bool) {
 
 var kvRefDigits = regexp.MustCompile(`^[0-9]+$`)
 
-// kvRef reads kernel-style fields (s starts at the anchor) and applies
-// kvEvent's rules, written out plainly.
-func kvRef(s string) (Reason, sequence.Event) {
-	fields := map[string]string{}
-	has := func(k string) bool { _, ok := fields[k]; return ok }
-	var flags sequence.TCPFlags
-	fragment, afterProto, dptEnded := false, false, false
-	depth := 0
-	words := kvRefWords(s)
-	for k := 0; k < len(words); k++ {
-		w := s[words[k].start:words[k].end]
-		if depth > 0 || w[0] == '[' {
-			for _, c := range w {
-				if c == '[' {
-					depth++
-				} else if c == ']' && depth > 0 {
-					depth--
-				}
-			}
-			continue
-		}
-		if w == "FRAG:" {
-			if k+1 < len(words) {
-				next := s[words[k+1].start:words[k+1].end]
-				if next[0] != '[' {
-					k++
-					if kvRefDigits.MatchString(next) && strings.Trim(next, "0") != "" {
-						fragment = true
-					}
-				}
-			}
-			continue
-		}
-		if strings.HasPrefix(w, "FRAG:") {
-			if n := w[5:]; kvRefDigits.MatchString(n) && strings.Trim(n, "0") != "" {
-				fragment = true
-			}
-			continue
-		}
-		if key, val, ok := strings.Cut(w, "="); ok {
-			switch key {
-			case "IN", "OUT", "SRC", "DST", "PROTO", "DPT":
-				if !has(key) {
-					fields[key] = val
-					if key == "PROTO" {
-						afterProto = true
-					}
-					if key == "DPT" {
-						dptEnded = words[k].end < len(s)
-					}
-				}
-			}
-			continue
-		}
-		if afterProto {
-			for i, name := range []string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"} {
-				if w == name {
-					flags |= 1 << i
-				}
-			}
-		}
+// refKernel judges a message that must begin with a kernel record, as the
+// journal and ulogd do: the anchor and the prefix rule written out, the
+// fields read by kernel.go's reader, which the netfilter tests hold to the
+// kernel's format. A reader that locates the record elsewhere than the
+// written-out rule gives reasonCount, which no parse returns.
+func refKernel(msg, prefix string) (Reason, sequence.Event) {
+	at, _ := kvRefAnchor(msg)
+	k, ok := locateKernel([]byte(msg))
+	switch {
+	case at < 0 && !ok:
+		return ReasonUnrecognized, sequence.Event{}
+	case at < 0 || !ok || k.in != at:
+		return reasonCount, sequence.Event{}
 	}
-	if fields["IN"] == "" && fields["OUT"] != "" {
-		return ReasonOutbound, sequence.Event{}
+	if want := strings.Trim(prefix, " \t\r"); want != "" && strings.Trim(msg[:at], " \t\r") != want {
+		return ReasonPrefix, sequence.Event{}
 	}
-	if fragment {
-		return ReasonFragment, sequence.Event{}
-	}
-	var proto sequence.Proto
-	// ASCII only: strings.EqualFold folds some other letters to ASCII.
-	switch p := fields["PROTO"]; {
-	case p == "":
-		return ReasonTruncated, sequence.Event{}
-	case isASCII(p) && strings.EqualFold(p, "TCP"):
-		proto = sequence.TCP
-	case isASCII(p) && strings.EqualFold(p, "UDP"):
-		proto = sequence.UDP
-	case isASCII(p) && (strings.EqualFold(p, "SCTP") || strings.EqualFold(p, "UDPLITE") || strings.EqualFold(p, "DCCP")):
-		return ReasonBadProto, sequence.Event{}
-	default:
-		return ReasonNoPorts, sequence.Event{}
-	}
-	if !has("DPT") || !dptEnded {
-		return ReasonTruncated, sequence.Event{}
-	}
-	port, err := strconv.ParseUint(fields["DPT"], 10, 16)
-	if err != nil || port == 0 || !kvRefDigits.MatchString(fields["DPT"]) {
-		return ReasonBadPort, sequence.Event{}
-	}
-	if !has("SRC") {
-		return ReasonTruncated, sequence.Event{}
-	}
-	src, err := netip.ParseAddr(fields["SRC"])
-	if err != nil {
-		return ReasonBadAddress, sequence.Event{}
-	}
-	var dst netip.Addr
-	if has("DST") {
-		if dst, err = netip.ParseAddr(fields["DST"]); err != nil {
-			return ReasonBadAddress, sequence.Event{}
-		}
-	}
-	ev := sequence.Event{Src: sequence.NormalizeAddr(src), Dst: sequence.NormalizeAddr(dst), Port: uint16(port), Proto: proto}
-	if proto == sequence.TCP {
-		ev.Flags, ev.FlagsKnown = flags, true
+	var ev sequence.Event
+	if r := k.event(&ev); r != ReasonNone {
+		return r, sequence.Event{}
 	}
 	return ReasonNone, ev
 }
 
-// refUlogd is parseUlogd's rules written out: LOGEMU with strings and
-// netip, JSON over encoding/json.
+// refUlogd is parseUlogd's rules written out: LOGEMU and SYSLOG lines with
+// strings and regexps over the framing readFrame found, JSON over
+// encoding/json.
 func refUlogd(line, prefix string, now time.Time) (Reason, sequence.Event) {
 	if s := strings.TrimLeft(line, " \t\r\n"); strings.HasPrefix(s, "{") {
 		return refUlogdJSON(s, prefix)
 	}
-	return refLogemu(line, prefix, now)
+	return refUlogdText(line, prefix, now)
 }
 
-func refLogemu(line, prefix string, now time.Time) (Reason, sequence.Event) {
+var logemuRefStamp = regexp.MustCompile(`^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ 0-9][0-9]) ([0-9]{2}):([0-9]{2}):([0-9]{2}) [^ \t\r]`)
+
+func refUlogdText(line, prefix string, now time.Time) (Reason, sequence.Event) {
 	none := sequence.Event{}
-	if len(line) < 17 || line[15] != ' ' {
-		return ReasonUnrecognized, none
+	var fr frame
+	readFrame([]byte(line), &fr)
+	want := strings.Trim(prefix, " \t\r")
+	m := logemuRefStamp.FindStringSubmatch(line)
+	host, afterHost := "", ""
+	if m != nil {
+		host, afterHost, _ = strings.Cut(line[16:], " ")
 	}
-	m := regexp.MustCompile(`^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ 0-9][0-9]) ([0-9]{2}):([0-9]{2}):([0-9]{2})$`).FindStringSubmatch(line[:15])
-	if m == nil {
-		return ReasonUnrecognized, none
-	}
-	mon := time.Month(strings.Index("JanFebMarAprMayJunJulAugSepOctNovDec", m[1])/3 + 1)
-	day, _ := strconv.Atoi(strings.TrimLeft(m[2], " "))
-	hh, _ := strconv.Atoi(m[3])
-	mm, _ := strconv.Atoi(m[4])
-	ss, _ := strconv.Atoi(m[5])
-	if day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 {
-		return ReasonUnrecognized, none
-	}
-	host, rest, ok := strings.Cut(line[16:], " ")
-	if !ok || host == "" || strings.ContainsAny(host, "\t\r") {
-		// The host name ends at the first blank, which must be a space.
-		return ReasonUnrecognized, none
-	}
-	at, wordStart := kvRefAnchor(rest)
-	if at < 0 || !wordStart {
-		return ReasonUnrecognized, none
-	}
-	for _, w := range kvRefWords(rest[:at]) {
-		if rest[w.start:w.end] == "kernel:" {
+	var rest string
+	tagged := false
+	switch {
+	case m != nil && fr.kind == frameStamp:
+		if !strings.Contains(line[16:], " ") || strings.ContainsAny(host, "\t\r") {
 			return ReasonUnrecognized, none
 		}
+		rest = afterHost
+	case fr.kind == frameSyslog && fr.broken == ReasonNone && string(fr.program) == "ulogd":
+		rest = string(fr.msg)
+	case fr.kind == frameSyslog && m != nil && want != "" && string(fr.host) == host && string(fr.afterHost) == afterHost:
+		rest, tagged = afterHost, true
+	case fr.kind == frameSyslog && fr.broken == ReasonNone && string(fr.program) != "kernel":
+		if at, _ := kvRefAnchor(string(fr.msg)); at >= 0 {
+			return ReasonProgram, none
+		}
+		return ReasonUnrecognized, none
+	default:
+		return ReasonUnrecognized, none
 	}
-	if want := strings.Trim(prefix, " \t\r"); want != "" && strings.Trim(rest[:at], " \t\r") != want {
-		return ReasonPrefix, none
+	if at, wordStart := kvRefAnchor(rest); at < 0 || !wordStart {
+		return ReasonUnrecognized, none
 	}
-	r, ev := kvRef(rest[at:])
+	r, ev := refKernel(rest, prefix)
+	if r == ReasonPrefix && tagged {
+		r = ReasonProgram
+	}
 	if r != ReasonNone {
 		return r, none
 	}
-	for y := now.Year() + 1; y >= now.Year()-8; y-- {
-		t := time.Date(y, mon, day, hh, mm, ss, 0, time.Local)
-		if t.Day() == day && !t.After(now.AddDate(0, 0, 7)) {
-			ev.Time = t
-			break
+	if m != nil && fr.stamp.kind == stampNoYear {
+		mon := time.Month(strings.Index("JanFebMarAprMayJunJulAugSepOctNovDec", m[1])/3 + 1)
+		day, _ := strconv.Atoi(strings.TrimLeft(m[2], " "))
+		hh, _ := strconv.Atoi(m[3])
+		mm, _ := strconv.Atoi(m[4])
+		ss, _ := strconv.Atoi(m[5])
+		for y := now.Year() + 1; y >= now.Year()-8 && hh < 24 && mm < 60 && ss <= 60; y-- {
+			t := time.Date(y, mon, day, hh, mm, ss, 0, time.Local)
+			if t.Day() == day && !t.After(now.AddDate(0, 0, 7)) {
+				ev.Time = t
+				break
+			}
 		}
+	} else {
+		ev.Time = fr.stamp.time(now, nil)
 	}
 	return ReasonNone, ev
 }
@@ -843,7 +775,10 @@ func TestRefUlogdAgreesOnCases(t *testing.T) {
 // FuzzParseUlogd checks the ulogd parser against refUlogd: same reason,
 // same event, no panics.
 func FuzzParseUlogd(f *testing.F) {
-	setUlogdNow(f, ulogdTestNow)
+	// Records in other programs' messages (see foreign_test.go).
+	for _, l := range foreignLines() {
+		f.Add(l, "")
+	}
 	for _, name := range []string{"testdata/ulogd/logemu.log", "testdata/ulogd/ulogd.json"} {
 		for _, line := range readTestLines(f, name) {
 			f.Add(line, "")
@@ -854,7 +789,7 @@ func FuzzParseUlogd(f *testing.F) {
 		f.Add(tc.line, tc.prefix)
 	}
 	f.Fuzz(func(t *testing.T, line, prefix string) {
-		p := Parser{Format: FormatUlogd, Prefix: prefix}
+		p := Parser{Format: FormatUlogd, Prefix: prefix, Now: ulogdTestNow}
 		var got sequence.Event
 		_, r := p.Parse([]byte(line), &got)
 		wantR, want := refUlogd(line, prefix, ulogdTestNow)
@@ -885,7 +820,7 @@ func BenchmarkParseUlogd(b *testing.B) {
 		{"4KiB-json-escapes", ulogdJSONCases[len(ulogdJSONCases)-2].line, "", FormatUlogd},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			p := Parser{Format: bc.format, Prefix: bc.prefix}
+			p := Parser{Format: bc.format, Prefix: bc.prefix, Now: ulogdTestNow}
 			line := []byte(bc.line)
 			var ev sequence.Event
 			b.SetBytes(int64(len(line) + 1))

@@ -98,6 +98,30 @@ func TestParsePrintsJSONEvents(t *testing.T) {
 	}
 }
 
+// TestParsePrograms checks that parse counts a record in another
+// program's message as "program", takes it with --program, and refuses a
+// name no syslog tag has.
+func TestParsePrograms(t *testing.T) {
+	in := "Nov 22 12:00:01 fw ulogport: 7000 192.0.2.7\nNov 22 12:00:01 fw sshd[42]: Invalid user 7000 192.0.2.7\n"
+	if code, out, errOut := runArgs(t, in, "parse"); code != 0 || out != "" || !strings.Contains(errOut, "2 lines: 0 knock events, 2 unrecognized") {
+		t.Errorf("exit %d, out %q, summary %q", code, out, errOut)
+	}
+	kernel := "Nov 22 12:00:01 fw fwkern: knock IN=eth0 OUT= SRC=192.0.2.7 DST=192.0.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=40000 DPT=7000 WINDOW=64240 RES=0x00 SYN URGP=0\n"
+	if code, out, errOut := runArgs(t, kernel, "parse", "-f", "netfilter"); code != 0 || out != "" || !strings.Contains(errOut, "1 lines: 0 knock events, 1 program") {
+		t.Errorf("renamed kernel: exit %d, out %q, summary %q", code, out, errOut)
+	}
+	if code, out, errOut := runArgs(t, kernel, "parse", "-f", "netfilter", "--program", "fwkern"); code != 0 || !strings.Contains(out, `"dport":7000`) {
+		t.Errorf("renamed kernel with --program: exit %d, out %q, summary %q", code, out, errOut)
+	}
+	code, out, errOut := runArgs(t, in, "parse", "--program", "ulogport")
+	if code != 0 || !strings.Contains(out, `"src":"192.0.2.7"`) || !strings.Contains(errOut, "2 lines: 1 knock events, 1 unrecognized") {
+		t.Errorf("--program ulogport: exit %d, out %q, summary %q", code, out, errOut)
+	}
+	if code, _, errOut := runArgs(t, in, "parse", "--program", "sshd[42]"); code != 2 || !strings.Contains(errOut, "sshd[42]") {
+		t.Errorf("--program sshd[42]: exit %d, %q", code, errOut)
+	}
+}
+
 func TestKnockdConfRunsAsIs(t *testing.T) {
 	// stdin ends, so the daemon stops by itself once the door has opened.
 	knocks := "7000 192.0.2.7\n8000 192.0.2.7\n9000 192.0.2.7\n"

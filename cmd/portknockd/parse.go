@@ -12,6 +12,7 @@ import (
 
 	flag "github.com/spf13/pflag"
 
+	"portknock/config"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -35,6 +36,7 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	formatName := fs.StringP("format", "f", "auto", "line `format` (auto, simple, ...)")
 	prefix := fs.String("prefix", "", "keep only lines logged with this `prefix`")
+	programs := fs.StringArray("program", nil, "count records under this syslog `program` (tag) instead of each format's own; repeatable")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -47,7 +49,13 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portknockd parse: %v\n", err)
 		return 2
 	}
-	p := textlog.Parser{Format: format, Prefix: *prefix}
+	for _, name := range *programs {
+		if err := config.CheckProgram(name); err != nil {
+			fmt.Fprintf(stderr, "portknockd parse: %v\n", err)
+			return 2
+		}
+	}
+	p := textlog.Parser{Format: format, Prefix: *prefix, Programs: *programs}
 	out := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(out)
 	var (
@@ -57,6 +65,9 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		encErr  error
 	)
 	st, err := textlog.ReadLines(context.Background(), stdin, 0, func(line []byte) {
+		// Stamps without a year are placed against the time the line
+		// is read: a log followed for days moves on with the clock.
+		p.Now = time.Now()
 		f, reason := p.Parse(line, &ev)
 		if reason != textlog.ReasonNone {
 			skipped[reason]++
