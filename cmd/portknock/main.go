@@ -116,6 +116,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, r knock.R
 		fmt.Fprintln(stdout, buildinfo.Version("portknock"))
 		return 0
 	}
+	if fs.Changed("key") && opts.KeyFile == "" {
+		// Without this, --key "" would quietly make a plain knock on BASE.
+		return usageError(stderr, errors.New("--key needs a key file, not an empty name"))
+	}
 	opts.Args = fs.Args()
 	plan, err := opts.Plan()
 	if err != nil {

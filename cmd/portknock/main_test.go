@@ -215,6 +215,7 @@ func TestRunSealed(t *testing.T) {
 		{name: "bad source", args: "--source me --key KEY 192.0.2.7 40000", wantCode: 2, wantStderr: `bad --source "me"`},
 		{name: "--source without --key", args: "--source none 192.0.2.7 40000", wantCode: 2, wantStderr: "need --key"},
 		{name: "--key without a value", args: "192.0.2.7 40000 --key", wantCode: 2, wantStderr: "flag needs an argument: --key"},
+		{name: "--key empty", args: "--key= 192.0.2.7 40000", wantCode: 2, wantStderr: "--key needs a key file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
