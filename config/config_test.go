@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/sealed"
 	"portknock/sequence"
 )
 
@@ -121,6 +122,18 @@ func firstOneTimeSequence(path string) ([]sequence.Step, error) {
 	return nil, errors.New(path + ": no usable sequence")
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nopReplay is a replay cache that accepts every block.
+type nopReplay struct{}
+
+func (nopReplay) Use([sealed.BlockSize]byte, time.Time) error { return nil }
+
 // checkInvariants checks what every successfully parsed Config promises.
 func checkInvariants(t *testing.T, c *Config) {
 	t.Helper()
@@ -139,14 +152,15 @@ func checkInvariants(t *testing.T, c *Config) {
 		t.Error("no doors")
 	}
 	names := map[string]bool{}
+	var mdoors []sequence.Door
 	for i := range c.Doors {
 		d := &c.Doors[i]
 		if d.Name == "" || names[d.Name] {
 			t.Errorf("door name %q empty or repeated", d.Name)
 		}
 		names[d.Name] = true
-		if (len(d.Sequence) == 0) == (d.OneTimeSequences == "") {
-			t.Errorf("door %q: sequence %v and one_time_sequences %q", d.Name, d.Sequence, d.OneTimeSequences)
+		if n := btoi(len(d.Sequence) > 0) + btoi(d.OneTimeSequences != "") + btoi(d.Sealed != nil); n != 1 {
+			t.Errorf("door %q: sequence %v, one_time_sequences %q and sealed %v", d.Name, d.Sequence, d.OneTimeSequences, d.Sealed)
 		}
 		if len(d.Sequence) > sequence.MaxSteps {
 			t.Errorf("door %q: %d steps", d.Name, len(d.Sequence))
@@ -158,11 +172,19 @@ func checkInvariants(t *testing.T, c *Config) {
 			t.Errorf("door %q does nothing", d.Name)
 		}
 		md := d.MatcherDoor()
+		if md.Sealed != nil && md.Sealed.Key == (sealed.Key{}) {
+			md.Sealed.Key = sealed.Key{1} // Parse reads no key
+		}
 		if d.OneTimeSequences == "" {
 			if err := md.Validate(); err != nil {
 				t.Errorf("door %q: matcher rejects it: %v", d.Name, err)
 			}
+			mdoors = append(mdoors, md)
 		}
+	}
+	// What the configuration accepts, the matcher must accept too.
+	if _, err := sequence.New(mdoors, sequence.Options{Replay: nopReplay{}}); err != nil {
+		t.Errorf("the matcher refuses the doors: %v", err)
 	}
 	ks := c.KnockSpace()
 	if !slices.IsSortedFunc(ks, compareSteps) || len(slices.Compact(slices.Clone(ks))) != len(ks) {
