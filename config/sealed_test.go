@@ -271,7 +271,10 @@ func TestSealedLoadKeys(t *testing.T) {
 		{"not a key", func(t *testing.T) { os.WriteFile(filepath.Join(dir, "k.key"), []byte("# key\nhunter2\n"), 0o600) }, []string{
 			cfgPath + `:4: sealed.key_file: door "open": ` + filepath.Join(dir, "k.key") + `: sealed key: line 2: `,
 		}},
-		{"a directory", func(t *testing.T) { os.Remove(filepath.Join(dir, "k.key")); os.Mkdir(filepath.Join(dir, "k.key"), 0o700) }, []string{
+		{"a directory", func(t *testing.T) {
+			os.Remove(filepath.Join(dir, "k.key"))
+			os.Mkdir(filepath.Join(dir, "k.key"), 0o700)
+		}, []string{
 			cfgPath + `:4: sealed.key_file: door "open": ` + filepath.Join(dir, "k.key") + `: not a regular file`,
 		}},
 		{"both bad", func(t *testing.T) {
