@@ -19,6 +19,10 @@
 // taken relative to the directory
 // of the configuration file, because a daemon's working directory is rarely
 // the one its configuration was written in.
+//
+// The file names commands the daemon runs, so Load believes it only when
+// root or the daemon's user owns it and no one else can write to it or to a
+// directory on the way (see CheckFile).
 package config
 
 import (
@@ -26,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"portknock/internal/filetrust"
 	"portknock/nftset"
 	"portknock/sequence"
 )
@@ -386,10 +392,43 @@ func compareSteps(a, b sequence.Step) int {
 	return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
 }
 
-// Load reads the file at path, parses it with Parse, and reads the key of
-// every sealed door (see ReadKeyFile), reporting a bad key file at the
-// line of its key_file.
+// Load judges the file at path as the daemon must (see CheckFile), then
+// reads it and parses it with Parse, reads the key of every sealed door
+// (see ReadFile) and judges the key files (see CheckKeys). The daemon loads
+// its configuration with Load only: the file names commands it runs.
 func Load(path string) (*Config, error) {
+	uid := uint32(os.Geteuid())
+	if err := CheckFile(path, uid); err != nil {
+		return nil, err
+	}
+	c, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckKeys(c, uid); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// CheckFile judges whether a daemon running as uid may believe the
+// configuration at path: it must be owned by root or uid and not writable
+// by group or others, nor may any directory on the way to it be (see
+// package filetrust). A missing file is left to the reading to report.
+func CheckFile(path string, uid uint32) error {
+	err := filetrust.CheckAs(path, filetrust.Config, uid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// ReadFile reads the file at path and parses it with Parse, then reads the
+// key of every sealed door (see ReadKeyFile), reporting a bad key file at
+// the line of its key_file. It does not judge who may have written the
+// files: portknockd check judges with CheckFile and CheckKeys and reads
+// them anyway, to report every problem at once.
+func ReadFile(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -2,14 +2,17 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"portknock/internal/filetrust"
 	"portknock/sealed"
 	"portknock/sequence"
 )
@@ -287,6 +290,31 @@ func ReadKeyFile(path string) (sealed.Key, error) {
 		return sealed.Key{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// CheckKeys judges, for a daemon running as uid, the key file of every
+// sealed door as a secret (see package filetrust): owned by root or uid,
+// neither readable nor writable by group or others, nor any directory on
+// the way to it writable by them. Each problem is reported at the line of
+// its key_file; a missing file is left to the reading to report.
+func CheckKeys(c *Config, uid uint32) error {
+	pr := &problems{path: c.Path}
+	seen := make(map[string]bool)
+	for i := range c.Doors {
+		s := c.Doors[i].Sealed
+		if s == nil || seen[s.KeyFile] {
+			continue
+		}
+		seen[s.KeyFile] = true
+		err := filetrust.CheckAs(s.KeyFile, filetrust.Secret, uid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		for _, e := range filetrust.Split(err) {
+			pr.errorf(s.Line, "sealed.key_file", "door %q: %v", c.Doors[i].Name, e)
+		}
+	}
+	return pr.err()
 }
 
 // readKeys reads every sealed door's key, each file once, reporting

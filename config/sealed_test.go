@@ -348,3 +348,60 @@ func TestSealedMatcherDoorTarget(t *testing.T) {
 		t.Errorf("MatcherDoor = %+v", md)
 	}
 }
+
+// TestSealedKeyTrust: a key file is believed only when root or the
+// daemon's user owns it, and no one else may write to it or to a
+// directory on the way; each problem is reported at its key_file's line.
+func TestSealedKeyTrust(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "pk.toml")
+	src := strings.ReplaceAll(sealedDoorTOML("open", 40000, "")+sealedDoorTOML("close", 40000, ", id = 1"), "k.key", "keys/k.key")
+	if err := os.WriteFile(cfgPath, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(keys, "k.key")
+	writeKey(t, key, 0o600)
+	if _, err := Load(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	// A directory others may write to: they could put their own key there.
+	if err := os.Chmod(keys, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(cfgPath)
+	if c != nil {
+		t.Fatal("Load believed a key in a world-writable directory")
+	}
+	checkProblems(t, problemList(t, err), []string{
+		cfgPath + `:4: sealed.key_file: door "open": ` + key + `: not trusted: directory ` + keys + ` above it is owned by`,
+	})
+	if err := os.Chmod(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = ReadFile(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("changing a file's owner needs root")
+	}
+	if err := os.Chown(key, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckKeys(c, 0)
+	checkProblems(t, problemList(t, err), []string{
+		cfgPath + `:4: sealed.key_file: door "open": ` + key + `: not trusted: owned by`,
+	})
+	if err == nil || !strings.Contains(err.Error(), "fix: chown root:root "+key) {
+		t.Errorf("CheckKeys: %v", err)
+	}
+	if _, err := Load(cfgPath); err == nil {
+		t.Error("Load believed a key of another user")
+	}
+	if err := CheckKeys(c, 65534); err != nil {
+		t.Errorf("nobody's key judged for a daemon running as nobody: %v", err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nflog"
 	"portknock/nftset"
@@ -91,6 +92,12 @@ var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration o
 // New checks cfg and builds every part of the daemon. Nothing runs until
 // Run.
 //
+// Every file New reads is judged first (see package filetrust): a FIFO or
+// file input, a one-time sequence file, or state_dir and its journal that
+// root or the daemon's user does not own, or that others can write to,
+// stops the start before anything in it is used. The configuration file
+// itself is the caller's to judge (config.Load does).
+//
 // If New fails after reading the close journal (a missing nftables set, an
 // input that cannot bind), it runs the closes it read before returning,
 // as a clean stop would: no daemon will be there to run them on time.
@@ -118,6 +125,12 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	d.inputs = append(append([]config.Input(nil), cfg.Inputs...), opts.ExtraInputs...)
 	if len(d.inputs) == 0 {
 		return nil, ErrNoInputs
+	}
+	// Before anything is read or run: an input someone else can write
+	// to would let them knock from any address. The sources judge again
+	// when they open.
+	if err := CheckInputs(d.inputs, uint32(os.Geteuid())); err != nil {
+		return nil, err
 	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
@@ -204,13 +217,70 @@ func (d *Daemon) needsJournal(cfg *config.Config) bool {
 	if d.opts.DryRun {
 		return false
 	}
+	return UsesStateDir(cfg, d.running.StateDir)
+}
+
+// UsesStateDir reports whether a daemon running cfg with the given
+// state_dir opens its close journal there: a door closes itself later, a
+// sealed door needs the state_dir's lock, which the journal holds, for its
+// replay cache, or an earlier run left a journal whose closes are still to
+// run. Only then is state_dir read, and judged.
+func UsesStateDir(cfg *config.Config, stateDir string) bool {
 	if hasTimedClose(cfg) || hasSealed(cfg) {
 		return true
 	}
-	_, err := os.Lstat(filepath.Join(d.running.StateDir, journal.FileName))
+	_, err := os.Lstat(filepath.Join(stateDir, journal.FileName))
 	// Anything but a clear "not there" (a permission error, say) goes to
 	// Open, which reports it.
 	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+}
+
+// CheckInputs judges, for a daemon running as uid, every file an input
+// makes it believe (see package filetrust): a FIFO or file input (see
+// textlog.CheckInput), and a TLS syslog input's key (a secret: not even
+// readable by others), certificate and client CAs (whoever writes those
+// chooses who may send knocks). It returns every problem found, joined.
+func CheckInputs(inputs []config.Input, uid uint32) error {
+	var errs []error
+	for _, in := range inputs {
+		var found []error
+		switch {
+		case in.Type == config.InputText:
+			found = filetrust.Split(textlog.CheckInput(in.Path, uid))
+		case in.Type == config.InputSyslog && in.Network == config.SyslogTLS:
+			found = filetrust.Split(checkTLSFiles(syslogTLSFiles(in), uid))
+		}
+		for _, err := range found {
+			errs = append(errs, fmt.Errorf("input %s: %w", in.String(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkTLSFiles judges a TLS listener's files, each problem prefixed with
+// the key that names the file.
+func checkTLSFiles(files textlog.SyslogTLSFiles, uid uint32) error {
+	var errs []error
+	for _, f := range []struct {
+		key, path string
+		role      filetrust.Role
+	}{
+		{"tls_cert", files.Cert, filetrust.Config},
+		{"tls_key", files.Key, filetrust.Secret},
+		{"tls_client_ca", files.ClientCA, filetrust.Config},
+	} {
+		if f.path == "" {
+			continue
+		}
+		err := filetrust.CheckAs(f.path, f.role, uid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // reading it says so
+		}
+		for _, e := range filetrust.Split(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, e))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // sets returns the daemon's nftables connection, made on first use: a
@@ -504,6 +574,11 @@ func (s syslogSource) logStats(log *slog.Logger) {
 func (s syslogSource) loadTLS() (func() error, error) {
 	if s.TLS == nil {
 		return nil, nil
+	}
+	// Judged again, as they are read again: a renewed key must be as
+	// private as the first.
+	if err := checkTLSFiles(s.TLS.Files(), uint32(os.Geteuid())); err != nil {
+		return nil, fmt.Errorf("input %s: %w", s.Name, err)
 	}
 	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +17,8 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/daemon"
+	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nftset"
 	"portknock/replay"
@@ -24,11 +28,15 @@ import (
 )
 
 // runCheck validates a configuration and prints what it would do: the
-// doors, and the knock space the firewall must log.
+// doors, and the knock space the firewall must log. It judges every file
+// the daemon would believe (the configuration, one-time sequence files,
+// key files, FIFO and file inputs, state_dir and what it holds) as the
+// daemon will, and reports every one it would refuse, not only the first.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.StringP("config", "c", defaultConfig, "configuration `file` (TOML or knockd.conf)")
+	asUser := fs.StringP("user", "u", "", "judge files as the daemon running as `user` will (default: the user running check)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -39,19 +47,33 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 1 {
 		*cfgPath = fs.Arg(0)
 	} else if fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: portknockd check [-c] FILE")
+		fmt.Fprintln(stderr, "usage: portknockd check [-u USER] [-c] FILE")
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
+	uid := uint32(os.Geteuid())
+	if *asUser != "" {
+		var err error
+		if uid, err = lookupUID(*asUser); err != nil {
+			fmt.Fprintf(stderr, "%s: --user: %v\n", fs.Name(), err)
+			return 2
+		}
+	}
+	// Judged first and read anyway, so that a file both untrusted and
+	// broken is reported for both at once.
+	untrusted := filetrust.Split(config.CheckFile(*cfgPath, uid))
+	cfg, err := config.ReadFile(*cfgPath)
 	if err != nil {
+		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
+	untrusted = append(untrusted, checkFiles(cfg, uid)...)
 	oneTime, err := readOneTime(cfg)
 	if err != nil {
+		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -63,10 +85,57 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if !checkSets(stdout, cfg) {
 		ok = false
 	}
+	if len(untrusted) > 0 {
+		printProblems(stderr, untrusted)
+		fmt.Fprintf(stderr, "%d problem(s) with files portknockd would not trust: it refuses to start until they are fixed\n", len(untrusted))
+		ok = false
+	}
 	if !ok {
 		return 1
 	}
 	return 0
+}
+
+// checkFiles judges, for a daemon running as uid, every file cfg makes the
+// daemon believe besides the configuration itself, with the same checks
+// the daemon makes.
+func checkFiles(cfg *config.Config, uid uint32) []error {
+	var errs []error
+	for _, d := range cfg.Doors {
+		if d.OneTimeSequences != "" {
+			for _, err := range filetrust.Split(actions.CheckOneTime(d.OneTimeSequences, uid)) {
+				errs = append(errs, fmt.Errorf("door %q: one-time sequences: %w", d.Name, err))
+			}
+		}
+	}
+	errs = append(errs, filetrust.Split(daemon.CheckInputs(cfg.Inputs, uid))...)
+	errs = append(errs, filetrust.Split(config.CheckKeys(cfg, uid))...)
+	if daemon.UsesStateDir(cfg, cfg.Daemon.StateDir) {
+		errs = append(errs, filetrust.Split(journal.CheckDir(cfg.Daemon.StateDir, uid))...)
+	}
+	return errs
+}
+
+func printProblems(w io.Writer, errs []error) {
+	for _, e := range errs {
+		fmt.Fprintln(w, "error:", e)
+	}
+}
+
+// lookupUID returns the uid of a user name or number.
+func lookupUID(name string) (uint32, error) {
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("user %s: uid %q is not a number", name, u.Uid)
+	}
+	return uint32(n), nil
 }
 
 // checkTLS reads the certificate, key and client CAs of every TLS syslog
@@ -119,19 +188,19 @@ func checkSets(w io.Writer, cfg *config.Config) bool {
 	return ok
 }
 
-// readOneTime reads each door's unused one-time sequences, by door name.
+// readOneTime reads each door's unused one-time sequences, by door name,
+// without opening the files for writing.
 func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
 	out := make(map[string][][]sequence.Step)
 	for _, d := range cfg.Doors {
 		if d.OneTimeSequences == "" {
 			continue
 		}
-		f, err := actions.OpenOneTime(d.OneTimeSequences, nil)
+		unused, err := actions.ReadOneTime(d.OneTimeSequences)
 		if err != nil {
 			return nil, fmt.Errorf("door %q: %w", d.Name, err)
 		}
-		out[d.Name] = f.Unused()
-		f.Close()
+		out[d.Name] = unused
 	}
 	return out, nil
 }
