@@ -46,6 +46,7 @@ import (
 	"sync"
 	"time"
 
+	"portknock/internal/filetrust"
 	"portknock/sealed"
 	"portknock/sequence"
 )
@@ -106,8 +107,10 @@ type Cache struct {
 // Open reads the cache in dir and returns it ready for Use, with expired
 // blocks dropped. dir should exist: the journal creates it.
 //
-// Open returns a nil Cache only when an existing file cannot be read: which
-// blocks were used is then unknown, and the caller must not go on. Any
+// Open returns a nil Cache only when an existing file cannot be read, or is
+// not to be trusted (see package filetrust: owned by root or the daemon's
+// user, and no one else may write to it or to a directory above it):
+// which blocks were used is then unknown, and the caller must not go on. Any
 // other error comes with a usable Cache and should be logged:
 //
 //   - a *DamageError: lines could not be read, and every block is refused
@@ -126,6 +129,11 @@ func Open(dir string, opts Options) (*Cache, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	// The journal has judged state_dir already; the cache is judged
+	// again here, as it may be opened by a reload long after.
+	if err := filetrust.Check(c.path, filetrust.State); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("replay cache: %w", err)
 	}
 	c.removeTemps(log)
 	data, err := readLimited(c.path)

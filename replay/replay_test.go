@@ -406,3 +406,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestUntrustedCacheStopsOpen: a cache others may write to could hold
+// anything, or lack what it should: Open refuses it.
+func TestUntrustedCacheStopsOpen(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, &clock{t: t0}).Close()
+	path := filepath.Join(dir, FileName)
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(dir, Options{})
+	if c != nil || err == nil || !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), "chmod go-w "+path) {
+		t.Fatalf("Open = %v, %v; want it refused as untrusted", c, err)
+	}
+}
