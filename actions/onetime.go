@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
 
+	"portknock/internal/filetrust"
 	"portknock/sequence"
 )
 
@@ -26,7 +28,9 @@ import (
 // the file's sequences as they are: edits by hand are seen from the next
 // sequence on. Consume also checks whether the file was replaced (an editor
 // saving by rename) or rewritten in place so that the line has moved, and
-// then marks the consumed sequence wherever it now is, or fails. Methods may
+// then marks the consumed sequence wherever it now is, or fails. Whoever can
+// write the file chooses the knocks that open the door, so it is judged (see
+// CheckOneTime) when opened and again by each Consume. Methods may
 // be called from any goroutine, but the matcher's single goroutine is the
 // intended user.
 type OneTimeFile struct {
@@ -63,8 +67,12 @@ var _ sequence.OneTimeSequences = (*OneTimeFile)(nil)
 // OpenOneTime opens and reads a one-time sequence file. Lines that do not
 // parse are skipped with a warning naming the line, not fatal: one typo must
 // not disable the door. A file that cannot be written is still opened, and
-// the error comes from Consume, the moment it matters.
+// the error comes from Consume, the moment it matters. A file the daemon may
+// not trust (see CheckOneTime) is refused.
 func OpenOneTime(path string, logger *slog.Logger) (*OneTimeFile, error) {
+	if err := CheckOneTime(path, uint32(os.Geteuid())); err != nil {
+		return nil, fmt.Errorf("one-time sequences: %w", err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	var writeErr error
 	if err != nil {
@@ -79,6 +87,37 @@ func OpenOneTime(path string, logger *slog.Logger) (*OneTimeFile, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// CheckOneTime judges whether a daemon running as uid may believe the
+// one-time sequence file at path: whoever can write it chooses the knocks
+// that open the door. It must be owned by root or uid and not writable by
+// group or others, nor may any directory on the way to it be (see package
+// filetrust). A missing file is left to the opening to report.
+func CheckOneTime(path string, uid uint32) error {
+	err := filetrust.CheckAs(path, filetrust.State, uid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// ReadOneTime returns the unused sequences of a one-time sequence file, in
+// file order, for tools that only look: it neither opens the file for
+// writing nor judges who may have written it (portknockd check does that
+// with CheckOneTime, to report every problem at once).
+func ReadOneTime(path string) ([][]sequence.Step, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("one-time sequences: %w", err)
+	}
+	o, err := newOneTimeFile(f, path, errors.New("opened to read only"), nil)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	defer o.Close()
+	return o.Unused(), nil
 }
 
 func newOneTimeFile(f *os.File, path string, writeErr error, logger *slog.Logger) (*OneTimeFile, error) {
@@ -211,6 +250,11 @@ func (o *OneTimeFile) Consume() error {
 // marked, so that the mark may have gone to the old file: the caller then
 // tries again on the new one.
 func (o *OneTimeFile) consume(cur oneTimeLine) (done bool, err error) {
+	// Judged again each time, as the file is read again: what serves
+	// the next sequence must be as trustworthy as what was opened.
+	if err := CheckOneTime(o.path, uint32(os.Geteuid())); err != nil {
+		return false, fmt.Errorf("one-time sequences: sequence of line %d not marked used: %w", cur.number, err)
+	}
 	same, err := o.sameFile()
 	if err != nil {
 		return false, fmt.Errorf("one-time sequences %s: file changed since it was read: %w", o.path, err)

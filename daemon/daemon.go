@@ -25,9 +25,12 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nflog"
 	"portknock/nftset"
+	"portknock/replay"
+	"portknock/sealed"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -73,6 +76,7 @@ type Daemon struct {
 	matcher *sequence.Matcher
 	runner  *actions.Runner
 	journal *journal.Journal // nil in a dry run or with no timed close
+	replay  replayCache      // the sealed doors' replay cache, once there are any
 	nft     *nftset.Conn     // nil until a door names a set
 	sources []source
 	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
@@ -87,6 +91,12 @@ var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration o
 
 // New checks cfg and builds every part of the daemon. Nothing runs until
 // Run.
+//
+// Every file New reads is judged first (see package filetrust): a FIFO or
+// file input, a one-time sequence file, or state_dir and its journal that
+// root or the daemon's user does not own, or that others can write to,
+// stops the start before anything in it is used. The configuration file
+// itself is the caller's to judge (config.Load does).
 //
 // If New fails after reading the close journal (a missing nftables set, an
 // input that cannot bind), it runs the closes it read before returning,
@@ -116,6 +126,12 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if len(d.inputs) == 0 {
 		return nil, ErrNoInputs
 	}
+	// Before anything is read or run: an input someone else can write
+	// to would let them knock from any address. The sources judge again
+	// when they open.
+	if err := CheckInputs(d.inputs, uint32(os.Geteuid())); err != nil {
+		return nil, err
+	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
 		return nil, err
@@ -126,7 +142,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 			d.abort()
 		}
 	}()
-	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log})
+	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log, Replay: &d.replay})
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +151,11 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	var restored []journal.Record
 	if d.needsJournal(cfg) {
 		if restored, err = d.openJournal(d.running.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	if hasSealed(cfg) {
+		if err = d.openReplay(); err != nil {
 			return nil, err
 		}
 	}
@@ -177,6 +198,7 @@ func (d *Daemon) abort() {
 		}
 	}
 	closeAll(d.oneTime)
+	d.closeReplay()
 	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
 		d.log.Warn("start failed; running the closes restored from the journal before exit")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -187,19 +209,78 @@ func (d *Daemon) abort() {
 }
 
 // needsJournal reports whether cfg calls for the close journal: a door
-// closes itself later, or an earlier run left a journal whose closes are
-// still ours to run. A dry run opens nothing, so it never does.
+// closes itself later, an earlier run left a journal whose closes are
+// still ours to run, or a sealed door needs the state_dir's lock, which
+// the journal holds, for its replay cache. A dry run opens nothing, so it
+// never does.
 func (d *Daemon) needsJournal(cfg *config.Config) bool {
 	if d.opts.DryRun {
 		return false
 	}
-	if hasTimedClose(cfg) {
+	return UsesStateDir(cfg, d.running.StateDir)
+}
+
+// UsesStateDir reports whether a daemon running cfg with the given
+// state_dir opens its close journal there: a door closes itself later, a
+// sealed door needs the state_dir's lock, which the journal holds, for its
+// replay cache, or an earlier run left a journal whose closes are still to
+// run. Only then is state_dir read, and judged.
+func UsesStateDir(cfg *config.Config, stateDir string) bool {
+	if hasTimedClose(cfg) || hasSealed(cfg) {
 		return true
 	}
-	_, err := os.Lstat(filepath.Join(d.running.StateDir, journal.FileName))
+	_, err := os.Lstat(filepath.Join(stateDir, journal.FileName))
 	// Anything but a clear "not there" (a permission error, say) goes to
 	// Open, which reports it.
 	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR)
+}
+
+// CheckInputs judges, for a daemon running as uid, every file an input
+// makes it believe (see package filetrust): a FIFO or file input (see
+// textlog.CheckInput), and a TLS syslog input's key (a secret: not even
+// readable by others), certificate and client CAs (whoever writes those
+// chooses who may send knocks). It returns every problem found, joined.
+func CheckInputs(inputs []config.Input, uid uint32) error {
+	var errs []error
+	for _, in := range inputs {
+		var found []error
+		switch {
+		case in.Type == config.InputText:
+			found = filetrust.Split(textlog.CheckInput(in.Path, uid))
+		case in.Type == config.InputSyslog && in.Network == config.SyslogTLS:
+			found = filetrust.Split(checkTLSFiles(syslogTLSFiles(in), uid))
+		}
+		for _, err := range found {
+			errs = append(errs, fmt.Errorf("input %s: %w", in.String(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkTLSFiles judges a TLS listener's files, each problem prefixed with
+// the key that names the file.
+func checkTLSFiles(files textlog.SyslogTLSFiles, uid uint32) error {
+	var errs []error
+	for _, f := range []struct {
+		key, path string
+		role      filetrust.Role
+	}{
+		{"tls_cert", files.Cert, filetrust.Config},
+		{"tls_key", files.Key, filetrust.Secret},
+		{"tls_client_ca", files.ClientCA, filetrust.Config},
+	} {
+		if f.path == "" {
+			continue
+		}
+		err := filetrust.CheckAs(f.path, f.role, uid)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // reading it says so
+		}
+		for _, e := range filetrust.Split(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, e))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // sets returns the daemon's nftables connection, made on first use: a
@@ -233,6 +314,73 @@ func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hasSealed reports whether any door is sealed, and so needs the replay
+// cache.
+func hasSealed(cfg *config.Config) bool {
+	for i := range cfg.Doors {
+		if cfg.Doors[i].Sealed != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// replayCache is the replay cache as the matcher sees it. The cache opens
+// after the matcher is built, since it needs the state_dir's lock, which
+// the journal takes; and only once there is a sealed door, perhaps on a
+// reload.
+type replayCache struct{ c *replay.Cache }
+
+func (r *replayCache) Use(ct [sealed.BlockSize]byte, until time.Time) error {
+	if r.c == nil {
+		return errors.New("no replay cache open")
+	}
+	return r.c.Use(ct, until)
+}
+
+// openReplay opens the sealed doors' replay cache in the state_dir, under
+// the journal's lock, or in memory for a dry run. Only a cache that
+// cannot be read stops the start (or the reload): damage and a state_dir
+// that cannot be written are logged loudly, and sealed doors refuse to
+// open until the cache can record what opens them.
+func (d *Daemon) openReplay() error {
+	opts := replay.Options{Now: d.now, Logger: d.log}
+	if d.opts.DryRun {
+		d.replay.c = replay.NewMemory(opts)
+		return nil
+	}
+	dir := d.running.StateDir
+	c, err := replay.Open(dir, opts)
+	if c == nil {
+		return err
+	}
+	var errs []error
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = u.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var de *replay.DamageError
+		if errors.As(e, &de) {
+			d.log.Error("replay cache damaged; sealed doors refuse every knock until the hold ends", "dir", dir, "until", de.Hold, "err", e)
+			continue
+		}
+		d.log.Error("state_dir not writable: sealed doors will not open until it is", "dir", dir, "err", e)
+	}
+	d.replay.c = c
+	return nil
+}
+
+func (d *Daemon) closeReplay() {
+	if d.replay.c == nil {
+		return
+	}
+	if err := d.replay.c.Close(); err != nil {
+		d.log.Warn("closing the replay cache", "err", err)
+	}
 }
 
 // hasTimedClose reports whether any door closes itself later, and so needs
@@ -427,6 +575,11 @@ func (s syslogSource) loadTLS() (func() error, error) {
 	if s.TLS == nil {
 		return nil, nil
 	}
+	// Judged again, as they are read again: a renewed key must be as
+	// private as the first.
+	if err := checkTLSFiles(s.TLS.Files(), uint32(os.Geteuid())); err != nil {
+		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+	}
 	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
 	if err != nil {
 		return nil, fmt.Errorf("input %s: %w", s.Name, err)
@@ -552,6 +705,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.logStats()
 	closeAll(d.oneTime)
+	d.closeReplay()
 	d.closeJournal()
 	return err
 }
@@ -660,6 +814,13 @@ func (d *Daemon) apply() error {
 		d.runner.SetJournal(d.journal)
 		d.runner.Restore(recs)
 	}
+	if d.replay.c == nil && hasSealed(cfg) {
+		// The first sealed door: it needs the replay cache now.
+		if err := d.openReplay(); err != nil {
+			closeAll(files)
+			return fail(err)
+		}
+	}
 	if err := d.matcher.Reconfigure(doors); err != nil {
 		closeAll(files)
 		return fail(err)
@@ -694,6 +855,12 @@ func (d *Daemon) logStats() {
 	ms := d.matcher.Stats()
 	d.log.Info("matcher totals", "events", ms.Events, "outside", ms.Outside, "matches", ms.Matches,
 		"wrong_knocks", ms.WrongKnocks, "timeouts", ms.Timeouts, "evictions", ms.Evictions, "peak_sources", ms.PeakSources)
+	if hasSealed(d.cfg) || ms.SealedKnocks > 0 {
+		r := ms.SealedRejects
+		d.log.Info("sealed totals", "knocks", ms.SealedKnocks, "checks", ms.SealedChecks,
+			"rejected_key", r.Key, "rejected_door", r.Door, "rejected_source", r.Source, "rejected_skew", r.Skew, "rejected_replay", r.Replay,
+			"replay_errors", ms.ReplayErrs)
+	}
 	for _, src := range d.sources {
 		src.logStats(d.log)
 	}

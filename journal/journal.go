@@ -12,7 +12,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"portknock/internal/filetrust"
 )
 
 // FileName is the journal's name inside the state directory.
@@ -62,9 +65,10 @@ type Journal struct {
 // mode 0700 and the journal mode 0600: its lines name who may reach which
 // service.
 //
-// Open returns a nil Journal only when an existing journal cannot be read,
-// dir is not a directory, or another process holds dir (ErrInUse): the
-// caller cannot know what doors are open and must not go on. The returned
+// Open returns a nil Journal only when dir or anything in it is not to be
+// trusted (see CheckDir), an existing journal cannot be read, dir is not a
+// directory, or another process holds dir (ErrInUse): the caller cannot
+// know what doors are open and must not go on. The returned
 // Journal holds a lock on dir until Close. Any other error comes with a usable Journal and the
 // records that could be read, and should be logged:
 //
@@ -83,6 +87,9 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	// "/var/lib/portknockd/" names the same directory, and its parent
 	// must be found as that of "/var/lib/portknockd".
 	dir = filepath.Clean(dir)
+	if err := CheckDir(dir, uint32(os.Geteuid())); err != nil {
+		return nil, nil, err
+	}
 	j := &Journal{dir: dir, path: filepath.Join(dir, FileName), log: log, pending: make(map[uint64]Record)}
 	fi, err := os.Stat(dir)
 	switch {
@@ -137,7 +144,9 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 
 // Read returns the closes pending in dir's journal and its damaged lines
 // without changing anything, for tools that only look. A missing journal
-// has nothing pending.
+// has nothing pending. Read does not judge whether dir may be trusted: a
+// tool that looks runs nothing from it, and says what CheckDir finds
+// itself.
 func Read(dir string) ([]Record, []Damage, error) {
 	data, err := readLimited(filepath.Join(dir, FileName))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -148,6 +157,50 @@ func Read(dir string) ([]Record, []Damage, error) {
 	}
 	recs, damaged, _ := replay(data)
 	return recs, damaged, nil
+}
+
+// CheckDir judges the state directory and everything in it (see package
+// filetrust) for a daemon running as uid: the directory and every one above
+// it, then each entry, the journal, lines set aside and whatever else is
+// kept there. It is the one place that decides whether state_dir may be
+// believed, which matters because the journal holds commands the daemon
+// runs as itself at its next start: whoever can write them there gets them
+// run.
+//
+// A state_dir that does not exist yet is fine when the directories that
+// will hold it are. Every problem found is returned, joined.
+func CheckDir(dir string, uid uint32) error {
+	err := filetrust.CheckAs(dir, filetrust.State, uid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return stateDirError(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, syscall.ENOTDIR) {
+		return nil // Open says so, in its own words
+	}
+	if err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		err := filetrust.CheckAs(filepath.Join(dir, e.Name()), filetrust.State, uid)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, stateDirError(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stateDirError says which setting each of err's problems is about.
+func stateDirError(err error) error {
+	var errs []error
+	for _, e := range filetrust.Split(err) {
+		errs = append(errs, fmt.Errorf("state_dir: %w", e))
+	}
+	return errors.Join(errs...)
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -3,6 +3,7 @@ package textlog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -107,6 +108,11 @@ func (fl *follower) checkFile() (bool, error) {
 	}
 	if cur.Size() > fl.off {
 		return true, nil
+	}
+	// The new file is judged as the first was: rotation must not be a way
+	// to hand the daemon a file someone else can write.
+	if err := CheckInput(fl.path, uint32(os.Geteuid())); err != nil {
+		return false, fmt.Errorf("after rotation: %w", err)
 	}
 	nf, err := os.Open(fl.path)
 	if err != nil {

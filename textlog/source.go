@@ -3,6 +3,7 @@ package textlog
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portknock/internal/filetrust"
 	"portknock/sequence"
 )
 
@@ -80,7 +82,8 @@ func (s *Source) Stats() Stats {
 //     across truncation and rotation; lines already in it are history.
 //
 // Run returns nil in all these cases, and an error when the input cannot
-// be opened or read.
+// be opened or read, or when a FIFO or file (or a followed file's successor
+// after rotation) may not be trusted (see CheckInput).
 func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 	if !s.Parser.Format.valid() {
 		return fmt.Errorf("input %q: unknown format %d", s.Name, s.Parser.Format)
@@ -180,7 +183,33 @@ func (r *reader) stdin(in *os.File) error {
 	return nil
 }
 
+// CheckInput judges whether a daemon running as uid may believe the FIFO or
+// file at path: whoever can write to it can knock from any address. It must
+// be owned by root or uid and not writable by group or others, nor may any
+// directory on the way to it be (see package filetrust). Stdin ("-") is
+// whatever the daemon's parent gave it, and is not judged; nor is a missing
+// file, which the opening reports.
+func CheckInput(path string, uid uint32) error {
+	if path == "-" {
+		return nil
+	}
+	role := filetrust.Config
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+		// The daemon opens a FIFO for writing too (see fifo), so the
+		// fix gives it to the daemon's user.
+		role = filetrust.State
+	}
+	err := filetrust.CheckAs(path, role, uid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
 func (r *reader) path(path string) error {
+	if err := CheckInput(path, uint32(os.Geteuid())); err != nil {
+		return err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,18 +17,26 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/daemon"
+	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nftset"
+	"portknock/replay"
+	"portknock/sealed"
 	"portknock/sequence"
 	"portknock/textlog"
 )
 
 // runCheck validates a configuration and prints what it would do: the
-// doors, and the knock space the firewall must log.
+// doors, and the knock space the firewall must log. It judges every file
+// the daemon would believe (the configuration, one-time sequence files,
+// key files, FIFO and file inputs, state_dir and what it holds) as the
+// daemon will, and reports every one it would refuse, not only the first.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.StringP("config", "c", defaultConfig, "configuration `file` (TOML or knockd.conf)")
+	asUser := fs.StringP("user", "u", "", "judge files as the daemon running as `user` will (default: the user running check)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -37,31 +47,95 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 1 {
 		*cfgPath = fs.Arg(0)
 	} else if fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: portknockd check [-c] FILE")
+		fmt.Fprintln(stderr, "usage: portknockd check [-u USER] [-c] FILE")
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
+	uid := uint32(os.Geteuid())
+	if *asUser != "" {
+		var err error
+		if uid, err = lookupUID(*asUser); err != nil {
+			fmt.Fprintf(stderr, "%s: --user: %v\n", fs.Name(), err)
+			return 2
+		}
+	}
+	// Judged first and read anyway, so that a file both untrusted and
+	// broken is reported for both at once.
+	untrusted := filetrust.Split(config.CheckFile(*cfgPath, uid))
+	cfg, err := config.ReadFile(*cfgPath)
 	if err != nil {
+		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
+	untrusted = append(untrusted, checkFiles(cfg, uid)...)
 	oneTime, err := readOneTime(cfg)
 	if err != nil {
+		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	for _, w := range oneTimeInRanges(cfg, oneTime) {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	printConfig(stdout, cfg, oneTime)
 	ok := checkTLS(stdout, cfg, time.Now())
 	if !checkSets(stdout, cfg) {
 		ok = false
 	}
+	if len(untrusted) > 0 {
+		printProblems(stderr, untrusted)
+		fmt.Fprintf(stderr, "%d problem(s) with files portknockd would not trust: it refuses to start until they are fixed\n", len(untrusted))
+		ok = false
+	}
 	if !ok {
 		return 1
 	}
 	return 0
+}
+
+// checkFiles judges, for a daemon running as uid, every file cfg makes the
+// daemon believe besides the configuration itself, with the same checks
+// the daemon makes.
+func checkFiles(cfg *config.Config, uid uint32) []error {
+	var errs []error
+	for _, d := range cfg.Doors {
+		if d.OneTimeSequences != "" {
+			for _, err := range filetrust.Split(actions.CheckOneTime(d.OneTimeSequences, uid)) {
+				errs = append(errs, fmt.Errorf("door %q: one-time sequences: %w", d.Name, err))
+			}
+		}
+	}
+	errs = append(errs, filetrust.Split(daemon.CheckInputs(cfg.Inputs, uid))...)
+	errs = append(errs, filetrust.Split(config.CheckKeys(cfg, uid))...)
+	if daemon.UsesStateDir(cfg, cfg.Daemon.StateDir) {
+		errs = append(errs, filetrust.Split(journal.CheckDir(cfg.Daemon.StateDir, uid))...)
+	}
+	return errs
+}
+
+func printProblems(w io.Writer, errs []error) {
+	for _, e := range errs {
+		fmt.Fprintln(w, "error:", e)
+	}
+}
+
+// lookupUID returns the uid of a user name or number.
+func lookupUID(name string) (uint32, error) {
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("user %s: uid %q is not a number", name, u.Uid)
+	}
+	return uint32(n), nil
 }
 
 // checkTLS reads the certificate, key and client CAs of every TLS syslog
@@ -114,21 +188,51 @@ func checkSets(w io.Writer, cfg *config.Config) bool {
 	return ok
 }
 
-// readOneTime reads each door's unused one-time sequences, by door name.
+// readOneTime reads each door's unused one-time sequences, by door name,
+// without opening the files for writing.
 func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
 	out := make(map[string][][]sequence.Step)
 	for _, d := range cfg.Doors {
 		if d.OneTimeSequences == "" {
 			continue
 		}
-		f, err := actions.OpenOneTime(d.OneTimeSequences, nil)
+		unused, err := actions.ReadOneTime(d.OneTimeSequences)
 		if err != nil {
 			return nil, fmt.Errorf("door %q: %w", d.Name, err)
 		}
-		out[d.Name] = f.Unused()
-		f.Close()
+		out[d.Name] = unused
 	}
 	return out, nil
+}
+
+// oneTimeInRanges returns a warning for each unused one-time sequence
+// with a knock in a sealed range: the daemon refuses such a sequence (at
+// start, or disables its door when it comes up), but only the current one
+// is known before then.
+func oneTimeInRanges(cfg *config.Config, oneTime map[string][][]sequence.Step) []string {
+	var out []string
+	for _, d := range cfg.Doors {
+		for i, steps := range oneTime[d.Name] {
+			for _, st := range steps {
+				if r := rangeOf(cfg, st); r != nil {
+					out = append(out, fmt.Sprintf("door %q: unused one-time sequence %d (%s) has knock %v in the sealed range %s of door %q; the door is disabled when it comes up",
+						d.Name, i+1, joinSteps(steps, ","), st, r, r.Doors[0]))
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// rangeOf returns the sealed range st lies in, or nil.
+func rangeOf(cfg *config.Config, st sequence.Step) *config.SealedRange {
+	for _, r := range cfg.SealedRanges() {
+		if r.Proto == st.Proto && int(st.Port) >= int(r.Base) && int(st.Port) < int(r.Base)+sealed.Span {
+			return &r
+		}
+	}
+	return nil
 }
 
 func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequence.Step) {
@@ -136,7 +240,15 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range cfg.Doors {
 		fmt.Fprintf(tw, "door %s\n", d.Name)
-		if d.OneTimeSequences != "" {
+		if s := d.Sealed; s != nil {
+			fmt.Fprintf(tw, "  sealed\t%s, id %d, key %s\n", s.Range(), s.ID, s.KeyFile)
+			fmt.Fprintf(tw, "  max_skew\t%s\n", s.MaxSkew)
+			if s.BindSource {
+				fmt.Fprintf(tw, "  bind_source\ttrue: blocks must be bound to the sender's address\n")
+			} else {
+				fmt.Fprintf(tw, "  bind_source\tfalse: unbound blocks accepted from anywhere (see the warning)\n")
+			}
+		} else if d.OneTimeSequences != "" {
 			unused := oneTime[d.Name]
 			fmt.Fprintf(tw, "  sequence\tone-time, from %s: %d unused\n", d.OneTimeSequences, len(unused))
 			if len(unused) > 0 {
@@ -196,13 +308,19 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 	slices.SortFunc(space, func(a, b sequence.Step) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
 	})
-	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", joinSteps(slices.Compact(space), " "))
-	printState(w, cfg.Daemon)
+	parts := []string{joinSteps(slices.Compact(space), " ")}
+	for _, r := range cfg.SealedRanges() {
+		parts = append(parts, r.String()+" (sealed)")
+	}
+	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", strings.TrimSpace(strings.Join(parts, " ")))
+	printState(w, cfg)
 }
 
 // printState says where pending closes are kept and what is pending there
-// now, reading the journal without touching it.
-func printState(w io.Writer, dc config.Daemon) {
+// now, and what the sealed doors' replay cache holds, reading both without
+// touching them.
+func printState(w io.Writer, cfg *config.Config) {
+	dc := cfg.Daemon
 	onExit := "closes every open door"
 	if !dc.CloseOnExit {
 		onExit = "leaves open doors to the next start (close_on_exit = false)"
@@ -215,6 +333,21 @@ func printState(w io.Writer, dc config.Daemon) {
 		fmt.Fprintf(w, "state_dir %s: %d pending close(s), %d damaged journal line(s)\n", dc.StateDir, len(recs), len(damaged))
 	default:
 		fmt.Fprintf(w, "state_dir %s: %d pending close(s)\n", dc.StateDir, len(recs))
+	}
+	if len(cfg.SealedRanges()) > 0 {
+		s, err := replay.Read(dc.StateDir, time.Now())
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "replay cache: unreadable: %v\n", err)
+		case s.Damaged > 0:
+			fmt.Fprintf(w, "replay cache: %d used block(s) kept, %d damaged line(s): the daemon refuses every sealed knock for %v after it reads them\n",
+				s.Kept, s.Damaged, replay.DefaultHold)
+		case !s.Hold.IsZero():
+			fmt.Fprintf(w, "replay cache: %d used block(s) kept; damaged before: sealed doors refuse every knock until %s\n",
+				s.Kept, s.Hold.Format(time.RFC3339))
+		default:
+			fmt.Fprintf(w, "replay cache: %d used block(s) kept\n", s.Kept)
+		}
 	}
 	fmt.Fprintf(w, "on a clean stop: %s\n", onExit)
 }

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,16 +127,23 @@ func newRig(t *testing.T, commands ...string) *rig {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The state directory belongs to nobody, the user the unprivileged
-	// daemon runs as; root can write there anyway.
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(state, 65534, 65534); err != nil {
+	// The state directory is root's, as a daemon running as root wants
+	// it; a test running the daemon as another user gives it to them
+	// (see ownState).
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	return &rig{t: t, ns: netnstest.New(t), dir: dir, daemon: daemon, client: client, nft: nft}
+}
+
+// ownState gives the state directory to uid, the user the daemon will run
+// as: a daemon believes only a state_dir that is root's or its own, and
+// needs to write there.
+func (r *rig) ownState(uid int) {
+	r.t.Helper()
+	if err := os.Chown(filepath.Join(r.dir, "state"), uid, uid); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // nftRuleset is the firewall of the nft tests: the service is reachable
@@ -679,12 +687,18 @@ func TestUnprivilegedDaemon(t *testing.T) {
 	t.Run("with CAP_NET_ADMIN", func(t *testing.T) {
 		t.Parallel()
 		r := newRig(t, "setpriv")
+		r.ownState(65534)
 		r.loadNft(nftRuleset())
 		r.ns.StartService(t, svc4)
 		// The door's commands inherit the ambient capability, so the
-		// unprivileged daemon can still change the firewall.
-		d := r.startDaemon(r.config(nftDoor{start: r.nft + " add element inet knock allow4 { %IP% }"}),
-			setpriv("--inh-caps=+net_admin", "--ambient-caps=+net_admin")...)
+		// unprivileged daemon can still change the firewall. Its timed
+		// close goes to the journal in its own state_dir, while root
+		// owns the configuration: both are trusted.
+		d := r.startDaemon(r.config(nftDoor{
+			start:      r.nft + " add element inet knock allow4 { %IP% }",
+			stop:       r.nft + " delete element inet knock allow4 { %IP% }",
+			cmdTimeout: "1h",
+		}), setpriv("--inh-caps=+net_admin", "--ambient-caps=+net_admin")...)
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
 		if err != nil {
 			t.Fatal(err)
@@ -705,11 +719,19 @@ func TestUnprivilegedDaemon(t *testing.T) {
 		r.waitLog(0, "opened", "door=ssh", "src=127.0.0.1")
 		r.assertSet("allow4", "127.0.0.1")
 		r.assertReachable(svc4, true, "after the knock")
+		fi, err := os.Stat(filepath.Join(r.dir, "state", "closes.journal"))
+		if err != nil {
+			t.Fatalf("the unprivileged daemon kept no journal: %v", err)
+		}
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != 65534 {
+			t.Errorf("journal owned by uid %d, want the daemon's 65534", uid)
+		}
 	})
 
 	t.Run("without CAP_NET_ADMIN", func(t *testing.T) {
 		t.Parallel()
 		r := newRig(t, "setpriv")
+		r.ownState(65534)
 		cfg := r.writeConfig(r.config(nftDoor{start: "true"}))
 		args := append(setpriv("--inh-caps=-all"), r.daemon, "-c", cfg)
 		out, err := r.ns.Output(args[0], args[1:]...)

@@ -6,10 +6,13 @@
 // Usage:
 //
 //	portknockd [-c FILE] [-i INPUT]... [-D] [-v] [--dry-run]
-//	portknockd check [-c FILE]
+//	portknockd check [-u USER] [-c FILE]
 //	portknockd parse [-f FORMAT] [--prefix PREFIX] < lines
 //
-// The configuration is TOML or a knockd.conf, recognised by content.
+// The configuration is TOML or a knockd.conf, recognised by content. It, the
+// state directory and every file the daemon reads must be owned by root or
+// the daemon's user and not writable by others; check reports every file
+// that is not, with the command that fixes it.
 package main
 
 import (
@@ -62,11 +65,11 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		dryRun    = fs.Bool("dry-run", false, "log the commands doors would run instead of running them")
 		pidFile   = fs.StringP("pidfile", "p", "", "write the process id to `file` (overrides the configuration)")
 		logFile   = fs.StringP("logfile", "g", "", "also log to `file` (overrides the configuration)")
-		stateDir  = fs.StringP("state-dir", "s", "", "keep the journal of pending closes in `dir` (overrides the configuration)")
+		stateDir  = fs.StringP("state-dir", "s", "", "keep the journal of pending closes and the replay cache in `dir` (overrides the configuration)")
 		daemonize = fs.BoolP("daemon", "d", false, "accepted for knockd compatibility; portknockd always runs in the foreground")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: portknockd [options]\n       portknockd check [-c FILE]\n       portknockd parse [-f FORMAT] [--prefix PREFIX] < lines\n\nOptions:\n")
+		fmt.Fprintf(stderr, "Usage: portknockd [options]\n       portknockd check [-u USER] [-c FILE]\n       portknockd parse [-f FORMAT] [--prefix PREFIX] < lines\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
