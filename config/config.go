@@ -336,6 +336,9 @@ type Door struct {
 	// kernel closes the door by itself. The zero Ref means none. There is
 	// no fallback between them: a set holds one address family.
 	NFTSet, NFTSet6 nftset.Ref
+	// Sealed, when set, makes the door a sealed door, which has no
+	// Sequence and no OneTimeSequences.
+	Sealed *Sealed
 }
 
 // HasSets reports whether the door adds knockers to an nftables set.
@@ -384,22 +387,27 @@ func Reknocks() []Reknock { return []Reknock{ReknockExtend, ReknockRerun, Reknoc
 // MatcherDoor returns the matching rules of d for sequence.Matcher. OneTime
 // is left nil: the caller, which owns files, attaches the one-time store.
 func (d *Door) MatcherDoor() sequence.Door {
-	return sequence.Door{
+	md := sequence.Door{
 		Name:     d.Name,
 		Sequence: slices.Clone(d.Sequence),
 		Timeout:  d.SeqTimeout,
 		Flags:    d.TCPFlags,
 		Target:   d.Target,
 	}
+	if s := d.Sealed; s != nil {
+		md.Sealed = &sequence.SealedDoor{Base: s.Base, Proto: s.Proto, ID: s.ID, Key: s.Key, MaxSkew: s.MaxSkew, BindSource: s.BindSource}
+	}
+	return md
 }
 
 // HasStop reports whether the door has a stop command for either family, and
 // so whether CmdTimeout means anything.
 func (d *Door) HasStop() bool { return !d.StopCommand.IsZero() || !d.StopCommand6.IsZero() }
 
-// KnockSpace returns the sorted, unique steps of all fixed sequences: the
-// only (port, protocol) pairs worth any matcher state. One-time sequences
-// change at run time, so their steps are the caller's to add.
+// KnockSpace returns the sorted, unique steps of all fixed sequences: with
+// SealedRanges, the only (port, protocol) pairs worth any matcher state.
+// One-time sequences change at run time, so their steps are the caller's
+// to add.
 func (c *Config) KnockSpace() []sequence.Step {
 	var steps []sequence.Step
 	for i := range c.Doors {
@@ -414,13 +422,22 @@ func compareSteps(a, b sequence.Step) int {
 }
 
 // Load judges the file at path as the daemon must (see CheckFile), then
-// reads it and parses it with Parse. The daemon loads its configuration
-// with Load only: the file names commands it runs.
+// reads it and parses it with Parse, reads the key of every sealed door
+// (see ReadFile) and judges the key files (see CheckKeys). The daemon loads
+// its configuration with Load only: the file names commands it runs.
 func Load(path string) (*Config, error) {
-	if err := CheckFile(path, uint32(os.Geteuid())); err != nil {
+	uid := uint32(os.Geteuid())
+	if err := CheckFile(path, uid); err != nil {
 		return nil, err
 	}
-	return ReadFile(path)
+	c, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckKeys(c, uid); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // CheckFile judges whether a daemon running as uid may believe the
@@ -435,9 +452,11 @@ func CheckFile(path string, uid uint32) error {
 	return err
 }
 
-// ReadFile reads the file at path and parses it with Parse, without
-// judging who may have written it: portknockd check judges with CheckFile
-// and then reads the file anyway, to report every problem at once.
+// ReadFile reads the file at path and parses it with Parse, then reads the
+// key of every sealed door (see ReadKeyFile), reporting a bad key file at
+// the line of its key_file. It does not judge who may have written the
+// files: portknockd check judges with CheckFile and CheckKeys and reads
+// them anyway, to report every problem at once.
 func ReadFile(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -451,7 +470,14 @@ func ReadFile(path string) (*Config, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("%s: larger than %d MiB, not a configuration file", path, maxFileSize>>20)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := readKeys(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Parse parses a configuration in either format, chosen by DetectFormat. It
@@ -487,6 +513,7 @@ func parseAs(path string, data []byte, format string) (*Config, error) {
 		return nil, pr.err()
 	}
 	c.Doors = finishDoors(drafts, c.Format, pr)
+	checkSealed(drafts, pr)
 	warnSweeps(c.Doors, pr)
 	warnUnfiltered(c.Inputs, pr)
 	warnSpoofable(c.Inputs, c.Doors, pr)
@@ -531,6 +558,9 @@ func resolvePaths(c *Config) {
 	}
 	for i := range c.Doors {
 		c.Doors[i].OneTimeSequences = rel(c.Doors[i].OneTimeSequences)
+		if s := c.Doors[i].Sealed; s != nil {
+			s.KeyFile = rel(s.KeyFile)
+		}
 	}
 }
 
@@ -711,11 +741,20 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 		}
 		seqLine, hasSeq := d.keyLines["sequence"]
 		otsLine, hasOTS := d.keyLines["one_time_sequences"]
+		sealedLine, hasSealed := d.keyLines["sealed"]
 		switch {
+		case hasSealed && (hasSeq || hasOTS):
+			l, key := seqLine, "sequence"
+			if !hasSeq {
+				l, key = otsLine, "one_time_sequences"
+			}
+			pr.errorf(l, key, "door %q is sealed (line %d): a sealed door has no %s", d.Name, sealedLine, key)
 		case hasSeq && hasOTS:
 			pr.errorf(max(seqLine, otsLine), "", "a door has either sequence or one_time_sequences, not both (lines %d and %d)", seqLine, otsLine)
-		case !hasSeq && !hasOTS:
+		case !hasSeq && !hasOTS && !hasSealed && format == FormatKnockd:
 			pr.errorf(d.Line, "sequence", "missing: door %q needs a sequence or one_time_sequences", d.Name)
+		case !hasSeq && !hasOTS && !hasSealed:
+			pr.errorf(d.Line, "sequence", "missing: door %q needs a sequence, one_time_sequences or sealed", d.Name)
 		}
 		if !d.start6Set {
 			d.StartCommand6 = d.StartCommand.clone()

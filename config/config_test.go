@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"portknock/sealed"
 	"portknock/sequence"
 )
 
@@ -64,7 +67,7 @@ func TestExamplesLoad(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			c, err := Load(f)
+			c, err := loadExample(t, f)
 			if err != nil {
 				t.Fatalf("does not load:\n%v", err)
 			}
@@ -102,6 +105,36 @@ func TestExamplesLoad(t *testing.T) {
 	}
 }
 
+// exampleKeyFile is where the examples keep their sealed doors' keys.
+var exampleKeyFile = regexp.MustCompile(`"/etc/portknockd/([a-z0-9-]+\.key)"`)
+
+// loadExample loads an example configuration. The key files of its sealed
+// doors are made afresh in a directory of the test's, where a copy of the
+// example names them.
+func loadExample(t *testing.T, path string) (*Config, error) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exampleKeyFile.Match(data) {
+		return Load(path)
+	}
+	dir := t.TempDir()
+	data = exampleKeyFile.ReplaceAllFunc(data, func(m []byte) []byte {
+		name := filepath.Join(dir, string(exampleKeyFile.FindSubmatch(m)[1]))
+		if _, err := os.Stat(name); err != nil {
+			writeKey(t, name, 0o600)
+		}
+		return []byte(strconv.Quote(name))
+	})
+	copyPath := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(copyPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(copyPath)
+}
+
 // firstOneTimeSequence reads a knockd one-time sequences file as knockd
 // does: the first line that is neither blank, a comment nor invalid.
 func firstOneTimeSequence(path string) ([]sequence.Step, error) {
@@ -121,6 +154,18 @@ func firstOneTimeSequence(path string) ([]sequence.Step, error) {
 	return nil, errors.New(path + ": no usable sequence")
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// nopReplay is a replay cache that accepts every block.
+type nopReplay struct{}
+
+func (nopReplay) Use([sealed.BlockSize]byte, time.Time) error { return nil }
+
 // checkInvariants checks what every successfully parsed Config promises.
 func checkInvariants(t *testing.T, c *Config) {
 	t.Helper()
@@ -139,14 +184,15 @@ func checkInvariants(t *testing.T, c *Config) {
 		t.Error("no doors")
 	}
 	names := map[string]bool{}
+	var mdoors []sequence.Door
 	for i := range c.Doors {
 		d := &c.Doors[i]
 		if d.Name == "" || names[d.Name] {
 			t.Errorf("door name %q empty or repeated", d.Name)
 		}
 		names[d.Name] = true
-		if (len(d.Sequence) == 0) == (d.OneTimeSequences == "") {
-			t.Errorf("door %q: sequence %v and one_time_sequences %q", d.Name, d.Sequence, d.OneTimeSequences)
+		if n := btoi(len(d.Sequence) > 0) + btoi(d.OneTimeSequences != "") + btoi(d.Sealed != nil); n != 1 {
+			t.Errorf("door %q: sequence %v, one_time_sequences %q and sealed %v", d.Name, d.Sequence, d.OneTimeSequences, d.Sealed)
 		}
 		if len(d.Sequence) > sequence.MaxSteps {
 			t.Errorf("door %q: %d steps", d.Name, len(d.Sequence))
@@ -158,11 +204,19 @@ func checkInvariants(t *testing.T, c *Config) {
 			t.Errorf("door %q does nothing", d.Name)
 		}
 		md := d.MatcherDoor()
+		if md.Sealed != nil && md.Sealed.Key == (sealed.Key{}) {
+			md.Sealed.Key = sealed.Key{1} // Parse reads no key
+		}
 		if d.OneTimeSequences == "" {
 			if err := md.Validate(); err != nil {
 				t.Errorf("door %q: matcher rejects it: %v", d.Name, err)
 			}
+			mdoors = append(mdoors, md)
 		}
+	}
+	// What the configuration accepts, the matcher must accept too.
+	if _, err := sequence.New(mdoors, sequence.Options{Replay: nopReplay{}}); err != nil {
+		t.Errorf("the matcher refuses the doors: %v", err)
 	}
 	ks := c.KnockSpace()
 	if !slices.IsSortedFunc(ks, compareSteps) || len(slices.Compact(slices.Clone(ks))) != len(ks) {

@@ -198,6 +198,8 @@ func warnSpoofable(inputs []Input, doors []Door, pr *problems) {
 }
 
 // forgeProof reports whether a knock on d proves who sent it, so that a
-// knock forged into a spoofable input cannot open it. No door can prove
-// that yet: every door is open to whoever can forge its knocks.
-func forgeProof(*Door) bool { return false }
+// knock forged into a spoofable input cannot open it: only a sealed door
+// that binds its blocks to the sender's address does. Every other door is
+// open to whoever can forge its knocks (or replay a sniffed unbound
+// block).
+func forgeProof(d *Door) bool { return d.Sealed != nil && d.Sealed.BindSource }

@@ -35,7 +35,7 @@ func tomlDoorKeys() []string {
 	return []string{
 		"name", "sequence", "one_time_sequences", "seq_timeout", "tcpflags", "target",
 		"start_command", "command", "start_command_6", "command_6",
-		"stop_command", "stop_command_6", "cmd_timeout", "reknock", "nft_set", "nft_set_6",
+		"stop_command", "stop_command_6", "cmd_timeout", "reknock", "nft_set", "nft_set_6", "sealed",
 	}
 }
 
@@ -385,6 +385,8 @@ func (r *tomlReader) door(tbl map[string]any, path ...string) *doorDraft {
 			}
 		case "sequence":
 			d.Sequence = r.knocks(v, line, key, path)
+		case "sealed":
+			d.Sealed = r.sealed(d, v, line, key, path)
 		case "one_time_sequences":
 			if s, ok := r.str(v, line, key); ok {
 				if s == "" {

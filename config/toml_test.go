@@ -33,7 +33,7 @@ sequnce = ["7000"]
 command = "true"
 `,
 			want: []string{
-				`t.toml:1: sequence: missing: door "ssh" needs a sequence or one_time_sequences`,
+				`t.toml:1: sequence: missing: door "ssh" needs a sequence, one_time_sequences or sealed`,
 				`t.toml:3: sequnce: unknown key in [[door]] (did you mean "sequence"?)`,
 			},
 		},
@@ -217,7 +217,7 @@ command = "x"
 			want: []string{
 				`t.toml:1: name: missing: every door needs a name`,
 				`t.toml:7: a door has either sequence or one_time_sequences, not both (lines 6 and 7)`,
-				`t.toml:9: sequence: missing: door "neither" needs a sequence or one_time_sequences`,
+				`t.toml:9: sequence: missing: door "neither" needs a sequence, one_time_sequences or sealed`,
 				`t.toml:12: start_command: missing: door "idle" would do nothing`,
 				`t.toml:20: command: already set as start_command at line 19`,
 				`t.toml:22: name: must not be empty`,

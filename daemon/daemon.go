@@ -29,6 +29,8 @@ import (
 	"portknock/journal"
 	"portknock/nflog"
 	"portknock/nftset"
+	"portknock/replay"
+	"portknock/sealed"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -74,6 +76,7 @@ type Daemon struct {
 	matcher *sequence.Matcher
 	runner  *actions.Runner
 	journal *journal.Journal // nil in a dry run or with no timed close
+	replay  replayCache      // the sealed doors' replay cache, once there are any
 	nft     *nftset.Conn     // nil until a door names a set
 	sources []source
 	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
@@ -139,7 +142,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 			d.abort()
 		}
 	}()
-	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log})
+	d.matcher, err = sequence.New(doors, sequence.Options{MaxSources: cfg.Daemon.MaxSources, Logger: d.log, Replay: &d.replay})
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +151,11 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	var restored []journal.Record
 	if d.needsJournal(cfg) {
 		if restored, err = d.openJournal(d.running.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	if hasSealed(cfg) {
+		if err = d.openReplay(); err != nil {
 			return nil, err
 		}
 	}
@@ -190,6 +198,7 @@ func (d *Daemon) abort() {
 		}
 	}
 	closeAll(d.oneTime)
+	d.closeReplay()
 	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
 		d.log.Warn("start failed; running the closes restored from the journal before exit")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -200,8 +209,10 @@ func (d *Daemon) abort() {
 }
 
 // needsJournal reports whether cfg calls for the close journal: a door
-// closes itself later, or an earlier run left a journal whose closes are
-// still ours to run. A dry run opens nothing, so it never does.
+// closes itself later, an earlier run left a journal whose closes are
+// still ours to run, or a sealed door needs the state_dir's lock, which
+// the journal holds, for its replay cache. A dry run opens nothing, so it
+// never does.
 func (d *Daemon) needsJournal(cfg *config.Config) bool {
 	if d.opts.DryRun {
 		return false
@@ -210,11 +221,12 @@ func (d *Daemon) needsJournal(cfg *config.Config) bool {
 }
 
 // UsesStateDir reports whether a daemon running cfg with the given
-// state_dir opens its close journal there: a door closes itself later, or
-// an earlier run left a journal whose closes are still to run. Only then is
-// state_dir read, and judged.
+// state_dir opens its close journal there: a door closes itself later, a
+// sealed door needs the state_dir's lock, which the journal holds, for its
+// replay cache, or an earlier run left a journal whose closes are still to
+// run. Only then is state_dir read, and judged.
 func UsesStateDir(cfg *config.Config, stateDir string) bool {
-	if hasTimedClose(cfg) {
+	if hasTimedClose(cfg) || hasSealed(cfg) {
 		return true
 	}
 	_, err := os.Lstat(filepath.Join(stateDir, journal.FileName))
@@ -302,6 +314,73 @@ func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hasSealed reports whether any door is sealed, and so needs the replay
+// cache.
+func hasSealed(cfg *config.Config) bool {
+	for i := range cfg.Doors {
+		if cfg.Doors[i].Sealed != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// replayCache is the replay cache as the matcher sees it. The cache opens
+// after the matcher is built, since it needs the state_dir's lock, which
+// the journal takes; and only once there is a sealed door, perhaps on a
+// reload.
+type replayCache struct{ c *replay.Cache }
+
+func (r *replayCache) Use(ct [sealed.BlockSize]byte, until time.Time) error {
+	if r.c == nil {
+		return errors.New("no replay cache open")
+	}
+	return r.c.Use(ct, until)
+}
+
+// openReplay opens the sealed doors' replay cache in the state_dir, under
+// the journal's lock, or in memory for a dry run. Only a cache that
+// cannot be read stops the start (or the reload): damage and a state_dir
+// that cannot be written are logged loudly, and sealed doors refuse to
+// open until the cache can record what opens them.
+func (d *Daemon) openReplay() error {
+	opts := replay.Options{Now: d.now, Logger: d.log}
+	if d.opts.DryRun {
+		d.replay.c = replay.NewMemory(opts)
+		return nil
+	}
+	dir := d.running.StateDir
+	c, err := replay.Open(dir, opts)
+	if c == nil {
+		return err
+	}
+	var errs []error
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = u.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var de *replay.DamageError
+		if errors.As(e, &de) {
+			d.log.Error("replay cache damaged; sealed doors refuse every knock until the hold ends", "dir", dir, "until", de.Hold, "err", e)
+			continue
+		}
+		d.log.Error("state_dir not writable: sealed doors will not open until it is", "dir", dir, "err", e)
+	}
+	d.replay.c = c
+	return nil
+}
+
+func (d *Daemon) closeReplay() {
+	if d.replay.c == nil {
+		return
+	}
+	if err := d.replay.c.Close(); err != nil {
+		d.log.Warn("closing the replay cache", "err", err)
+	}
 }
 
 // hasTimedClose reports whether any door closes itself later, and so needs
@@ -626,6 +705,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.logStats()
 	closeAll(d.oneTime)
+	d.closeReplay()
 	d.closeJournal()
 	return err
 }
@@ -734,6 +814,13 @@ func (d *Daemon) apply() error {
 		d.runner.SetJournal(d.journal)
 		d.runner.Restore(recs)
 	}
+	if d.replay.c == nil && hasSealed(cfg) {
+		// The first sealed door: it needs the replay cache now.
+		if err := d.openReplay(); err != nil {
+			closeAll(files)
+			return fail(err)
+		}
+	}
 	if err := d.matcher.Reconfigure(doors); err != nil {
 		closeAll(files)
 		return fail(err)
@@ -768,6 +855,12 @@ func (d *Daemon) logStats() {
 	ms := d.matcher.Stats()
 	d.log.Info("matcher totals", "events", ms.Events, "outside", ms.Outside, "matches", ms.Matches,
 		"wrong_knocks", ms.WrongKnocks, "timeouts", ms.Timeouts, "evictions", ms.Evictions, "peak_sources", ms.PeakSources)
+	if hasSealed(d.cfg) || ms.SealedKnocks > 0 {
+		r := ms.SealedRejects
+		d.log.Info("sealed totals", "knocks", ms.SealedKnocks, "checks", ms.SealedChecks,
+			"rejected_key", r.Key, "rejected_door", r.Door, "rejected_source", r.Source, "rejected_skew", r.Skew, "rejected_replay", r.Replay,
+			"replay_errors", ms.ReplayErrs)
+	}
 	for _, src := range d.sources {
 		src.logStats(d.log)
 	}

@@ -1,7 +1,10 @@
 // Package knock is the client side of port knocking: it turns the command
 // line of portknock into a plan (host, knocks, delay, address family),
 // resolves the host once and sends each knock as one TCP SYN or one UDP
-// datagram.
+// datagram. A plan may instead knock on a sealed door: then the knocks are
+// one block sealed with the door's key (package sealed), made once the host
+// is resolved, because the block is bound to the address the daemon will
+// see. The package also reads and writes sealed-door key files.
 //
 // Resolution and sending sit behind small interfaces so that everything but
 // the sockets themselves can be tested without a network, and so that no
@@ -11,9 +14,12 @@ package knock
 import (
 	"fmt"
 	"math"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
+	"portknock/sealed"
 	"portknock/sequence"
 )
 
@@ -73,8 +79,18 @@ type Options struct {
 	DelayMS int
 	// IPv4 and IPv6 force the address family (-4, -6).
 	IPv4, IPv6 bool
-	// Args are the positional arguments: the host, then the knocks.
+	// Args are the positional arguments: the host, then the knocks; for a
+	// sealed knock, the host and the door's base port.
 	Args []string
+
+	// KeyFile names a sealed door's key file (--key). It makes the knock a
+	// sealed one; ID and Source are only meaningful with it.
+	KeyFile string
+	// ID is the sealed door's id as given (--id), "" for the default 0.
+	ID string
+	// Source is the address to bind the block to as given (--source): an
+	// address, "none" for an unbound block, or "" to ask the kernel.
+	Source string
 }
 
 // Plan is a checked, ready-to-run knock sequence. The host is still a name:
@@ -86,6 +102,28 @@ type Plan struct {
 	// Delay is the wait between two knocks; none follows the last one,
 	// since nothing comes after it that could need the gap.
 	Delay time.Duration
+	// Sealed, when not nil, makes this a sealed knock: Knocks is empty,
+	// and the knocks are made from Sealed once the host is resolved.
+	Sealed *Sealed
+}
+
+// Sealed is the sealed-door part of a plan.
+type Sealed struct {
+	// Base is the door's base port: it owns Base .. Base+4095.
+	Base uint16
+	// Proto is the door's protocol: every knock uses it.
+	Proto sequence.Proto
+	// ID is the door id the block carries.
+	ID byte
+	// KeyFile is where the key comes from; Key is filled in by whoever
+	// reads it (ReadKeyFile), since a plan is made without touching files.
+	KeyFile string
+	Key     sealed.Key
+	// Source is the address the block is bound to. The zero Addr, with
+	// Unbound false, means the address the kernel picks to reach the host;
+	// Unbound makes a block with no source tag (--source none).
+	Source  netip.Addr
+	Unbound bool
 }
 
 // Plan checks the options and builds the plan they describe.
@@ -106,6 +144,12 @@ func (o Options) Plan() (Plan, error) {
 		return p, usagef("delay %d ms is too long", o.DelayMS)
 	}
 	p.Delay = time.Duration(o.DelayMS) * time.Millisecond
+	if o.KeyFile != "" {
+		return o.sealedPlan(p)
+	}
+	if o.ID != "" || o.Source != "" {
+		return p, usagef("--id and --source are for sealed doors and need --key")
+	}
 	switch len(o.Args) {
 	case 0:
 		return p, usagef("missing host and knocks")
@@ -152,4 +196,91 @@ func ParseKnock(s string, def sequence.Proto) (sequence.Step, error) {
 		return sequence.Step{}, fmt.Errorf("bad knock %q: protocol missing after %q", s, s[i])
 	}
 	return k, nil
+}
+
+// sealedPlan finishes p, already holding the family and delay, as a sealed
+// knock: the arguments are the host and the base port.
+func (o Options) sealedPlan(p Plan) (Plan, error) {
+	switch len(o.Args) {
+	case 0:
+		return p, usagef("missing host and BASE")
+	case 1:
+		return p, usagef("no BASE given for host %q: a sealed knock needs the door's base port", o.Args[0])
+	case 2:
+	default:
+		return p, usagef("a sealed knock takes host and BASE only, not the knocks: %q", o.Args[2:])
+	}
+	p.Host = o.Args[0]
+	if strings.TrimSpace(p.Host) == "" {
+		return p, usagef("empty host")
+	}
+	s := &Sealed{KeyFile: o.KeyFile, Proto: sequence.TCP}
+	if o.UDP {
+		s.Proto = sequence.UDP
+	}
+	var err error
+	if s.Base, err = ParseBase(o.Args[1]); err != nil {
+		return p, err
+	}
+	if s.ID, err = ParseID(o.ID); err != nil {
+		return p, err
+	}
+	if s.Source, s.Unbound, err = ParseSource(o.Source); err != nil {
+		return p, err
+	}
+	p.Sealed = s
+	return p, nil
+}
+
+// ParseBase reads a sealed door's base port: a decimal number from 1 to
+// 61440, so that the door's 4096 ports fit below 65536. The protocol is not
+// part of it; a "40000:udp" gets a hint to use -u instead.
+func ParseBase(s string) (uint16, error) {
+	if i := strings.IndexAny(s, "/:"); i >= 0 {
+		return 0, usagef("bad BASE %q: a sealed door's protocol is chosen with -u (UDP) or left to the default (TCP), not written after the port", s)
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || sealed.CheckBase(int(n)) != nil {
+		return 0, usagef("bad BASE %q: want the door's base port, 1-%d (the door owns BASE..BASE+%d)", s, sealed.MaxBase, sealed.Span-1)
+	}
+	return uint16(n), nil
+}
+
+// ParseID reads a door id, 0 to 255; "" is 0.
+func ParseID(s string) (byte, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		return 0, usagef("bad --id %q: want a door id, 0-255", s)
+	}
+	return byte(n), nil
+}
+
+// ParseSource reads --source: "" (the kernel's choice, returned as the
+// zero Addr), "none" (unbound) or an address, bracketed or not. An
+// IPv4-mapped IPv6 address is unmapped and a zone dropped, as the source
+// tag does (docs/sealed.md). Addresses a packet can never come from are
+// refused: the daemon would never see them.
+func ParseSource(s string) (src netip.Addr, unbound bool, err error) {
+	switch s {
+	case "":
+		return netip.Addr{}, false, nil
+	case "none":
+		return netip.Addr{}, true, nil
+	}
+	name := s
+	if strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]") {
+		name = name[1 : len(name)-1]
+	}
+	a, perr := netip.ParseAddr(name)
+	if perr != nil {
+		return netip.Addr{}, false, usagef("bad --source %q: want an IP address, or none for an unbound block", s)
+	}
+	a = a.Unmap().WithZone("")
+	if a.IsUnspecified() || a.IsMulticast() {
+		return netip.Addr{}, false, usagef("bad --source %q: no packet comes from that address; give the address the daemon sees, or none", s)
+	}
+	return a, false, nil
 }

@@ -82,16 +82,35 @@ type Sender interface {
 	Send(ctx context.Context, dst netip.AddrPort, proto sequence.Proto) error
 }
 
+// Router tells which local address the kernel would send from to reach a
+// destination. Net is the real one; tests pass a fake, so that choosing a
+// sealed block's source is checked without a network.
+type Router interface {
+	LocalAddr(ctx context.Context, dst netip.AddrPort) (netip.Addr, error)
+}
+
 // Runner runs plans. Its fields are the outside world, so that a test can
 // replace each of them.
 type Runner struct {
 	Resolver Resolver
 	Sender   Sender
+	// Router finds a sealed block's source when the plan leaves it to the
+	// kernel; only sealed plans need it.
+	Router Router
 	// Sleep waits d or until ctx is done; nil means a real timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock a sealed block's time comes from; nil means
+	// time.Now.
+	Now func() time.Time
+	// Rand supplies a sealed block's nonce; nil means crypto/rand.
+	Rand io.Reader
 	// Verbose, when not nil, receives a line per knock before it is sent,
-	// in knock's words: "hitting tcp 192.0.2.1:7000".
+	// in knock's words: "hitting tcp 192.0.2.1:7000"; for a sealed knock
+	// a line about the block comes first.
 	Verbose io.Writer
+	// Notes, when not nil, receives advice that does not stop the knock,
+	// such as a source address that looks like it is behind a NAT.
+	Notes io.Writer
 }
 
 // SendError reports a knock that could not be sent; the sequence stops
@@ -113,7 +132,8 @@ func (e *SendError) Unwrap() error { return e.Err }
 // Run resolves the plan's host once and sends its knocks in order. One
 // resolution for the whole sequence is the point: a host with both IPv4
 // and IPv6 addresses must not get half a sequence on each, which the
-// server would see as two incomplete knocks from two sources.
+// server would see as two incomplete knocks from two sources. A sealed
+// plan's knocks are made after the resolution, for that one address.
 func (r Runner) Run(ctx context.Context, p Plan) error {
 	if r.Resolver == nil || r.Sender == nil {
 		return errors.New("knock: Runner needs a Resolver and a Sender")
@@ -122,25 +142,36 @@ func (r Runner) Run(ctx context.Context, p Plan) error {
 	if err != nil {
 		return err
 	}
+	knocks := p.Knocks
+	if p.Sealed != nil {
+		if knocks, err = r.seal(ctx, addr, p.Sealed); err != nil {
+			return err
+		}
+	}
+	return r.send(ctx, addr, knocks, p.Delay)
+}
+
+// send sends knocks to addr in order, delay apart.
+func (r Runner) send(ctx context.Context, addr netip.Addr, knocks []sequence.Step, delay time.Duration) error {
 	sleep := r.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
 	}
-	for i, k := range p.Knocks {
-		if i > 0 && p.Delay > 0 {
-			if err := sleep(ctx, p.Delay); err != nil {
-				return fmt.Errorf("stopped after %d of %d knocks: %w", i, len(p.Knocks), err)
+	for i, k := range knocks {
+		if i > 0 && delay > 0 {
+			if err := sleep(ctx, delay); err != nil {
+				return fmt.Errorf("stopped after %d of %d knocks: %w", i, len(knocks), err)
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("stopped after %d of %d knocks: %w", i, len(p.Knocks), err)
+			return fmt.Errorf("stopped after %d of %d knocks: %w", i, len(knocks), err)
 		}
 		dst := netip.AddrPortFrom(addr, k.Port)
 		if r.Verbose != nil {
 			fmt.Fprintf(r.Verbose, "hitting %s %s\n", k.Proto, dst)
 		}
 		if err := r.Sender.Send(ctx, dst, k.Proto); err != nil {
-			return &SendError{Index: i + 1, Total: len(p.Knocks), Knock: k, Dst: dst, Err: err}
+			return &SendError{Index: i + 1, Total: len(knocks), Knock: k, Dst: dst, Err: err}
 		}
 	}
 	return nil

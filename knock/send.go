@@ -65,3 +65,23 @@ func sendUDP(dst netip.AddrPort) error {
 	_, err = c.Write(udpPayload[:])
 	return err
 }
+
+// LocalAddr returns the address the kernel would send from to reach dst. It
+// "connects" a UDP socket, which sends nothing: the kernel only picks a
+// route and a source address, exactly as it will for the knocks.
+func (Net) LocalAddr(_ context.Context, dst netip.AddrPort) (netip.Addr, error) {
+	network := "udp4"
+	if dst.Addr().Is6() {
+		network = "udp6"
+	}
+	c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr(), nil
+}

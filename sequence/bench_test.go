@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"portknock/sealed"
 )
 
 func benchSources(n int) []netip.Addr {
@@ -106,4 +108,107 @@ func TestMemoryPerSource(t *testing.T) {
 		t.Errorf("%.0f bytes per tracked source, want at most 256", per)
 	}
 	runtime.KeepAlive(m)
+}
+
+// acceptAll is a replay cache that records nothing, so that a benchmark
+// can open as often as it likes.
+type acceptAll struct{}
+
+func (acceptAll) Use([sealed.BlockSize]byte, time.Time) error { return nil }
+
+// BenchmarkSealedKnock feeds sealed knocks round-robin from n sources, each
+// filling positions 0–14 of its collector in turn and then writing them
+// again, so every source is tracked and no set completes: the cost of
+// collecting one knock.
+func BenchmarkSealedKnock(b *testing.B) {
+	for _, n := range []int{10, 10_000, 1_000_000} {
+		b.Run("sources="+strconv.Itoa(n), func(b *testing.B) {
+			m, err := New([]Door{ssh, sealedDoor("sealed", 0)}, Options{MaxSources: n, Replay: acceptAll{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srcs := benchSources(n)
+			ev := Event{Proto: TCP, Time: t0}
+			out := make([]Match, 0, 4)
+			for i := range srcs {
+				ev.Src, ev.Port = srcs[i], sealBase
+				out = m.Handle(&ev, out[:0])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			s, pos := 0, 1
+			for range b.N {
+				ev.Src, ev.Port = srcs[s], uint16(sealBase+pos<<8+s&0xff)
+				out = m.Handle(&ev, out[:0])
+				if s++; s == n {
+					s = 0
+					if pos++; pos == sealed.Knocks-1 {
+						pos = 0
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if st := m.Stats(); st.Sources != n || st.SealedChecks != 0 {
+				b.Fatalf("stats %+v; want every source tracked and no set complete", st)
+			}
+		})
+	}
+}
+
+// BenchmarkSealedCheck measures the check of a complete set in the
+// matcher. reject: each knock rewrites a byte of a complete set of noise,
+// so each is one decryption refused at the magic (the flood case). open:
+// each operation is the sixteen knocks of a fresh valid block, checked
+// and matched.
+func BenchmarkSealedCheck(b *testing.B) {
+	b.Run("reject", func(b *testing.B) {
+		m, err := New([]Door{sealedDoor("sealed", 0)}, Options{Replay: acceptAll{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev := Event{Src: srcA, Proto: TCP, Time: t0}
+		out := make([]Match, 0, 4)
+		for i := range sealed.Knocks {
+			ev.Port = uint16(sealBase + i<<8)
+			out = m.Handle(&ev, out[:0])
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		c := 1
+		for range b.N {
+			ev.Port = uint16(sealBase + 15<<8 + c)
+			out = m.Handle(&ev, out[:0])
+			if c++; c == 256 {
+				c = 0
+			}
+		}
+		if st := m.Stats(); st.SealedChecks < uint64(b.N) || st.Matches != 0 {
+			b.Fatalf("stats %+v; want every knock checked, none opening", st)
+		}
+	})
+	b.Run("open", func(b *testing.B) {
+		m, err := New([]Door{sealedDoor("sealed", 0)}, Options{Replay: acceptAll{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		blocks := make([][sealed.Knocks]uint16, 256)
+		for i := range blocks {
+			blocks[i] = sealed.Ports(sealBase, sealer.Seal(t0, [4]byte{byte(i)}, srcA, 0))
+		}
+		ev := Event{Src: srcA, Proto: TCP, Time: t0}
+		out := make([]Match, 0, 4)
+		b.ReportAllocs()
+		b.ResetTimer()
+		matches := 0
+		for i := range b.N {
+			for _, p := range blocks[i%len(blocks)] {
+				ev.Port = p
+				out = m.Handle(&ev, out[:0])
+				matches += len(out)
+			}
+		}
+		if matches != b.N {
+			b.Fatalf("%d matches in %d operations", matches, b.N)
+		}
+	})
 }

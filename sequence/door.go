@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"portknock/sealed"
 )
 
 // MaxSteps is the longest sequence a door may have. It keeps per-source
@@ -29,6 +31,47 @@ type Door struct {
 	// OneTime, when set, supplies the sequence instead of Sequence and is
 	// told durably when it has been used.
 	OneTime OneTimeSequences
+	// Sealed, when set, makes this a sealed door: it opens for one
+	// encrypted block sent as sixteen knocks in its port range, not for a
+	// sequence (see package sealed). Sequence and OneTime must be empty.
+	// Timeout then bounds the collection of the sixteen knocks.
+	Sealed *SealedDoor
+}
+
+// MaxSealedSkew is the largest max_skew a sealed door may have. The replay
+// cache keeps every accepted block until its own time plus this much, not
+// plus its door's max_skew: a reload that raises a door's max_skew can then
+// never make a block accepted under the smaller one acceptable again.
+const MaxSealedSkew = 10 * time.Minute
+
+// SealedDoor is what makes a door sealed. Doors may share a base (and so a
+// port range) when they share the key, the protocol and every matching rule
+// (Timeout, Flags, Target), and differ by ID: one block then opens the door
+// whose ID it carries.
+type SealedDoor struct {
+	// Base is the first port of the door's range, Base … Base+4095.
+	Base  uint16
+	Proto Proto
+	// ID is the door id the block must carry.
+	ID  byte
+	Key sealed.Key
+	// MaxSkew bounds |block time − event time|; at most MaxSealedSkew.
+	MaxSkew time.Duration
+	// BindSource refuses blocks that carry no source tag. A tag, when
+	// present, must always be the sender's.
+	BindSource bool
+}
+
+// Range returns the door's ports as "40000-44095/tcp", for messages.
+func (s *SealedDoor) Range() string { return rangeLabel(s.Base, s.Proto) }
+
+func rangeLabel(base uint16, proto Proto) string {
+	return fmt.Sprintf("%d-%d/%s", base, int(base)+sealed.Span-1, proto)
+}
+
+// contains reports whether step lies in the door's range.
+func (s *SealedDoor) contains(st Step) bool {
+	return st.Proto == s.Proto && st.Port >= s.Base && int(st.Port) < int(s.Base)+sealed.Span
 }
 
 // OneTimeSequences is a list of sequences each usable once, such as
@@ -53,6 +96,24 @@ func (d *Door) Validate() error {
 	}
 	if d.Timeout <= 0 {
 		return fmt.Errorf("door %q: seq_timeout must be positive", d.Name)
+	}
+	if s := d.Sealed; s != nil {
+		if len(d.Sequence) > 0 || d.OneTime != nil {
+			return fmt.Errorf("door %q: a sealed door has no sequence", d.Name)
+		}
+		if err := sealed.CheckBase(int(s.Base)); err != nil {
+			return fmt.Errorf("door %q: %w", d.Name, err)
+		}
+		if s.Proto != TCP && s.Proto != UDP {
+			return fmt.Errorf("door %q: sealed door has no protocol", d.Name)
+		}
+		if s.MaxSkew <= 0 || s.MaxSkew > MaxSealedSkew {
+			return fmt.Errorf("door %q: max_skew %v out of range (0, %v]", d.Name, s.MaxSkew, MaxSealedSkew)
+		}
+		if s.Key == (sealed.Key{}) {
+			return fmt.Errorf("door %q: sealed door has no key", d.Name)
+		}
+		return nil
 	}
 	if d.OneTime != nil {
 		return nil
@@ -80,7 +141,8 @@ func validateSteps(name string, steps []Step) error {
 func (d *Door) sameRules(o *Door) bool {
 	return d.Name == o.Name && d.Timeout == o.Timeout && d.Flags == o.Flags &&
 		d.Target == o.Target && d.OneTime == o.OneTime &&
-		(d.OneTime != nil || slices.Equal(d.Sequence, o.Sequence))
+		(d.OneTime != nil || slices.Equal(d.Sequence, o.Sequence)) &&
+		(d.Sealed == nil) == (o.Sealed == nil) && (d.Sealed == nil || *d.Sealed == *o.Sealed)
 }
 
 // Match reports that a source completed a door's sequence.

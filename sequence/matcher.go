@@ -2,12 +2,15 @@ package sequence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/netip"
 	"slices"
 	"time"
+
+	"portknock/sealed"
 )
 
 // DefaultMaxSources bounds the tracked sources when Options leaves it zero:
@@ -21,8 +24,11 @@ type Options struct {
 	// expiry among those that have made the least progress.
 	MaxSources int
 	// Logger receives one line per wrong knock, timeout, one-time sequence
-	// event and eviction. Nil discards them.
+	// event, sealed rejection and eviction. Nil discards them.
 	Logger *slog.Logger
+	// Replay is the replay cache of sealed doors. It must be set when
+	// there are sealed doors, now or after a Reconfigure.
+	Replay ReplayCache
 }
 
 // Stats counts what the matcher did with the events it was given.
@@ -39,21 +45,29 @@ type Stats struct {
 	OneTimeErrs uint64 // one-time sequences that could not be consumed; no match was reported
 	Sources     int    // sources tracked now
 	PeakSources int    // most sources tracked at once
+
+	SealedKnocks  uint64 // knocks taken by a sealed range's collector
+	SealedChecks  uint64 // complete blocks checked
+	SealedRejects SealedRejects
+	ReplayErrs    uint64 // valid blocks the replay cache could not record; no match was reported
 }
 
 // progress is one source's attempt at one door. A zero step means idle.
 type progress struct {
-	start int64  // UnixNano of the attempt's first knock
+	start int64  // Event.Mono of the attempt's first knock
 	gen   uint32 // door generation the attempt was made under
 	step  uint8  // knocks taken so far
 }
 
-// source is one tracked address. Its attempts live in Matcher.prog.
+// source is one tracked address. Its attempts live in Matcher.prog and
+// Matcher.sprog.
 type source struct {
 	key    [16]byte
 	expiry int64 // monotonic ns (Event.Mono) after which the earliest attempt has timed out
 	hidx   int32 // position in heaps[tier]
-	tier   uint8 // 0: no attempt past its first knock; 1: some attempt is
+	// tier is 0 when no attempt is past its first knock, 1 when one is: a
+	// plain door's second step, or a second position in a sealed range.
+	tier uint8
 }
 
 // doorState is a door as the matcher uses it.
@@ -69,28 +83,33 @@ type doorState struct {
 // matching rules of the design: see Handle. A Matcher is not safe for
 // concurrent use; one goroutine feeds it events and calls Expire.
 type Matcher struct {
-	doors []doorState
-	space []uint64 // bitmap over (port, proto): the knock space
+	doors  []doorState // the doors with a sequence
+	ranges []sealedRange
+	space  []uint64 // bitmap over (port, proto): the knock space
 
 	index map[[16]byte]int32
 	srcs  []source
-	prog  []progress // len(srcs) × len(doors)
+	prog  []progress       // len(srcs) × len(doors)
+	sprog []sealedProgress // len(srcs) × len(ranges)
 	free  []int32
 	heaps [2]expiryHeap
 
-	scratch []progress // attempts of a source not tracked yet
-	max     int
-	now     int64 // latest monotonic time seen (Event.Mono), in ns
-	log     *slog.Logger
-	stats   Stats
+	scratch  []progress     // attempts of a source not tracked yet
+	sscratch sealedProgress // the same for a sealed range
+	replay   ReplayCache
+	max      int
+	now      int64 // latest monotonic time seen (Event.Mono), in ns
+	log      *slog.Logger
+	stats    Stats
 }
 
 // New builds a matcher for doors, which must have unique names.
 func New(doors []Door, opts Options) (*Matcher, error) {
 	m := &Matcher{
-		index: make(map[[16]byte]int32),
-		max:   opts.MaxSources,
-		log:   opts.Logger,
+		index:  make(map[[16]byte]int32),
+		max:    opts.MaxSources,
+		log:    opts.Logger,
+		replay: opts.Replay,
 	}
 	if m.max <= 0 {
 		m.max = DefaultMaxSources
@@ -101,38 +120,60 @@ func New(doors []Door, opts Options) (*Matcher, error) {
 	for t := range m.heaps {
 		m.heaps[t] = expiryHeap{m: m, tier: uint8(t)}
 	}
-	ds, err := m.buildDoors(doors)
+	ds, rs, err := m.buildDoors(doors)
 	if err != nil {
 		return nil, err
 	}
-	m.setDoors(ds)
+	m.setDoors(ds, rs)
 	return m, nil
 }
 
-func (m *Matcher) buildDoors(doors []Door) ([]doorState, error) {
-	ds := make([]doorState, len(doors))
+// buildDoors validates doors and splits them into the doors with a
+// sequence and the sealed ranges.
+func (m *Matcher) buildDoors(doors []Door) ([]doorState, []sealedRange, error) {
+	ds := make([]doorState, 0, len(doors))
 	seen := make(map[string]bool, len(doors))
 	for i := range doors {
 		d := &doors[i]
 		if err := d.Validate(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if seen[d.Name] {
-			return nil, fmt.Errorf("door %q defined twice", d.Name)
+			return nil, nil, fmt.Errorf("door %q defined twice", d.Name)
 		}
 		seen[d.Name] = true
-		ds[i] = doorState{Door: *d, seq: d.Sequence, timeout: int64(d.Timeout)}
-		if d.OneTime != nil {
-			if err := ds[i].loadOneTime(m.log); err != nil {
-				return nil, err
-			}
-		}
 	}
-	return ds, nil
+	rs, err := buildRanges(doors)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rs) > 0 && m.replay == nil {
+		return nil, nil, errors.New("sealed doors need a replay cache")
+	}
+	for i := range doors {
+		d := &doors[i]
+		if d.Sealed != nil {
+			continue
+		}
+		st := doorState{Door: *d, seq: d.Sequence, timeout: int64(d.Timeout)}
+		if d.OneTime != nil {
+			if err := st.loadOneTime(m.log, rs); err != nil {
+				return nil, nil, err
+			}
+		} else if err := checkOutsideRanges(rs, d.Name, d.Sequence); err != nil {
+			return nil, nil, err
+		}
+		ds = append(ds, st)
+	}
+	for i := range rs {
+		rs[i].opener = sealed.NewOpener(rs[i].key)
+	}
+	return ds, rs, nil
 }
 
-// loadOneTime reads the door's current one-time sequence.
-func (d *doorState) loadOneTime(log *slog.Logger) error {
+// loadOneTime reads the door's current one-time sequence, which must stay
+// out of the sealed ranges.
+func (d *doorState) loadOneTime(log *slog.Logger, ranges []sealedRange) error {
 	steps, ok := d.OneTime.Current()
 	if !ok {
 		d.disabled, d.seq = true, nil
@@ -142,14 +183,18 @@ func (d *doorState) loadOneTime(log *slog.Logger) error {
 	if err := validateSteps(d.Name, steps); err != nil {
 		return fmt.Errorf("one-time sequence: %w", err)
 	}
+	if err := checkOutsideRanges(ranges, d.Name, steps); err != nil {
+		return fmt.Errorf("one-time sequence: %w", err)
+	}
 	d.seq = steps
 	return nil
 }
 
-// setDoors installs ds, keeping the progress of every tracked source in
-// doors whose rules did not change.
-func (m *Matcher) setDoors(ds []doorState) {
-	old := m.doors
+// setDoors installs ds and rs, keeping the progress of every tracked
+// source in doors whose rules did not change, and in sealed ranges whose
+// ports, key and rules did not.
+func (m *Matcher) setDoors(ds []doorState, rs []sealedRange) {
+	old, oldRanges := m.doors, m.ranges
 	keep := make([]int, len(ds)) // new door index → old index, or -1
 	for i := range ds {
 		keep[i] = -1
@@ -160,15 +205,26 @@ func (m *Matcher) setDoors(ds []doorState) {
 			}
 		}
 	}
+	keepRange := make([]int, len(rs)) // new range index → old index, or -1
+	for i := range rs {
+		keepRange[i] = slices.IndexFunc(oldRanges, func(o sealedRange) bool { return rs[i].sameRange(&o) })
+	}
 	prog := make([]progress, len(m.srcs)*len(ds))
+	sprog := make([]sealedProgress, len(m.srcs)*len(rs))
 	for s := range m.srcs {
 		for i, j := range keep {
 			if j >= 0 {
 				prog[s*len(ds)+i] = m.prog[s*len(old)+j]
 			}
 		}
+		for i, j := range keepRange {
+			if j >= 0 {
+				sprog[s*len(rs)+i] = m.sprog[s*len(oldRanges)+j]
+			}
+		}
 	}
 	m.doors, m.prog = ds, prog
+	m.ranges, m.sprog = rs, sprog
 	m.scratch = make([]progress, len(ds))
 	m.rebuildSpace()
 	// Recompute every tracked source: some lost all their attempts.
@@ -190,13 +246,21 @@ func (m *Matcher) rebuildSpace() {
 			m.space[b/64] |= 1 << (b % 64)
 		}
 	}
+	for i := range m.ranges {
+		r := &m.ranges[i]
+		for p := range sealed.Span {
+			b := spaceBit(r.base+uint16(p), r.proto)
+			m.space[b/64] |= 1 << (b % 64)
+		}
+	}
 }
 
 func spaceBit(port uint16, proto Proto) uint32 {
 	return uint32(port)<<1 | uint32(proto-1)&1
 }
 
-// InSpace reports whether (port, proto) is a knock of some enabled door.
+// InSpace reports whether (port, proto) is a knock of some enabled door:
+// a step of a sequence, or a port in a sealed range.
 func (m *Matcher) InSpace(port uint16, proto Proto) bool {
 	if proto != TCP && proto != UDP {
 		return false
@@ -205,7 +269,9 @@ func (m *Matcher) InSpace(port uint16, proto Proto) bool {
 	return m.space[b/64]&(1<<(b%64)) != 0
 }
 
-// KnockSpace lists the (port, proto) pairs of every enabled door, sorted.
+// KnockSpace lists the (port, proto) pairs of every enabled door with a
+// sequence, sorted. Sealed ranges are in the knock space too (see
+// InSpace) but not listed: each is 4096 ports.
 func (m *Matcher) KnockSpace() []Step {
 	var out []Step
 	for i := range m.doors {
@@ -222,12 +288,15 @@ func (m *Matcher) KnockSpace() []Step {
 
 // Reconfigure replaces the doors. Attempts in progress at doors whose
 // name and rules are unchanged survive; all others are forgotten.
+//
+// Sealed knocks collected in a range survive when the range keeps its
+// base, protocol, key and rules; a new key starts every collector afresh.
 func (m *Matcher) Reconfigure(doors []Door) error {
-	ds, err := m.buildDoors(doors)
+	ds, rs, err := m.buildDoors(doors)
 	if err != nil {
 		return err
 	}
-	m.setDoors(ds)
+	m.setDoors(ds, rs)
 	return nil
 }
 
@@ -252,7 +321,17 @@ func (m *Matcher) Stats() Stats {
 //     new attempt if it is D's first step.
 //
 // Events outside the knock space are counted and dropped before any state
-// is touched. Handle does not allocate once the tables have grown.
+// is touched.
+//
+// A knock in a sealed range concerns that range alone: doors with a
+// sequence neither advance nor reset on it. Subject to the range's target
+// and tcpflags, as rules 1 and 2, it writes its byte into the source's
+// collector for the range (rule 3 first drops a collector older than
+// seq_timeout); when that makes a complete block that differs from the
+// last one checked, the block is checked, and a valid one unused before
+// matches the door whose id it carries. See docs/sealed.md.
+//
+// Handle does not allocate once the tables have grown, except to log.
 func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 	m.stats.Events++
 	if !m.InSpace(ev.Port, ev.Proto) {
@@ -263,6 +342,11 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 	// order; time never runs backwards for the matcher.
 	now := max(m.now, int64(ev.Mono))
 	m.now = now
+	if len(m.ranges) > 0 {
+		if r := m.rangeOf(ev.Port, ev.Proto); r >= 0 {
+			return m.handleSealed(ev, r, now, out)
+		}
+	}
 	key := ev.Src.As16()
 	idx, tracked := m.index[key]
 	var p []progress
@@ -353,7 +437,7 @@ func (m *Matcher) consume(ds *doorState, src netip.Addr) bool {
 		return false
 	}
 	ds.gen++
-	if err := ds.loadOneTime(m.log); err != nil {
+	if err := ds.loadOneTime(m.log, m.ranges); err != nil {
 		ds.disabled, ds.seq = true, nil
 		m.log.Error("next one-time sequence is invalid; door disabled", "door", ds.Name, "err", err)
 	}
@@ -388,6 +472,7 @@ func (m *Matcher) alloc(key [16]byte) int32 {
 		idx = int32(len(m.srcs))
 		m.srcs = append(m.srcs, source{})
 		m.prog = append(m.prog, make([]progress, len(m.doors))...)
+		m.sprog = append(m.sprog, make([]sealedProgress, len(m.ranges))...)
 	}
 	m.srcs[idx] = source{key: key, hidx: -1}
 	m.index[key] = idx
@@ -409,6 +494,7 @@ func (m *Matcher) evict() {
 		m.log.Debug("source table full; evicting attempt", "src", addrOf(m.srcs[idx].key))
 	}
 	clear(m.prog[int(idx)*len(m.doors) : int(idx+1)*len(m.doors)])
+	clear(m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)])
 	m.update(idx)
 }
 
@@ -424,6 +510,17 @@ func (m *Matcher) update(idx int32) {
 		active = true
 		expiry = min(expiry, deadline(pr.start, m.doors[d].timeout))
 		if pr.step > 1 {
+			tier = 1
+		}
+	}
+	sp := m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)]
+	for r := range sp {
+		if !sp[r].active() {
+			continue
+		}
+		active = true
+		expiry = min(expiry, deadline(sp[r].start, m.ranges[r].timeout))
+		if sp[r].knocks() > 1 {
 			tier = 1
 		}
 	}
@@ -481,6 +578,12 @@ func (m *Matcher) Expire(now time.Duration) {
 					p[d] = progress{}
 				case expired(n, p[d].start, ds.timeout):
 					m.timedOut(ds, src, &p[d])
+				}
+			}
+			sp := m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)]
+			for r := range sp {
+				if sp[r].active() && expired(n, sp[r].start, m.ranges[r].timeout) {
+					m.sealedTimedOut(&m.ranges[r], src, &sp[r])
 				}
 			}
 			m.update(idx)

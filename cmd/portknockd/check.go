@@ -21,6 +21,8 @@ import (
 	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nftset"
+	"portknock/replay"
+	"portknock/sealed"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -28,8 +30,8 @@ import (
 // runCheck validates a configuration and prints what it would do: the
 // doors, and the knock space the firewall must log. It judges every file
 // the daemon would believe (the configuration, one-time sequence files,
-// FIFO and file inputs, state_dir and what it holds) as the daemon will,
-// and reports every one it would refuse, not only the first.
+// key files, FIFO and file inputs, state_dir and what it holds) as the
+// daemon will, and reports every one it would refuse, not only the first.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -75,6 +77,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range oneTimeInRanges(cfg, oneTime) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	printConfig(stdout, cfg, oneTime)
 	ok := checkTLS(stdout, cfg, time.Now())
 	if !checkSets(stdout, cfg) {
@@ -104,6 +109,7 @@ func checkFiles(cfg *config.Config, uid uint32) []error {
 		}
 	}
 	errs = append(errs, filetrust.Split(daemon.CheckInputs(cfg.Inputs, uid))...)
+	errs = append(errs, filetrust.Split(config.CheckKeys(cfg, uid))...)
 	if daemon.UsesStateDir(cfg, cfg.Daemon.StateDir) {
 		errs = append(errs, filetrust.Split(journal.CheckDir(cfg.Daemon.StateDir, uid))...)
 	}
@@ -199,12 +205,50 @@ func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
 	return out, nil
 }
 
+// oneTimeInRanges returns a warning for each unused one-time sequence
+// with a knock in a sealed range: the daemon refuses such a sequence (at
+// start, or disables its door when it comes up), but only the current one
+// is known before then.
+func oneTimeInRanges(cfg *config.Config, oneTime map[string][][]sequence.Step) []string {
+	var out []string
+	for _, d := range cfg.Doors {
+		for i, steps := range oneTime[d.Name] {
+			for _, st := range steps {
+				if r := rangeOf(cfg, st); r != nil {
+					out = append(out, fmt.Sprintf("door %q: unused one-time sequence %d (%s) has knock %v in the sealed range %s of door %q; the door is disabled when it comes up",
+						d.Name, i+1, joinSteps(steps, ","), st, r, r.Doors[0]))
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// rangeOf returns the sealed range st lies in, or nil.
+func rangeOf(cfg *config.Config, st sequence.Step) *config.SealedRange {
+	for _, r := range cfg.SealedRanges() {
+		if r.Proto == st.Proto && int(st.Port) >= int(r.Base) && int(st.Port) < int(r.Base)+sealed.Span {
+			return &r
+		}
+	}
+	return nil
+}
+
 func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequence.Step) {
 	fmt.Fprintf(w, "%s: %s format, %d door(s), %d input(s)\n\n", cfg.Path, cfg.Format, len(cfg.Doors), len(cfg.Inputs))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range cfg.Doors {
 		fmt.Fprintf(tw, "door %s\n", d.Name)
-		if d.OneTimeSequences != "" {
+		if s := d.Sealed; s != nil {
+			fmt.Fprintf(tw, "  sealed\t%s, id %d, key %s\n", s.Range(), s.ID, s.KeyFile)
+			fmt.Fprintf(tw, "  max_skew\t%s\n", s.MaxSkew)
+			if s.BindSource {
+				fmt.Fprintf(tw, "  bind_source\ttrue: blocks must be bound to the sender's address\n")
+			} else {
+				fmt.Fprintf(tw, "  bind_source\tfalse: unbound blocks accepted from anywhere (see the warning)\n")
+			}
+		} else if d.OneTimeSequences != "" {
 			unused := oneTime[d.Name]
 			fmt.Fprintf(tw, "  sequence\tone-time, from %s: %d unused\n", d.OneTimeSequences, len(unused))
 			if len(unused) > 0 {
@@ -264,13 +308,19 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 	slices.SortFunc(space, func(a, b sequence.Step) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
 	})
-	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", joinSteps(slices.Compact(space), " "))
-	printState(w, cfg.Daemon)
+	parts := []string{joinSteps(slices.Compact(space), " ")}
+	for _, r := range cfg.SealedRanges() {
+		parts = append(parts, r.String()+" (sealed)")
+	}
+	fmt.Fprintf(w, "knock space (log these, drop them): %s\n", strings.TrimSpace(strings.Join(parts, " ")))
+	printState(w, cfg)
 }
 
 // printState says where pending closes are kept and what is pending there
-// now, reading the journal without touching it.
-func printState(w io.Writer, dc config.Daemon) {
+// now, and what the sealed doors' replay cache holds, reading both without
+// touching them.
+func printState(w io.Writer, cfg *config.Config) {
+	dc := cfg.Daemon
 	onExit := "closes every open door"
 	if !dc.CloseOnExit {
 		onExit = "leaves open doors to the next start (close_on_exit = false)"
@@ -283,6 +333,21 @@ func printState(w io.Writer, dc config.Daemon) {
 		fmt.Fprintf(w, "state_dir %s: %d pending close(s), %d damaged journal line(s)\n", dc.StateDir, len(recs), len(damaged))
 	default:
 		fmt.Fprintf(w, "state_dir %s: %d pending close(s)\n", dc.StateDir, len(recs))
+	}
+	if len(cfg.SealedRanges()) > 0 {
+		s, err := replay.Read(dc.StateDir, time.Now())
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "replay cache: unreadable: %v\n", err)
+		case s.Damaged > 0:
+			fmt.Fprintf(w, "replay cache: %d used block(s) kept, %d damaged line(s): the daemon refuses every sealed knock for %v after it reads them\n",
+				s.Kept, s.Damaged, replay.DefaultHold)
+		case !s.Hold.IsZero():
+			fmt.Fprintf(w, "replay cache: %d used block(s) kept; damaged before: sealed doors refuse every knock until %s\n",
+				s.Kept, s.Hold.Format(time.RFC3339))
+		default:
+			fmt.Fprintf(w, "replay cache: %d used block(s) kept\n", s.Kept)
+		}
 	}
 	fmt.Fprintf(w, "on a clean stop: %s\n", onExit)
 }

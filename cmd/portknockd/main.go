@@ -65,7 +65,7 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		dryRun    = fs.Bool("dry-run", false, "log the commands doors would run instead of running them")
 		pidFile   = fs.StringP("pidfile", "p", "", "write the process id to `file` (overrides the configuration)")
 		logFile   = fs.StringP("logfile", "g", "", "also log to `file` (overrides the configuration)")
-		stateDir  = fs.StringP("state-dir", "s", "", "keep the journal of pending closes in `dir` (overrides the configuration)")
+		stateDir  = fs.StringP("state-dir", "s", "", "keep the journal of pending closes and the replay cache in `dir` (overrides the configuration)")
 		daemonize = fs.BoolP("daemon", "d", false, "accepted for knockd compatibility; portknockd always runs in the foreground")
 	)
 	fs.Usage = func() {
