@@ -199,3 +199,34 @@ func TestSealedDryRunKeepsCacheInMemory(t *testing.T) {
 		t.Error("a dry run created state_dir")
 	}
 }
+
+// TestSealedDoorTimedClose: a sealed match is a match: its close is
+// journaled, a re-knock with a new block extends it, and a clean stop runs
+// it.
+func TestSealedDoorTimedClose(t *testing.T) {
+	s := newSealedSetup(t)
+	data, err := os.ReadFile(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(data), `sealed = { base = 40000, key_file = "door.key" }`,
+		`sealed = { base = 40000, key_file = "door.key" }
+stop_command = ["sh", "-c", "echo close %DOOR% %IP% > `+s.sig+`"]
+cmd_timeout = "1h"`, 1)
+	if err := os.WriteFile(s.cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch := signals(t, s.sig)
+	logs, log := debugLogs(t)
+	d := start(t, s.load(t), Options{Logger: log})
+	writeLines(t, s.in, s.knocks("2001:db8::5", 0, 1)...)
+	expect(t, ch, "open open 2001:db8::5 tcp")
+	writeLines(t, s.in, s.knocks("2001:db8::5", 0, 2)...)
+	waitLog(t, logs, `msg="re-knock extends open" door=open src=2001:db8::5`)
+	done := make(chan error, 1)
+	go func() { done <- d.stop(t) }()
+	expect(t, ch, "close open 2001:db8::5")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -212,3 +212,37 @@ func BenchmarkSealedCheck(b *testing.B) {
 		}
 	})
 }
+
+// TestMemoryPerSourceSealed: a sealed range adds its 32-byte collector to
+// every tracked source, within the same bound.
+func TestMemoryPerSourceSealed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a large table")
+	}
+	const n = 200_000
+	srcs := benchSources(n)
+	doors := []Door{ssh, door("web", "1000,2000,3000,4000", 10*time.Second), sealedDoor("sealed", 0)}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m, err := New(doors, Options{MaxSources: n, Replay: acceptAll{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := Event{Port: sealBase, Proto: TCP, Time: t0}
+	for _, s := range srcs {
+		ev.Src = s
+		m.Handle(&ev, nil)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if got := m.Stats().Sources; got != n {
+		t.Fatalf("%d sources tracked, want %d", got, n)
+	}
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes per tracked source (2 doors with a sequence, 1 sealed range)", per)
+	if per > 256 {
+		t.Errorf("%.0f bytes per tracked source, want at most 256", per)
+	}
+	runtime.KeepAlive(m)
+}

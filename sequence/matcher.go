@@ -513,16 +513,9 @@ func (m *Matcher) update(idx int32) {
 			tier = 1
 		}
 	}
-	sp := m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)]
-	for r := range sp {
-		if !sp[r].active() {
-			continue
-		}
-		active = true
-		expiry = min(expiry, deadline(sp[r].start, m.ranges[r].timeout))
-		if sp[r].knocks() > 1 {
-			tier = 1
-		}
+	if len(m.ranges) > 0 {
+		e, t, a := m.sealedState(idx)
+		expiry, tier, active = min(expiry, e), max(tier, t), active || a
 	}
 	if s.hidx >= 0 && (!active || tier != s.tier) {
 		m.heaps[s.tier].remove(int(s.hidx))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -154,6 +155,26 @@ func checkOutsideRanges(ranges []sealedRange, name string, steps []Step) error {
 func (r *sealedRange) sameRange(o *sealedRange) bool {
 	return r.base == o.base && r.proto == o.proto && r.key == o.key &&
 		r.timeout == o.timeout && r.flags == o.flags && r.target == o.target
+}
+
+// sealedState is update's look at a source's sealed collectors: when the
+// earliest times out, whether one has two knocks or more, and whether any
+// is active. It is a function of its own so that the doors' loop in
+// update, run for every event, keeps its registers.
+func (m *Matcher) sealedState(idx int32) (expiry int64, tier uint8, active bool) {
+	expiry = math.MaxInt64
+	sp := m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)]
+	for r := range sp {
+		if !sp[r].active() {
+			continue
+		}
+		active = true
+		expiry = min(expiry, deadline(sp[r].start, m.ranges[r].timeout))
+		if sp[r].knocks() > 1 {
+			tier = 1
+		}
+	}
+	return expiry, tier, active
 }
 
 // rangeOf returns the index of the sealed range holding (port, proto), or
