@@ -278,3 +278,121 @@ func TestDebInstall(t *testing.T) {
 		}
 	}
 }
+
+// procdStubs stand in for OpenWrt's rc.common and procd functions: each
+// prints its call, so that a test reads what the init script asked procd
+// to run.
+const procdStubs = `
+procd_open_instance() { echo open; }
+procd_set_param() { echo "param $*"; }
+procd_close_instance() { echo close; }
+procd_send_signal() { echo "signal $*"; }
+logger() { echo "logger $*"; }
+`
+
+// TestOpenWrtInit runs examples/openwrt/portknockd.init's start and reload
+// with procd's functions stubbed, under dash and under busybox's ash (the
+// shell of OpenWrt) where installed, with the real portknockd checking a
+// real configuration: the instance it asks for, the user and capabilities,
+// the state directory it makes, and a refused configuration starting
+// nothing.
+func TestOpenWrtInit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "the init script's state directory is chowned to the daemon's user: needs root")
+	}
+	init, err := filepath.Abs(filepath.Join("..", "examples", "openwrt", "portknockd.init"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	run(t, nil, "go", "build", "-o", bin+string(filepath.Separator), "portknock/cmd/portknockd")
+	prog := filepath.Join(bin, "portknockd")
+	data, err := os.ReadFile("portknockd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shells := [][]string{{"sh"}}
+	if _, err := exec.LookPath("busybox"); err == nil {
+		shells = append(shells, []string{"busybox", "sh"})
+	}
+	for _, shell := range shells {
+		for _, tt := range []struct {
+			name, user string
+			cfgMode    os.FileMode
+		}{
+			{"own user", "nobody", 0o644},
+			{"root", "no-such-user", 0o644},
+			{"untrusted configuration", "nobody", 0o666},
+		} {
+			t.Run(strings.Join(shell, " ")+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				cfg := filepath.Join(dir, "portknockd.toml")
+				if err := os.WriteFile(cfg, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(cfg, tt.cfgMode); err != nil {
+					t.Fatal(err)
+				}
+				caps := filepath.Join(dir, "caps.json")
+				if err := os.WriteFile(caps, []byte("{}\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				state := filepath.Join(dir, "state")
+				script := procdStubs + `. "$INIT"
+PROG=$PK_PROG CONF=$PK_CONF STATE_DIR=$PK_STATE CAPABILITIES=$PK_CAPS DAEMON_USER=$PK_USER
+start_service || echo "start failed"
+reload_service || echo "reload failed"
+`
+				cmd := exec.Command(shell[0], append(shell[1:], "-c", script)...)
+				cmd.Env = append(os.Environ(), "INIT="+init, "PK_PROG="+prog, "PK_CONF="+cfg, "PK_STATE="+state, "PK_CAPS="+caps, "PK_USER="+tt.user)
+				outb, err := cmd.CombinedOutput()
+				out := string(outb)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if tt.cfgMode&0o022 != 0 {
+					for _, want := range []string{"not trusted", "start failed", "reload failed"} {
+						if !strings.Contains(out, want) {
+							t.Errorf("with a configuration others can write, output lacks %q:\n%s", want, out)
+						}
+					}
+					if strings.Contains(out, "open\n") || strings.Contains(out, "signal") {
+						t.Errorf("a refused configuration still started or signalled:\n%s", out)
+					}
+					return
+				}
+				want := []string{
+					"param command " + prog + " -c " + cfg + " -s " + state,
+					"param term_timeout 60",
+					"signal portknockd * HUP",
+				}
+				user := "root"
+				if tt.user == "nobody" {
+					user = "nobody"
+					want = append(want, "param user nobody", "param capabilities "+caps)
+				} else {
+					want = append(want, "logger -t portknockd no user no-such-user: running as root")
+				}
+				for _, w := range want {
+					if !strings.Contains(out, w+"\n") {
+						t.Errorf("output lacks %q:\n%s", w, out)
+					}
+				}
+				if tt.user != "nobody" && strings.Contains(out, "param user") {
+					t.Errorf("runs as a user that does not exist:\n%s", out)
+				}
+				fi, err := os.Stat(state)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o700 {
+					t.Errorf("state directory mode %v, want 0700", fi.Mode().Perm())
+				}
+				owner := run(t, nil, "stat", "-c", "%U", state)
+				if strings.TrimSpace(owner) != user {
+					t.Errorf("state directory owned by %s, want %s", strings.TrimSpace(owner), user)
+				}
+			})
+		}
+	}
+}
