@@ -106,9 +106,6 @@ func helpOptions(t *testing.T, bin string, args ...string) []option {
 			opts = append(opts, option{short: m[1], long: m[2]})
 		}
 	}
-	if len(opts) == 0 {
-		t.Fatalf("%s %s lists no options:\n%s", filepath.Base(bin), strings.Join(args, " "), out.String())
-	}
 	return opts
 }
 
@@ -149,17 +146,23 @@ func TestFlagsDocumented(t *testing.T) {
 		page string
 		bin  string
 		args []string
+		// some: the help must list options (keygen's lists none).
+		some bool
 	}{
-		{"portknockd.8", daemon, []string{"--help"}},
-		{"portknockd.8", daemon, []string{"check", "--help"}},
-		{"portknockd.8", daemon, []string{"parse", "--help"}},
-		{"portknock.1", client, []string{"--help"}},
-		{"portknock.1", client, []string{"keygen", "--help"}},
+		{"portknockd.8", daemon, []string{"--help"}, true},
+		{"portknockd.8", daemon, []string{"check", "--help"}, true},
+		{"portknockd.8", daemon, []string{"parse", "--help"}, true},
+		{"portknock.1", client, []string{"--help"}, true},
+		{"portknock.1", client, []string{"keygen", "--help"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.bin)+" "+strings.Join(tt.args, " "), func(t *testing.T) {
 			items := itemLines(t, tt.page)
-			for _, o := range helpOptions(t, tt.bin, tt.args...) {
+			opts := helpOptions(t, tt.bin, tt.args...)
+			if tt.some && len(opts) == 0 {
+				t.Fatalf("%s lists no options; has the help's format changed?", strings.Join(tt.args, " "))
+			}
+			for _, o := range opts {
 				found := slices.ContainsFunc(items, func(words []string) bool {
 					return hasFlag(words, "-"+o.long) && (o.short == "" || hasFlag(words, o.short))
 				})
