@@ -146,7 +146,12 @@ const (
 	// buffer (at most 128 KiB) is full, so a larger one would gain nothing.
 	maxQueueThreshold = 1024
 	timeoutUnit       = 10 * time.Millisecond
-	maxTimeoutUnits   = 100 // one second: the kernel's own default
+	maxTimeoutUnits   = 100
+	// singleTimeout is the flush timeout set when batching stops: the
+	// kernel's default, which the socket had before. With a threshold of
+	// one it holds nothing back; only a batch begun before the switch
+	// waits for the timer the kernel started with the batch timeout.
+	singleTimeout = time.Second
 
 	// The kernel's buffer sizes: it refuses less than NLMSG_GOODSIZE (a
 	// page or 8 KiB, less the socket buffer's overhead) and more than

@@ -126,20 +126,9 @@ func (in *Input) Stats() Stats {
 // backoff; Run fails only when a group cannot be bound at all at start,
 // or the settings are wrong, with an error that says why.
 func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error {
-	if in.Logger == nil {
-		in.Logger = slog.New(slog.DiscardHandler)
-	}
-	if in.Now == nil {
-		in.Now = time.Now
-	}
-	if len(in.Groups) == 0 {
-		return errors.New("no NFLOG groups")
-	}
-	var err error
-	if in.batch, err = resolveBatch(in.BatchAbove, in.BatchBelow, in.BatchQueue, in.BatchTimeout); err != nil {
+	if err := in.resolve(); err != nil {
 		return err
 	}
-	in.prefix = strings.TrimSpace(in.Prefix)
 	// Bind every group first, so that a missing capability or a taken
 	// group stops the daemon at start instead of being retried forever.
 	socks := make([]*groupSocket, len(in.Groups))
@@ -158,6 +147,25 @@ func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error
 		wg.Go(func() { in.keep(ctx, s, emit) })
 	}
 	wg.Wait()
+	return nil
+}
+
+// resolve applies the defaults and checks the settings.
+func (in *Input) resolve() error {
+	if in.Logger == nil {
+		in.Logger = slog.New(slog.DiscardHandler)
+	}
+	if in.Now == nil {
+		in.Now = time.Now
+	}
+	if len(in.Groups) == 0 {
+		return errors.New("no NFLOG groups")
+	}
+	var err error
+	if in.batch, err = resolveBatch(in.BatchAbove, in.BatchBelow, in.BatchQueue, in.BatchTimeout); err != nil {
+		return err
+	}
+	in.prefix = strings.TrimSpace(in.Prefix)
 	return nil
 }
 
@@ -383,11 +391,11 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 	if !change {
 		return
 	}
-	queue, bufsize := uint32(1), singleBufSize()
+	queue, timeout, bufsize := uint32(1), singleTimeout, singleBufSize()
 	if s.batch.batched {
-		queue, bufsize = in.batch.queue, batchBufSize(in.batch.queue)
+		queue, timeout, bufsize = in.batch.queue, in.batch.timeout, batchBufSize(in.batch.queue)
 	}
-	if err := s.setQueue(queue, in.batch.timeout, bufsize); err != nil {
+	if err := s.setQueue(queue, timeout, bufsize); err != nil {
 		in.Logger.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "queue", queue, "err", err)
 		s.batch = nil

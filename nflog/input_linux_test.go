@@ -1,10 +1,14 @@
 package nflog
 
 import (
+	"context"
+	"os"
 	"testing"
 	"time"
 
 	gonflog "github.com/florianl/go-nflog/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"portknock/sequence"
 )
@@ -103,5 +107,32 @@ func BenchmarkHook(b *testing.B) {
 		*a.Seq++
 		in.hook(s, &a, emit)
 		<-q
+	}
+}
+
+func TestReceiveError(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		goOn    bool
+		refused bool
+		broken  bool
+	}{
+		{name: "overrun", err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}, goOn: true},
+		{name: "refused queue setting", err: &netlink.OpError{Op: "receive", Err: unix.ENODEV, Sequence: 7}, goOn: true, refused: true},
+		{name: "error for another message", err: &netlink.OpError{Op: "receive", Err: unix.ENODEV, Sequence: 6}, broken: true},
+		{name: "error without a sequence", err: &netlink.OpError{Op: "receive", Err: unix.EBADF}, broken: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, s := newTestInput()
+			s.broken = make(chan error, 1)
+			s.cfgSeq.Store(7)
+			ret := in.receiveError(context.Background(), s, tt.err)
+			if (ret == 0) != tt.goOn || (s.refused.Load() != nil) != tt.refused || (len(s.broken) == 1) != tt.broken {
+				t.Errorf("returned %d, refused %v, broken %d; want go on %v, refused %v, broken %v",
+					ret, s.refused.Load(), len(s.broken), tt.goOn, tt.refused, tt.broken)
+			}
+		})
 	}
 }
