@@ -220,6 +220,12 @@ flood() {
 	local per
 	per=$(awk -v a="$c0" -v b="$c1" -v n="$sent" 'BEGIN { printf "%.1f", n ? (b - a) * 1e6 / n : 0 }')
 	echo "   $d: $sent SYNs in ${secs}s (${frate}/s): $opened of $sentk knocks opened; CPU $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')s (${per} µs per SYN); peak RSS ${mem} MiB; CPU steal $(steal)"
+	if [[ $d == portknockd ]]; then
+		# Where the knocks that did not open were lost: in the kernel
+		# (the socket was full) or in the daemon's queue to the matcher.
+		sed -n 's/.*msg="input totals".* packets=\([0-9]*\).* queue_overflow=\([0-9]*\) kernel_drops=\([0-9]*\) overruns=\([0-9]*\).*/   received \1 messages; kernel dropped \3 in \4 overruns; queue overflow \2/p' "$tmp/portknockd.out"
+		grep -E 'msg="NFLOG message rate' "$tmp/portknockd.out" | sed 's/^/   /'
+	fi
 	res["$d,$count:$rate"]="$opened/$sentk"
 	res["$d,$count:$rate,rate"]=$frate
 	res["$d,$count:$rate,cpu"]=$per

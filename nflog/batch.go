@@ -95,11 +95,18 @@ func newBatchSwitch(above, below int, hold time.Duration) *batchSwitch {
 	return &batchSwitch{above: float64(above), below: float64(below), hold: hold}
 }
 
-// observe takes the time and the total of messages so far (received and
-// known lost) and reports the rate since the previous observation and
-// whether the socket must switch now; batched then says to what. The
-// first observation only sets the origin.
-func (b *batchSwitch) observe(now time.Time, total uint64) (rate float64, change bool) {
+// observe takes the time, the total of messages so far (received and
+// known lost) and whether messages are waiting unread in the socket, and
+// reports the rate since the previous observation and whether the socket
+// must switch now; batched then says to what. The first observation only
+// sets the origin.
+//
+// A window with messages waiting is never quiet, whatever its rate: a
+// reader that could not run for a while (a busy machine) counts few
+// messages while the flood goes on, and a datagram per message would then
+// be the worst answer. Waiting messages do not start batching, though:
+// one knock arriving at the moment of the observation would.
+func (b *batchSwitch) observe(now time.Time, total uint64, waiting bool) (rate float64, change bool) {
 	if !b.started {
 		b.started, b.last, b.lastCount = true, now, total
 		return 0, false
@@ -117,7 +124,7 @@ func (b *batchSwitch) observe(now time.Time, total uint64) (rate float64, change
 			b.batched, b.quietSince = true, time.Time{}
 			return rate, true
 		}
-	case rate >= b.below:
+	case rate >= b.below || waiting:
 		b.quietSince = time.Time{}
 	default:
 		if b.quietSince.IsZero() {

@@ -13,10 +13,11 @@ import (
 
 // step is one observation of a batchSwitch: at is the time since the
 // first, rate the messages per second since the previous step (turned into
-// a running total), want what the switch must decide.
+// a running total); change and batched are what the switch must decide.
 type step struct {
 	at      time.Duration
 	rate    float64
+	waiting bool // messages wait unread in the socket
 	change  bool
 	batched bool
 }
@@ -59,6 +60,17 @@ func TestBatchSwitch(t *testing.T) {
 			{at: ms(1700), rate: 0, batched: true},
 			{at: ms(1800), rate: 0, change: true},
 		}},
+		{name: "a stalled reader with messages waiting is not quiet", steps: []step{
+			{at: ms(100), rate: 50_000, change: true, batched: true},
+			{at: ms(600), rate: 0, waiting: true, batched: true},
+			{at: ms(1500), rate: 0, waiting: true, batched: true},
+			{at: ms(1600), rate: 100, batched: true}, // quiet since 1500 ms
+			{at: ms(2400), rate: 100, batched: true},
+			{at: ms(2500), rate: 100, change: true},
+		}},
+		{name: "messages waiting do not start batching", steps: []step{
+			{at: ms(100), rate: 10, waiting: true}, {at: ms(200), rate: 0, waiting: true},
+		}},
 		{name: "between the thresholds does not start batching", steps: []step{
 			{at: ms(100), rate: 10_000}, {at: ms(1200), rate: 15_000},
 		}},
@@ -81,14 +93,14 @@ func TestBatchSwitch(t *testing.T) {
 			b := newBatchSwitch(above, below, hold)
 			t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			var total float64
-			if _, change := b.observe(t0, 0); change {
+			if _, change := b.observe(t0, 0, false); change {
 				t.Fatal("the first observation switched")
 			}
 			prev := time.Duration(0)
 			for i, s := range tt.steps {
 				total += s.rate * (s.at - prev).Seconds()
 				prev = s.at
-				rate, change := b.observe(t0.Add(s.at), uint64(total+0.5))
+				rate, change := b.observe(t0.Add(s.at), uint64(total+0.5), s.waiting)
 				if change != s.change || b.batched != s.batched {
 					t.Fatalf("step %d at %v (%.0f/s): change %v, batched %v; want %v, %v", i, s.at, s.rate, change, b.batched, s.change, s.batched)
 				}

@@ -387,7 +387,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		s.batch = nil
 		return
 	}
-	rate, change := s.batch.observe(now, s.seen.Load())
+	rate, change := s.batch.observe(now, s.seen.Load(), s.waiting())
 	if !change {
 		return
 	}
@@ -409,6 +409,22 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		in.Logger.Info("NFLOG message rate low again: the kernel sends each log message at once",
 			"input", in.Name, "group", s.group, "rate", int64(rate))
 	}
+}
+
+// waiting reports whether log messages wait unread in the socket (or an
+// overrun is pending), without reading them.
+func (s *groupSocket) waiting() bool {
+	rc, err := s.nf.Con.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var ready bool
+	rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(p, 0)
+		ready = err == nil && n > 0 && p[0].Revents&(unix.POLLIN|unix.POLLERR) != 0
+	})
+	return ready
 }
 
 // setQueue sets the socket's queue threshold, flush timeout and buffer

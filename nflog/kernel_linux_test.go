@@ -329,3 +329,39 @@ func TestQueueSettingRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestWaiting checks that a socket tells when messages wait unread in it:
+// a stalled reader must not make a flood look over.
+func TestWaiting(t *testing.T) {
+	r := newKernelRig(t, &Input{})
+	if err := r.in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The receive goroutine stops in the first event until released.
+	release := make(chan struct{})
+	var once sync.Once
+	stalled := make(chan struct{})
+	s, err := r.in.open(ctx, 5, func(*sequence.Event) bool {
+		once.Do(func() { close(stalled) })
+		<-release
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if s.waiting() {
+		t.Error("waiting before any packet")
+	}
+	r.syns(1)
+	<-stalled
+	r.syns(5)
+	netnstest.Eventually(t, waitTimeout, "the socket reports messages waiting", s.waiting)
+	close(release)
+	netnstest.Eventually(t, waitTimeout, "the messages are read", func() bool { return r.in.Stats().Events == 6 })
+	if s.waiting() {
+		t.Error("waiting after every message was read")
+	}
+}
