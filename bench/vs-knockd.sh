@@ -193,7 +193,7 @@ latency() {
 # peak RSS.
 flood() {
 	local d=$1 count=$2 rate=$3
-	rm -f "$tmp/opened"
+	: >"$tmp/opened"
 	start "$d" ">> $tmp/opened"
 	steal_start
 	local c0 c1 c2 sent secs frate sentk opened i
@@ -204,14 +204,14 @@ flood() {
 	# Let the daemon work through what it has buffered: until every knock
 	# opened or it is idle for a second, at most 30 s.
 	for i in $(seq 30); do
-		opened=$(grep -c '^127\.0\.1\.' "$tmp/opened" 2>/dev/null || true)
+		opened=$(grep -c '^127\.0\.1\.' "$tmp/opened" || true)
 		(( opened >= knocks )) && break
 		sleep 1
 		c2=$(cpu)
 		[[ $c2 == "$c1" ]] && break
 		c1=$c2
 	done
-	opened=$(grep -c '^127\.0\.1\.' "$tmp/opened" 2>/dev/null || true)
+	opened=$(grep -c '^127\.0\.1\.' "$tmp/opened" || true)
 	sentk=$(grep -c '^knock .* at [0-9.]*s$' "$tmp/flood.out" || true)
 	local mem
 	mem=$(hwm)
