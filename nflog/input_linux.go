@@ -387,7 +387,9 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		s.batch = nil
 		return
 	}
-	rate, change := s.batch.observe(now, s.seen.Load(), s.waiting())
+	// Messages waiting matter only to a batching socket; not asking
+	// otherwise keeps an idle daemon to one clock read per window.
+	rate, change := s.batch.observe(now, s.seen.Load(), s.batch.batched && s.waiting())
 	if !change {
 		return
 	}
