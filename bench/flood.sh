@@ -25,6 +25,9 @@
 #   MODE=both                both: one flood, both readers at once;
 #                            seq: one flood per reader, each alone, the
 #                            rule logging only to that reader's group
+#   BARE_QTHRESH=1           the bare reader's fixed queue threshold and
+#   BARE_TIMEOUT=0           flush timeout (portknockd switches to 64 and
+#                            10ms by itself under a flood)
 #
 # All traffic stays on the namespace's loopback; the namespace is removed on
 # exit. Needs root (network namespace, nftables, NFLOG, raw socket) and Go.
@@ -37,6 +40,8 @@ rate=${RATE:-0}
 knocks=${KNOCKS:-20}
 mode=${MODE:-both}
 runs=${RUNS:-3}
+bare_qthresh=${BARE_QTHRESH:-1}
+bare_timeout=${BARE_TIMEOUT:-0}
 if [[ $EUID -ne 0 ]]; then
 	echo "bench/flood.sh needs root: it creates a network namespace with nftables rules, reads NFLOG and sends from a raw socket (sudo bench/flood.sh)" >&2
 	exit 1
@@ -156,7 +161,7 @@ flood() {
 			wait_for "$tmp/$name.pk.log" 'msg="reading NFLOG group"'
 			pkd=$(pgrep -P "$pk")
 		else
-			ip netns exec "$ns" "$tmp/nflogcount" -group "$g" -max-time $((secs + 60))s >"$tmp/$name.bare.out" 2>&1 &
+			ip netns exec "$ns" "$tmp/nflogcount" -group "$g" -qthresh "$bare_qthresh" -timeout "$bare_timeout" -max-time $((secs + 60))s >"$tmp/$name.bare.out" 2>&1 &
 			bare=$!
 			wait_for "$tmp/$name.bare.out" '^bound'
 		fi
@@ -193,7 +198,7 @@ flood() {
 		n=$(field "$b" packets)
 		r_bare=$(pct $((logged - n)) "$logged")
 		r_rate=$(sed -n 's/^flood .* rate=\([^ ]*\).*/\1/p' "$tmp/$name.flood.out")
-		printf '   %-30s %10d %10d %8s   kernel_drops=%s overruns=%s cpu=%ss (%s µs/message)\n' "bare NFLOG reader" "$n" $((logged - n)) \
+		printf '   %-30s %10d %10d %8s   kernel_drops=%s overruns=%s cpu=%ss (%s µs/message)\n' "bare reader, qthresh $bare_qthresh" "$n" $((logged - n)) \
 			"$(pct $((logged - n)) "$logged")" "$(field "$b" kernel_drops)" "$(field "$b" overruns)" "$bare_cpu" "$(per "$bare_cpu" "$n")"
 	fi
 	if [[ -n $pk ]]; then
@@ -210,6 +215,7 @@ flood() {
 		to=$(grep -c 'msg="knock timed out"' "$tmp/$name.pk.log" || true)
 		echo "   portknockd logged $to \"knock timed out\" lines ($(wc -c <"$tmp/$name.pk.log") bytes of log)"
 		grep -E 'msg="(matcher|command) totals"' "$tmp/$name.pk.log" | sed 's/^/   /'
+		grep -E 'msg="NFLOG message rate' "$tmp/$name.pk.log" | sed 's/^/   /'
 	fi
 	cat "$tmp/$name.steal"
 	if [[ -n $pk ]]; then

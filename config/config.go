@@ -73,6 +73,9 @@ const (
 	MaxCommandTimeLimit = time.Hour
 	MaxMaxSources       = 10_000_000
 	MaxMaxCommands      = 1024
+	// MaxBatchRate bounds batch_above and batch_below, in log messages per
+	// second: far beyond what one NFLOG group can carry.
+	MaxBatchRate = 100_000_000
 )
 
 // The values of Input.Type.
@@ -176,6 +179,11 @@ type Input struct {
 	// files; TLSClientCA, when set, the CA file its senders' certificates
 	// must be signed by.
 	TLSCert, TLSKey, TLSClientCA string
+	// BatchAbove and BatchBelow are, for an nflog input, the log message
+	// rates per second and group above which the kernel is asked to send
+	// them in batches and below which it goes back to one at a time; zero
+	// leaves the input's defaults (20000 and 2000).
+	BatchAbove, BatchBelow int
 	// MessageTimeLimit and IdleTimeLimit bound, for a TCP or TLS syslog
 	// input, how long a message may take from its first byte and how long
 	// a connection may be silent between messages; zero leaves the

@@ -28,7 +28,7 @@ func tomlDaemonKeys() []string {
 }
 
 func tomlInputKeys() []string {
-	return append([]string{"type", "path", "format", "groups", "prefix", "programs", "listen", "network", "allow"}, tomlSyslogKeys()...)
+	return append([]string{"type", "path", "format", "groups", "prefix", "programs", "batch_above", "batch_below", "listen", "network", "allow"}, tomlSyslogKeys()...)
 }
 
 func tomlDoorKeys() []string {
@@ -208,6 +208,14 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 			if onlyFor(key, InputNFLOG) {
 				in.Groups = r.groups(v, line, key, path)
 			}
+		case "batch_above", "batch_below":
+			if n, ok := r.count(v, line, key, MaxBatchRate); ok && onlyFor(key, InputNFLOG) {
+				if key == "batch_above" {
+					in.BatchAbove = n
+				} else {
+					in.BatchBelow = n
+				}
+			}
 		case "listen":
 			if s, ok := r.str(v, line, key); ok && onlyFor(key, InputSyslog) {
 				if _, _, err := net.SplitHostPort(s); err != nil {
@@ -257,6 +265,9 @@ func (r *tomlReader) input(tbl map[string]any, path ...string) {
 	case InputNFLOG:
 		if _, ok := tbl["groups"]; !ok {
 			r.pr.errorf(in.Line, "groups", "missing: an nflog input needs groups, such as [5]")
+		}
+		if in.BatchAbove > 0 && in.BatchBelow >= in.BatchAbove {
+			r.pr.errorf(keyLine("batch_below"), "batch_below", "%d must be below batch_above (%d)", in.BatchBelow, in.BatchAbove)
 		}
 	case InputSyslog:
 		if in.Format == "" {

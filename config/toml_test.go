@@ -161,6 +161,30 @@ stop_command = ["", "x"]
 			},
 		},
 		{
+			name: "batch rates",
+			src: `[[input]]
+type = "nflog"
+groups = [5]
+batch_above = 1000
+batch_below = 1000
+[[input]]
+type = "nflog"
+groups = [6]
+batch_above = 0
+batch_below = "fast"
+[[input]]
+type = "text"
+path = "-"
+batch_above = 5
+` + okDoor,
+			want: []string{
+				`t.toml:5: batch_below: 1000 must be below batch_above (1000)`,
+				`t.toml:9: batch_above: 0 out of range 1-100000000`,
+				`t.toml:10: batch_below: want an integer, got string "fast"`,
+				`t.toml:14: batch_above: only nflog inputs take this key`,
+			},
+		},
+		{
 			name: "sequence too long",
 			src:  "[[door]]\nname = \"x\"\ncommand = \"x\"\nsequence = [" + strings.Repeat(`"1",`, sequence.MaxSteps+1) + "]\n",
 			want: []string{`t.toml:4: sequence: 256 knocks, at most 255 allowed`},
@@ -477,6 +501,18 @@ stop_command_6 = "close6"
 	c.Doors[0].StartCommand6.Argv[0] = "changed"
 	if c.Doors[0].StartCommand.Argv[0] != "/usr/sbin/nft" {
 		t.Error("StartCommand6 shares its argv with StartCommand")
+	}
+}
+
+func TestTOMLBatch(t *testing.T) {
+	c, err := Parse("t.toml", []byte("[[input]]\ntype = \"nflog\"\ngroups = [5]\nbatch_above = 50000\nbatch_below = 500\n"+
+		"[[input]]\ntype = \"nflog\"\ngroups = [6]\nbatch_below = 100\n"+okDoor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := [][2]int{{c.Inputs[0].BatchAbove, c.Inputs[0].BatchBelow}, {c.Inputs[1].BatchAbove, c.Inputs[1].BatchBelow}}
+	if want := [][2]int{{50000, 500}, {0, 100}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("batch rates %v, want %v (0: the input's default)", got, want)
 	}
 }
 

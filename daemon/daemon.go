@@ -637,11 +637,13 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 		return syslogSource{l}, nil
 	case config.InputNFLOG:
 		return nflogSource{&nflog.Input{
-			Name:   in.String(),
-			Groups: in.Groups,
-			Prefix: in.Prefix,
-			Now:    d.now,
-			Logger: d.log,
+			Name:       in.String(),
+			Groups:     in.Groups,
+			Prefix:     in.Prefix,
+			BatchAbove: in.BatchAbove,
+			BatchBelow: in.BatchBelow,
+			Now:        d.now,
+			Logger:     d.log,
 		}}, nil
 	}
 	return nil, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)

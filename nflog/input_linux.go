@@ -60,8 +60,28 @@ type Input struct {
 	// Logger receives socket life-cycle notes and drop reports.
 	Logger *slog.Logger
 
+	// BatchAbove is the rate of log messages per second on a group above
+	// which its socket asks the kernel to send them in batches
+	// (DefaultBatchAbove if 0; negative: never, each message at once).
+	BatchAbove int
+	// BatchBelow is the rate below which a batching socket, after a
+	// second there, goes back to a datagram per message
+	// (DefaultBatchBelow if 0). It must be below BatchAbove.
+	BatchBelow int
+	// BatchQueue is the kernel's queue threshold while batching: the
+	// most messages in one datagram (DefaultBatchQueue if 0).
+	BatchQueue uint32
+	// BatchTimeout is the longest the kernel holds a message while
+	// batching, in steps of 10 ms (DefaultBatchTimeout if 0).
+	BatchTimeout time.Duration
+
 	packets, events, overflow, enobufs, gaps atomic.Uint64
 	skipped                                  [reasonCount]atomic.Uint64
+	switches                                 atomic.Uint64
+
+	// Set by Run before any socket starts.
+	prefix string // Prefix without surrounding blanks
+	batch  batchSettings
 }
 
 // Stats counts what an Input saw.
@@ -79,16 +99,19 @@ type Stats struct {
 	KernelDrops uint64
 	// Overruns counts times the socket buffer overflowed (ENOBUFS).
 	Overruns uint64
+	// BatchSwitches counts the times a socket started or stopped batching.
+	BatchSwitches uint64
 }
 
 // Stats returns the counters so far; safe while Run runs.
 func (in *Input) Stats() Stats {
 	s := Stats{
-		Packets:     in.packets.Load(),
-		Events:      in.events.Load(),
-		Overflow:    in.overflow.Load(),
-		KernelDrops: in.gaps.Load(),
-		Overruns:    in.enobufs.Load(),
+		Packets:       in.packets.Load(),
+		Events:        in.events.Load(),
+		Overflow:      in.overflow.Load(),
+		KernelDrops:   in.gaps.Load(),
+		Overruns:      in.enobufs.Load(),
+		BatchSwitches: in.switches.Load(),
 	}
 	for i := range s.Skipped {
 		s.Skipped[i] = in.skipped[i].Load()
@@ -98,18 +121,13 @@ func (in *Input) Stats() Stats {
 
 // Run reads every group until ctx ends, calling emit for each knock
 // event. emit must not block: it reports false when the event could not
-// be queued, which is counted. A group whose socket breaks is reopened
-// with backoff; Run fails only when a group cannot be bound at all at
-// start, with an error that says why.
+// be queued, which is counted. emit must not keep the event: it is
+// reused for the next. A group whose socket breaks is reopened with
+// backoff; Run fails only when a group cannot be bound at all at start,
+// or the settings are wrong, with an error that says why.
 func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error {
-	if in.Logger == nil {
-		in.Logger = slog.New(slog.DiscardHandler)
-	}
-	if in.Now == nil {
-		in.Now = time.Now
-	}
-	if len(in.Groups) == 0 {
-		return errors.New("no NFLOG groups")
+	if err := in.resolve(); err != nil {
+		return err
 	}
 	// Bind every group first, so that a missing capability or a taken
 	// group stops the daemon at start instead of being retried forever.
@@ -132,6 +150,25 @@ func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error
 	return nil
 }
 
+// resolve applies the defaults and checks the settings.
+func (in *Input) resolve() error {
+	if in.Logger == nil {
+		in.Logger = slog.New(slog.DiscardHandler)
+	}
+	if in.Now == nil {
+		in.Now = time.Now
+	}
+	if len(in.Groups) == 0 {
+		return errors.New("no NFLOG groups")
+	}
+	var err error
+	if in.batch, err = resolveBatch(in.BatchAbove, in.BatchBelow, in.BatchQueue, in.BatchTimeout); err != nil {
+		return err
+	}
+	in.prefix = strings.TrimSpace(in.Prefix)
+	return nil
+}
+
 // groupSocket is one bound NFLOG group.
 type groupSocket struct {
 	group  uint16
@@ -142,10 +179,23 @@ type groupSocket struct {
 	// Touched only by go-nflog's receive goroutine.
 	lastSeq uint32
 	haveSeq bool
+	ev      sequence.Event // the event being handed on, reused
 	// Losses not logged yet, added by the receive goroutine and logged by
 	// keep once a second, so that a flood cannot become a flood of log
 	// lines and the last losses of a burst are still reported promptly.
 	pendDrops, pendOverruns atomic.Uint64
+
+	// seen counts the messages the kernel logged to this socket: received
+	// or known lost. keep measures the rate on it.
+	seen atomic.Uint64
+	// Touched only by keep: whether to batch (nil when batching is off
+	// or has failed on this socket).
+	batch *batchSwitch
+	// cfgSeq is the sequence number of the last queue setting sent;
+	// refused holds the kernel's answer when it refused it, which arrives
+	// on the receive goroutine.
+	cfgSeq  atomic.Uint32
+	refused atomic.Pointer[netlink.OpError]
 }
 
 func (s *groupSocket) close() {
@@ -161,6 +211,12 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 	backoff := time.Second
 	report := time.NewTicker(time.Second)
 	defer report.Stop()
+	var window <-chan time.Time
+	if in.batch.above > 0 {
+		t := time.NewTicker(batchWindow)
+		defer t.Stop()
+		window = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,6 +225,9 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 			return
 		case <-report.C:
 			in.flushDrops(s)
+			continue
+		case now := <-window:
+			in.adapt(s, now)
 			continue
 		case err := <-s.broken:
 			s.close()
@@ -225,6 +284,9 @@ func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Eve
 	// ENOBUFS is reported to us (counted), not hidden.
 	rctx, cancel := context.WithCancel(ctx)
 	s := &groupSocket{group: group, nf: nf, cancel: cancel, broken: make(chan error, 1)}
+	if in.batch.above > 0 {
+		s.batch = newBatchSwitch(in.batch.above, in.batch.below, batchHold)
+	}
 	err = nf.RegisterWithErrorFunc(rctx,
 		func(a gonflog.Attribute) int { in.hook(s, &a, emit); return 0 },
 		func(err error) int { return in.receiveError(rctx, s, err) })
@@ -253,6 +315,11 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 	if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
 		return 0
 	}
+	if op != nil && op.Sequence != 0 && op.Sequence == s.cfgSeq.Load() {
+		// The kernel refused a queue setting: the socket itself is fine.
+		s.refused.Store(op)
+		return 0
+	}
 	select {
 	case s.broken <- err:
 	default:
@@ -264,16 +331,18 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 // not block: the kernel drops what the socket cannot hold.
 func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.Event) bool) {
 	in.packets.Add(1)
-	now := in.Now()
+	seen := uint64(1)
 	if a.Seq != nil {
 		if s.haveSeq && *a.Seq != s.lastSeq+1 {
 			lost := uint64(*a.Seq - s.lastSeq - 1)
 			in.gaps.Add(lost)
 			s.pendDrops.Add(lost)
+			seen += lost
 		}
 		s.lastSeq, s.haveSeq = *a.Seq, true
 	}
-	if in.Prefix != "" && (a.Prefix == nil || trimPrefix(*a.Prefix) != strings.TrimSpace(in.Prefix)) {
+	s.seen.Add(seen)
+	if in.prefix != "" && (a.Prefix == nil || trimPrefix(*a.Prefix) != in.prefix) {
 		in.skipped[ReasonPrefix].Add(1)
 		return
 	}
@@ -285,20 +354,95 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.
 		in.skipped[ReasonTruncated].Add(1)
 		return
 	}
-	var ev sequence.Event
-	if r := ParsePacket(*a.Payload, &ev); r != ReasonNone {
+	// One event per socket, reused: handing on a fresh one would cost an
+	// allocation per message, since emit may be anything.
+	ev := &s.ev
+	*ev = sequence.Event{}
+	if r := ParsePacket(*a.Payload, ev); r != ReasonNone {
 		in.skipped[r].Add(1)
 		return
 	}
-	ev.Time, ev.Input = now, in.Name
+	ev.Input = in.Name
 	if a.Timestamp != nil {
 		ev.Time = *a.Timestamp
+	} else {
+		ev.Time = in.Now()
 	}
-	if !emit(&ev) {
+	if !emit(ev) {
 		in.overflow.Add(1)
 		return
 	}
 	in.events.Add(1)
+}
+
+// adapt measures a socket's message rate and switches its batching when
+// the rate says so, logging each switch once.
+func (in *Input) adapt(s *groupSocket, now time.Time) {
+	if s.batch == nil {
+		return
+	}
+	if op := s.refused.Load(); op != nil {
+		in.Logger.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
+			"input", in.Name, "group", s.group, "batched", s.batch.batched, "err", op)
+		s.batch = nil
+		return
+	}
+	// Messages waiting matter only to a batching socket; not asking
+	// otherwise keeps an idle daemon to one clock read per window.
+	rate, change := s.batch.observe(now, s.seen.Load(), s.batch.batched && s.waiting())
+	if !change {
+		return
+	}
+	queue, timeout, bufsize := uint32(1), singleTimeout, singleBufSize()
+	if s.batch.batched {
+		queue, timeout, bufsize = in.batch.queue, in.batch.timeout, batchBufSize(in.batch.queue)
+	}
+	if err := s.setQueue(queue, timeout, bufsize); err != nil {
+		in.Logger.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
+			"input", in.Name, "group", s.group, "queue", queue, "err", err)
+		s.batch = nil
+		return
+	}
+	in.switches.Add(1)
+	if s.batch.batched {
+		in.Logger.Info("NFLOG message rate high: the kernel now sends log messages in batches",
+			"input", in.Name, "group", s.group, "rate", int64(rate), "queue", queue, "timeout", in.batch.timeout)
+	} else {
+		in.Logger.Info("NFLOG message rate low again: the kernel sends each log message at once",
+			"input", in.Name, "group", s.group, "rate", int64(rate))
+	}
+}
+
+// waiting reports whether log messages wait unread in the socket (or an
+// overrun is pending), without reading them.
+func (s *groupSocket) waiting() bool {
+	rc, err := s.nf.Con.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var ready bool
+	rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(p, 0)
+		ready = err == nil && n > 0 && p[0].Revents&(unix.POLLIN|unix.POLLERR) != 0
+	})
+	return ready
+}
+
+// setQueue sets the socket's queue threshold, flush timeout and buffer
+// size in the kernel. It runs beside go-nflog's receive loop on the same socket: Send
+// and Receive only share the connection's read lock, and without an ACK
+// request nothing but a refusal comes back.
+func (s *groupSocket) setQueue(qthresh uint32, timeout time.Duration, bufsize uint32) error {
+	m, err := queueConfig(s.group, qthresh, timeout, bufsize)
+	if err != nil {
+		return err
+	}
+	// Our own sequence number, stored before sending, so that a refusal
+	// can be told from other errors however soon it arrives.
+	m.Header.Sequence = s.cfgSeq.Add(1)
+	_, err = s.nf.Con.Send(m)
+	return err
 }
 
 // flushDrops logs the losses not reported yet, if any: messages the kernel

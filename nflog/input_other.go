@@ -22,12 +22,16 @@ type Input struct {
 	NetNS      int
 	Now        func() time.Time
 	Logger     *slog.Logger
+
+	BatchAbove, BatchBelow int
+	BatchQueue             uint32
+	BatchTimeout           time.Duration
 }
 
 // Stats counts what an Input saw; always zero here.
 type Stats struct {
-	Packets, Events, Overflow, KernelDrops, Overruns uint64
-	Skipped                                          [reasonCount]uint64
+	Packets, Events, Overflow, KernelDrops, Overruns, BatchSwitches uint64
+	Skipped                                                         [reasonCount]uint64
 }
 
 // Stats returns zero counters.

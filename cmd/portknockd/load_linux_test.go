@@ -239,10 +239,18 @@ func checkDropsAccounted(t *testing.T, logged int, tot nflogTotals) {
 	}
 }
 
+// The NFLOG input's log lines when a group's socket starts and stops
+// batching.
+const (
+	batchOn  = "NFLOG message rate high: the kernel now sends log messages in batches"
+	batchOff = "NFLOG message rate low again: the kernel sends each log message at once"
+)
+
 // TestNFLOGFloodSpoofedSources floods the first knock port with a million
 // SYNs, each from a spoofed source of its own, while the daemon has room
 // for only max_sources of them, and knocks with the portknock client
-// during the flood. The matcher must see most of the million, the door
+// during the flood. The NFLOG socket must switch to batching at the flood
+// and back after it, the matcher must see most of the million, the door
 // must open during the flood, the daemon's memory must grow by a small
 // fraction of what keeping every source would take, and every log message
 // the kernel dropped must be counted and logged.
@@ -284,6 +292,12 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 	began := time.Now()
 	f := r.flood(count, rate, limit)
 	netnstest.Eventually(t, waitTimeout, "the flood reaches the knock rule", func() bool { return r.knocksLogged() > 10*maxSources })
+	// At 50 000/s, well past the default batch_above, the socket batches
+	// within a fraction of a second.
+	_, batch := r.waitLog(0, batchOn, "input=nflog:5", "group=5")
+	if n, _ := strconv.Atoi(batch["rate"]); n <= 20_000 || batch["queue"] != "64" || batch["timeout"] != "10ms" {
+		t.Errorf("batching logged as %v", batch)
+	}
 	floodOn := func() bool { done, _ := f.Exited(); return !done }
 	attempts, ok := r.knockUntilMatched(0, maxAttempts, floodOn)
 	knocked := time.Since(began)
@@ -300,8 +314,10 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 	r.waitLog(0, "opened", "door=ssh", "src=127.0.0.1")
 	peak := r.statusKB("VmHWM")
 
-	// The daemon still opens after the flood; this knock also shows the
-	// drops at the end of the flood as a gap in the sequence numbers.
+	// The flood over, a message per datagram again; the daemon still
+	// opens, and this knock also shows the drops at the end of the flood
+	// as a gap in the sequence numbers.
+	r.waitLog(0, batchOff, "input=nflog:5", "group=5")
 	after := len(r.d.Lines())
 	afterAttempts, ok := r.knockUntilMatched(after, 10, func() bool { return true })
 	if !ok {
@@ -334,6 +350,12 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 	if want := spoofed - maxSources; tot.evictions+tot.timeouts < want {
 		t.Errorf("matcher evicted %d and timed out %d sources for %d spoofed first knocks, want at least %d together with max_sources %d",
 			tot.evictions, tot.timeouts, spoofed, want, maxSources)
+	}
+	// Each switch is logged once: on at the flood, off after it (a busy
+	// machine can stall the flood long enough for one more pair).
+	on, off := len(r.logged(batchOn)), len(r.logged(batchOff))
+	if on < 1 || on != off {
+		t.Errorf("batching switched on %d and off %d times, want as often, at least once", on, off)
 	}
 	if tot.peakSources == 0 || tot.peakSources > maxSources {
 		t.Errorf("matcher tracked up to %d sources at once, want at most max_sources %d", tot.peakSources, maxSources)

@@ -17,6 +17,11 @@
 // The next sequence is sent only when the daemon has logged "opened", so
 // every knock finds it idle: this is latency, not throughput.
 //
+// With -external it starts no daemon and reads no log: whatever daemon the
+// caller started (portknockd, knockd) opens a door whose command writes
+// the source address to the FIFO, and only that write is timed. The next
+// sequence is sent when it has arrived.
+//
 // It must run inside the benchmark's own network namespace, where a
 // ruleset logs the knock ports to the daemon's NFLOG group.
 package main
@@ -56,7 +61,7 @@ type options struct {
 	dst                                    netip.Addr
 	srcNet                                 netip.Prefix
 	n, warmup                              int
-	dryRun, spawn                          bool
+	dryRun, spawn, external                bool
 	gap, timeout                           time.Duration
 }
 
@@ -72,6 +77,7 @@ func run() error {
 	flag.StringVar(&dst, "dst", "127.0.0.1", "knock destination `address` (loopback only)")
 	flag.StringVar(&srcNet, "src-net", "127.1.0.0/16", "knock sources are taken one by one from this loopback `prefix`")
 	flag.BoolVar(&o.dryRun, "dry-run", false, "run the daemon with --dry-run: it logs instead of running the command, so only the log lines are timed, without a fork competing for the CPUs")
+	flag.BoolVar(&o.external, "external", false, "start no daemon: the one already running opens a door whose command writes %IP% to -fifo, and only that write is timed")
 	flag.BoolVar(&o.spawn, "spawn-only", false, "no daemon and no knocks: start `/bin/sh -c \"echo ADDR > FIFO\"` directly, the way portknockd starts a door's command, and time it (what process creation alone costs here)")
 	flag.IntVar(&o.n, "n", 1000, "measured knock sequences")
 	flag.IntVar(&o.warmup, "warmup", 20, "knock sequences sent first and not measured")
@@ -80,8 +86,8 @@ func run() error {
 	flag.Parse()
 
 	var err error
-	if o.fifo == "" || (o.config == "" && !o.spawn) {
-		return errors.New("-config and -fifo are required")
+	if o.fifo == "" || (o.config == "" && !o.spawn && !o.external) {
+		return errors.New("-config and -fifo are required (-fifo alone with -external or -spawn-only)")
 	}
 	if o.seq, err = netbench.ParseSequence(seq); err != nil {
 		return err
@@ -107,6 +113,9 @@ func run() error {
 	}
 	if err := netbench.RequirePrivateNetNS(); err != nil {
 		return err
+	}
+	if o.external {
+		return measureExternal(&o)
 	}
 	return measure(&o)
 }
@@ -239,6 +248,66 @@ func measure(o *options) error {
 	// cancelled context; anything else is worth a look at its log.
 	if werr != nil && !errors.Is(werr, context.Canceled) {
 		return fmt.Errorf("portknockd: %w", werr)
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d knock sequences got no answer", missing)
+	}
+	return nil
+}
+
+// measureExternal times knocks on a daemon someone else started, from the
+// last knock packet to the door's command writing to the FIFO.
+func measureExternal(o *options) error {
+	if err := unix.Mkfifo(o.fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("mkfifo: %w", err)
+	}
+	fifo, err := os.OpenFile(o.fifo, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer fifo.Close()
+	arrivals := make(chan arrival, 64)
+	go readFIFO(fifo, arrivals)
+
+	var toCmd []time.Duration
+	missing := 0
+	last := o.seq[len(o.seq)-1]
+	src := o.srcNet.Addr()
+	for i := range o.warmup + o.n {
+		src = nextSource(src, o.srcNet)
+		for _, st := range o.seq[:len(o.seq)-1] {
+			if err := st.Send(src, o.dst); err != nil {
+				return err
+			}
+		}
+		t0 := time.Now()
+		if err := last.Send(src, o.dst); err != nil {
+			return err
+		}
+		got := waitFor(arrivals, src.String(), 1, o.timeout)
+		if len(got) == 0 {
+			missing++
+			fmt.Fprintf(os.Stderr, "knocklat: knock from %s: the command wrote nothing within %v\n", src, o.timeout)
+			continue
+		}
+		if i >= o.warmup {
+			toCmd = append(toCmd, got["cmd"].Sub(t0))
+		}
+		time.Sleep(o.gap)
+	}
+	fmt.Printf("%d knock sequences measured (%d warm-up not counted), %d without an answer within %v\n",
+		len(toCmd), o.warmup, missing, o.timeout)
+	fmt.Printf("%-34s %9s %9s %9s %9s\n", "from sending the last knock to", "p50", "p90", "p99", "max")
+	report("start command running (FIFO)", toCmd)
+	if o.samples != "" {
+		var b bytes.Buffer
+		b.WriteString("cmd_us\n")
+		for _, d := range toCmd {
+			fmt.Fprintf(&b, "%d\n", d.Microseconds())
+		}
+		if err := os.WriteFile(o.samples, b.Bytes(), 0o644); err != nil {
+			return err
+		}
 	}
 	if missing > 0 {
 		return fmt.Errorf("%d knock sequences got no answer", missing)

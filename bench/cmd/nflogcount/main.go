@@ -1,11 +1,15 @@
 // Command nflogcount is the bare NFLOG reader the flood benchmark holds
 // portknockd against. It binds one group with the socket settings of
-// portknockd's nflog input — copy mode packet with a 256-byte snap length,
-// a queue threshold of one message, sequence numbers, a 4 MiB receive
-// buffer forced past net.core.rmem_max — through the same go-nflog and
-// netlink packages, and does nothing with a message but count it and check
-// its sequence number. Whatever it loses is lost to the kernel, the socket
-// and the library, not to parsing or matching.
+// portknockd's nflog input at rest — copy mode packet with a 256-byte snap
+// length, a queue threshold of one message, sequence numbers, a 4 MiB
+// receive buffer forced past net.core.rmem_max — through the same go-nflog
+// and netlink packages, and does nothing with a message but count it and
+// check its sequence number. Whatever it loses is lost to the kernel, the
+// socket and the library, not to parsing or matching.
+//
+// -qthresh and -timeout set a fixed queue threshold and flush timeout
+// instead, for comparison with portknockd batching under a flood (which it
+// does with 64 and 10 ms).
 //
 // It prints "bound" when it is reading, and its totals when it gets
 // SIGINT or SIGTERM, or after -max-time at the latest:
@@ -34,12 +38,16 @@ func main() {
 	rcvbuf := flag.Int("rcvbuf", 4<<20, "socket receive buffer in `bytes` (SO_RCVBUFFORCE)")
 	snap := flag.Uint("snaplen", 256, "`bytes` of each packet the kernel copies")
 	maxTime := flag.Duration("max-time", 5*time.Minute, "stop after this long even without a signal")
+	qthresh := flag.Uint("qthresh", 1, "the kernel's queue threshold: log messages per datagram at most")
+	timeout := flag.Duration("timeout", 0, "the kernel's flush timeout, in steps of 10ms (0: the kernel's default, 1s)")
 	flag.Parse()
-	if *group > 65535 {
-		fmt.Fprintln(os.Stderr, "nflogcount: -group must be 0-65535")
+	if *group > 65535 || *qthresh < 1 || *qthresh > 1<<16 || *timeout < 0 {
+		fmt.Fprintln(os.Stderr, "nflogcount: -group must be 0-65535, -qthresh 1-65536, -timeout not negative")
 		os.Exit(2)
 	}
-	if err := run(uint16(*group), *rcvbuf, uint32(*snap), *maxTime); err != nil {
+	// The kernel counts the timeout in hundredths of a second.
+	hundredths := uint32((*timeout + 10*time.Millisecond - 1) / (10 * time.Millisecond))
+	if err := run(uint16(*group), *rcvbuf, uint32(*snap), uint32(*qthresh), hundredths, *maxTime); err != nil {
 		fmt.Fprintln(os.Stderr, "nflogcount:", err)
 		os.Exit(1)
 	}
@@ -53,12 +61,13 @@ type counters struct {
 	haveSeq                bool
 }
 
-func run(group uint16, rcvbuf int, snap uint32, maxTime time.Duration) error {
+func run(group uint16, rcvbuf int, snap, qthresh, timeout uint32, maxTime time.Duration) error {
 	nf, err := gonflog.Open(&gonflog.Config{
 		Group:    group,
 		Copymode: gonflog.CopyPacket,
 		Bufsize:  snap,
-		QThresh:  1,
+		QThresh:  qthresh,
+		Timeout:  timeout,
 		Flags:    gonflog.FlagSeq,
 	})
 	if err != nil {

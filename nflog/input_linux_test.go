@@ -1,0 +1,138 @@
+package nflog
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	gonflog "github.com/florianl/go-nflog/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"portknock/sequence"
+)
+
+// loggedSYN is what go-nflog hands the hook for a TCP SYN logged on the
+// input hook with a prefix, a sequence number and a timestamp.
+func loggedSYN() gonflog.Attribute {
+	hook := uint8(1) // NF_INET_LOCAL_IN
+	prefix := "knock"
+	payload := capSYN4
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	seq := uint32(0)
+	return gonflog.Attribute{Hook: &hook, Prefix: &prefix, Payload: &payload, Timestamp: &ts, Seq: &seq}
+}
+
+// queueEmit hands events on as the daemon does: copied into a buffered
+// channel, never waiting.
+func queueEmit(q chan sequence.Event) func(*sequence.Event) bool {
+	return func(ev *sequence.Event) bool {
+		select {
+		case q <- *ev:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func newTestInput() (*Input, *groupSocket) {
+	in := &Input{Name: "nflog:5", Prefix: "knock", Now: time.Now}
+	in.prefix = in.Prefix
+	return in, &groupSocket{group: 5}
+}
+
+func TestHookEvent(t *testing.T) {
+	in, s := newTestInput()
+	q := make(chan sequence.Event, 4)
+	emit := queueEmit(q)
+	a := loggedSYN()
+	for i := range 3 {
+		*a.Seq = uint32(i * 2) // every other message lost
+		in.hook(s, &a, emit)
+	}
+	if len(q) != 3 {
+		t.Fatalf("%d events queued, want 3", len(q))
+	}
+	ev := <-q
+	if ev.Src.String() != "127.0.0.1" || ev.Port != 7000 || ev.Proto != sequence.TCP || !ev.Time.Equal(*a.Timestamp) || ev.Input != "nflog:5" {
+		t.Errorf("event %+v", ev)
+	}
+	st := in.Stats()
+	if st.Packets != 3 || st.Events != 3 || st.KernelDrops != 2 {
+		t.Errorf("stats %+v, want 3 packets, 3 events, 2 kernel drops", st)
+	}
+	if n := s.seen.Load(); n != 5 {
+		t.Errorf("seen %d messages, want 5: 3 received and 2 lost", n)
+	}
+
+	// The event handed on is reused: a parse failure must not leave the
+	// previous packet's fields in it for the next.
+	bad := loggedSYN()
+	*bad.Payload = capSYN4[:30]
+	in.hook(s, &bad, emit)
+	if st := in.Stats(); st.Skipped[ReasonTruncated] != 1 || len(q) != 2 {
+		t.Errorf("truncated packet: stats %+v, %d queued", st, len(q))
+	}
+}
+
+func TestHookAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	in, s := newTestInput()
+	q := make(chan sequence.Event, 1)
+	emit := queueEmit(q)
+	a := loggedSYN()
+	allocs := testing.AllocsPerRun(1000, func() {
+		*a.Seq++
+		in.hook(s, &a, emit)
+		<-q
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per logged packet, want 0", allocs)
+	}
+}
+
+// BenchmarkHook is the cost of the part of a logged packet's way that is
+// ours: from go-nflog's parsed message to the event in the matcher's queue.
+func BenchmarkHook(b *testing.B) {
+	in, s := newTestInput()
+	q := make(chan sequence.Event, 1)
+	emit := queueEmit(q)
+	a := loggedSYN()
+	b.ReportAllocs()
+	for b.Loop() {
+		*a.Seq++
+		in.hook(s, &a, emit)
+		<-q
+	}
+}
+
+func TestReceiveError(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		goOn    bool
+		refused bool
+		broken  bool
+	}{
+		{name: "overrun", err: &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}, goOn: true},
+		{name: "refused queue setting", err: &netlink.OpError{Op: "receive", Err: unix.ENODEV, Sequence: 7}, goOn: true, refused: true},
+		{name: "error for another message", err: &netlink.OpError{Op: "receive", Err: unix.ENODEV, Sequence: 6}, broken: true},
+		{name: "error without a sequence", err: &netlink.OpError{Op: "receive", Err: unix.EBADF}, broken: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, s := newTestInput()
+			s.broken = make(chan error, 1)
+			s.cfgSeq.Store(7)
+			ret := in.receiveError(context.Background(), s, tt.err)
+			if (ret == 0) != tt.goOn || (s.refused.Load() != nil) != tt.refused || (len(s.broken) == 1) != tt.broken {
+				t.Errorf("returned %d, refused %v, broken %d; want go on %v, refused %v, broken %v",
+					ret, s.refused.Load(), len(s.broken), tt.goOn, tt.refused, tt.broken)
+			}
+		})
+	}
+}

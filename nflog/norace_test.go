@@ -1,0 +1,5 @@
+//go:build !race
+
+package nflog
+
+const raceEnabled = false
