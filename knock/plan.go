@@ -13,7 +13,6 @@ package knock
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -35,6 +34,9 @@ const (
 )
 
 // String names the family as the flags do.
+// maxDelayMS is the longest delay between knocks -d takes: a day.
+const maxDelayMS = 24 * 60 * 60 * 1000
+
 func (f Family) String() string {
 	switch f {
 	case IPv4:
@@ -140,7 +142,9 @@ func (o Options) Plan() (Plan, error) {
 	if o.DelayMS < 0 {
 		return p, usagef("delay %d ms is negative", o.DelayMS)
 	}
-	if int64(o.DelayMS) > math.MaxInt64/int64(time.Millisecond) {
+	// A day between knocks outlasts any seq_timeout; the bound also keeps
+	// the delay a valid Duration wherever int is 32 or 64 bits.
+	if o.DelayMS > maxDelayMS {
 		return p, usagef("delay %d ms is too long", o.DelayMS)
 	}
 	p.Delay = time.Duration(o.DelayMS) * time.Millisecond

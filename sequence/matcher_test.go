@@ -607,7 +607,7 @@ func randomFlood(nsrc, n int) []Event {
 	steps := mustSteps("7000,8000,9000/udp,7001,7002")
 	evs := make([]Event, n)
 	for i := range evs {
-		x := uint32(i*2654435761) ^ uint32(i>>3)
+		x := uint32(i)*2654435761 ^ uint32(i>>3)
 		src := netip.AddrFrom4([4]byte{10, byte(x % uint32(nsrc) >> 16), byte(x % uint32(nsrc) >> 8), byte(x % uint32(nsrc))})
 		st := steps[x%uint32(len(steps))]
 		evs[i] = Event{Src: src, Port: st.Port, Proto: st.Proto, Time: t0.Add(time.Duration(i) * time.Millisecond), Mono: time.Duration(i) * time.Millisecond}
