@@ -33,10 +33,10 @@ const (
 	IPv6
 )
 
-// String names the family as the flags do.
 // maxDelayMS is the longest delay between knocks -d takes: a day.
 const maxDelayMS = 24 * 60 * 60 * 1000
 
+// String names the family as the flags do.
 func (f Family) String() string {
 	switch f {
 	case IPv4:
