@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"portknock/internal/filetrust"
+	"portknock/internal/statefile"
 )
 
 // FileName is the journal's name inside the state directory.
@@ -429,29 +430,10 @@ func (j *Journal) rewriteLocked() error {
 		b, _ := encode(openLine(r))
 		buf = append(buf, b...)
 	}
-	tmp, err := os.CreateTemp(j.dir, FileName+".tmp-")
-	if err != nil {
+	if err := statefile.Replace(j.dir, j.path, FileName+".tmp-", buf); err != nil {
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("journal %s: %w", j.path, err)
-	}
-	if _, err := tmp.Write(buf); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), j.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("journal %s: %w", j.path, err)
-	}
-	if err := syncDir(j.dir); err != nil {
+	if err := statefile.SyncDir(j.dir); err != nil {
 		// The rename may not be durable; keep appending to the old file
 		// would be wrong too, so treat it as a failed write and retry.
 		j.dirty = true
@@ -496,7 +478,7 @@ func (j *Journal) prepareDirLocked() error {
 		// A journal fsynced inside a directory whose own entry is lost
 		// by a power cut is lost with it.
 		for _, d := range created {
-			if err := syncDir(filepath.Dir(d)); err != nil {
+			if err := statefile.SyncDir(filepath.Dir(d)); err != nil {
 				return fmt.Errorf("state_dir: syncing %s: %w", filepath.Dir(d), err)
 			}
 		}
@@ -529,13 +511,4 @@ func (j *Journal) removeTemps() {
 			j.log.Warn("removing a leftover temporary journal", "file", t, "err", err)
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

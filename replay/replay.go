@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"portknock/internal/filetrust"
+	"portknock/internal/statefile"
 	"portknock/sealed"
 	"portknock/sequence"
 )
@@ -309,29 +310,10 @@ func (c *Cache) rewriteLocked() error {
 	for ct, until := range c.used {
 		buf = append(buf, useLine(ct, until)...)
 	}
-	tmp, err := os.CreateTemp(c.dir, FileName+".tmp-")
-	if err != nil {
+	if err := statefile.Replace(c.dir, c.path, FileName+".tmp-", buf); err != nil {
 		return fmt.Errorf("replay cache %s: %w", c.path, err)
 	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("replay cache %s: %w", c.path, err)
-	}
-	if _, err := tmp.Write(buf); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), c.path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("replay cache %s: %w", c.path, err)
-	}
-	if err := syncDir(c.dir); err != nil {
+	if err := statefile.SyncDir(c.dir); err != nil {
 		return fmt.Errorf("replay cache %s: syncing directory: %w", c.path, err)
 	}
 	f, err := os.OpenFile(c.path, os.O_WRONLY|os.O_APPEND, 0o600)
@@ -416,15 +398,6 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d MiB, not a replay cache", path, maxFileSize>>20)
 	}
 	return data, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
