@@ -83,10 +83,12 @@ type frame struct {
 	// done is set once readFrame has read the line.
 	done bool
 	// out is the index of the line's first " OUT=" plus one (0: not
-	// looked for yet), which the kernel formats share: see firstOut. Like
-	// the rest of a frame it holds for one line; a frame is made anew for
-	// each.
-	out int
+	// looked for yet), and kernel says where the kernel's text is in the
+	// line, which the kernel formats share: see firstOut and kernelIn.
+	// Like the rest of a frame they hold for one line; a frame is made
+	// anew for each, and readFrame leaves them alone.
+	out    int
+	kernel kernelSpot
 	// syslogStamp is set when the stamp is a syslog one (RFC 3164 or ISO
 	// 8601) with no tag after it, so that the message may begin with a
 	// host name.
@@ -184,6 +186,40 @@ func (f *frame) firstOut(line []byte) int {
 		f.out = kernelIndexOut(line, 0) + 1
 	}
 	return f.out - 1
+}
+
+// kernelSpot is where the kernel's text lies in a line, found once.
+type kernelSpot struct {
+	state   uint8 // kernelUnknown, kernelNone or kernelFound
+	in, out int   // as kernelText's, in the line
+	end     int   // the end of the line without trailing blanks
+}
+
+const (
+	kernelUnknown = iota
+	kernelNone
+	kernelFound
+)
+
+// kernelIn returns the kernel's text located in line[from:], a message
+// that ends the line (or the line itself), as locateKernel(line[from:])
+// would. The text is located in the whole line once, for all the formats
+// that look, and the answer for a suffix derived from it: the last "IN="
+// followed by a name and " OUT=" in the suffix is the line's when that
+// lies in the suffix, and there is none in the suffix otherwise, since
+// the tokens before successive " OUT=" do not overlap (see kernelLocate).
+// A test holds the two equal for every suffix of many lines.
+func (f *frame) kernelIn(line []byte, from int) (kernelText, bool) {
+	if f.kernel.state == kernelUnknown {
+		f.kernel.state = kernelNone
+		if k, ok := locateKernelFrom(line, f.firstOut(line)); ok {
+			f.kernel = kernelSpot{state: kernelFound, in: k.in, out: k.out, end: len(k.msg)}
+		}
+	}
+	if f.kernel.state != kernelFound || f.kernel.in < from {
+		return kernelText{}, false
+	}
+	return kernelText{msg: line[from:f.kernel.end], in: f.kernel.in - from, out: f.kernel.out - from}, true
 }
 
 // setStamped makes f a frame without a program whose message starts at j.
@@ -940,7 +976,8 @@ func (s *stamp) time(now time.Time, loc *time.Location) time.Time {
 	// is nearly always the answer. Going back reaches the leap year
 	// before a Feb 29th, at most eight years (2096 to 2104 has none).
 	limit := now.Add(yearSlack)
-	for y := limit.Year(); y >= limit.Year()-8; y-- {
+	last := limit.Year()
+	for y := last; y >= last-8; y-- {
 		if day > daysIn(mon, y) {
 			continue
 		}

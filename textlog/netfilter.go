@@ -50,14 +50,13 @@ const netfilterImplemented = true
 func (p *Parser) parseNetfilter(line []byte, fr *frame, ev *sequence.Event) Reason {
 	// Lines without the marker are most lines of a mixed log; they leave
 	// after one vectorised search, before their framing is read.
-	first := fr.firstOut(line)
-	if first < 0 {
+	if fr.firstOut(line) < 0 {
 		return ReasonUnrecognized
 	}
 	// The kernel's text is located in the whole line, as in its message:
 	// the message ends the line, so the last look-alike is the same
 	// unless it lies in the framing, which is checked below.
-	k, ok := locateKernelFrom(line, first)
+	k, ok := fr.kernelIn(line, 0)
 	if !ok {
 		if fr.read(line).broken != ReasonNone && p.programOK(FormatNetfilter, fr) {
 			return fr.broken

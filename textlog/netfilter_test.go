@@ -602,6 +602,49 @@ func TestParseNetfilterNoAllocs(t *testing.T) {
 	}
 }
 
+// checkKernelIn checks that the kernel's text located once in line, as
+// frame.kernelIn does, is what locateKernel finds in each suffix of line.
+func checkKernelIn(t *testing.T, line string) {
+	t.Helper()
+	var fr frame
+	b := []byte(line)
+	for from := range len(b) + 1 {
+		got, gotOK := fr.kernelIn(b, from)
+		want, wantOK := locateKernel(b[from:])
+		if gotOK != wantOK || gotOK && (got.in != want.in || got.out != want.out || string(got.msg) != string(want.msg)) {
+			t.Fatalf("kernelIn(%q, %d) = %+v, %v; locateKernel of the suffix %+v, %v", line, from, got, gotOK, want, wantOK)
+		}
+	}
+}
+
+// TestKernelIn checks frame.kernelIn against locateKernel on every suffix
+// of every golden line and of lines whose prefixes look like the kernel's
+// text.
+func TestKernelIn(t *testing.T) {
+	lines := []string{
+		"x IN=a OUT=IN=eth0 OUT= " + nfIP4 + nfSYN,
+		"IN=IN= OUT= IN= OUT=OUT= OUT=",
+		"a OUT= IN=b OUT= IN=c OUT=d",
+		" OUT= OUT=  OUT=",
+		"IN=x\tOUT= IN=y OUT= ",
+		"knock " + nfTCP4 + " from sshd IN=z OUT= tail ",
+	}
+	for f := range goldenFiles {
+		for _, l := range goldenLines(t, f) {
+			lines = append(lines, string(l))
+		}
+	}
+	for _, l := range foreignLines() {
+		lines = append(lines, l)
+	}
+	for _, tc := range netfilterCases {
+		lines = append(lines, tc.line)
+	}
+	for _, l := range lines {
+		checkKernelIn(t, l)
+	}
+}
+
 // FuzzParseNetfilter checks that no line panics, that events are well
 // formed, that a line which is not an event leaves the event alone, and
 // that an event's port is one the line's kernel text states.
@@ -628,6 +671,7 @@ func FuzzParseNetfilter(f *testing.F) {
 		if got, want := kernelIndexOut([]byte(line), 0), strings.Index(line, " OUT="); got != want {
 			t.Fatalf("kernelIndexOut(%q) = %d, want %d", line, got, want)
 		}
+		checkKernelIn(t, line)
 		for i := range min(len(line), 9) {
 			want := strings.IndexByte(line[i:], ' ')
 			if want < 0 {
@@ -751,4 +795,90 @@ func BenchmarkNetfilterPipeline(b *testing.B) {
 		b.Fatalf("%d events, %d matches: the benchmark exercises nothing", events, matches)
 	}
 	b.ReportMetric(float64(len(lines))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkKernLog measures what one core does with a kern.log: read,
+// parse and match, as the daemon's text path does minus the queue. The
+// lines are real ones (testdata/netfilter/rfc3164.txt: rsyslog's file
+// of the kernel's LOG lines) with the source address and port changed:
+// 10 000 sources walk a door's sequence, and a line from another rule
+// comes between knocks. Stamps lack a year, so the parser places each
+// in one against a fixed Now, in a zone with summer time, as `portknockd
+// parse` does; the clock is not read.
+func BenchmarkKernLog(b *testing.B) {
+	golden := readTestLines(b, filepath.Join("testdata", "netfilter", "rfc3164.txt"))
+	tcp, udp, other := golden[1], golden[9], golden[6] // knock SYN, knock UDP, "[UFW BLOCK]" SYN
+	for _, l := range []string{tcp, udp, other} {
+		if !strings.Contains(l, "SRC=127.0.0.1 ") || !strings.Contains(l, " DPT=") {
+			b.Fatalf("testdata changed: %q", l)
+		}
+	}
+	withPort := func(line, port string) string {
+		i := strings.Index(line, " DPT=") + len(" DPT=")
+		j := i + strings.IndexByte(line[i:], ' ')
+		return line[:i] + port + line[j:]
+	}
+	knocks := []string{withPort(tcp, "7000"), withPort(tcp, "8000"), withPort(udp, "9000")}
+	other = withPort(other, "443")
+	var buf bytes.Buffer
+	lines := 0
+	for round := range 3 {
+		for s := range 10000 {
+			src := "SRC=10." + strconv.Itoa(s>>16) + "." + strconv.Itoa(s>>8&255) + "." + strconv.Itoa(s&255) + " "
+			buf.WriteString(strings.Replace(knocks[round], "SRC=127.0.0.1 ", src, 1))
+			buf.WriteByte('\n')
+			buf.WriteString(strings.Replace(other, "SRC=127.0.0.1 ", src, 1))
+			buf.WriteByte('\n')
+			lines += 2
+		}
+	}
+	data := buf.Bytes()
+	zone, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		zone = time.Local // no zoneinfo: the machine's own zone
+	}
+	now := time.Date(2026, 11, 22, 12, 30, 0, 0, zone)
+	for _, f := range []Format{FormatNetfilter, FormatAuto} {
+		name := "pinned"
+		if f == FormatAuto {
+			name = "auto"
+		}
+		b.Run(name, func(b *testing.B) {
+			m, err := sequence.New([]sequence.Door{{
+				Name:     "ssh",
+				Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
+				Timeout:  time.Hour,
+			}}, sequence.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := Parser{Format: f, Prefix: "knock", Now: now, Location: zone}
+			var ev sequence.Event
+			out := make([]sequence.Match, 0, 4)
+			var events, matches, timed int
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, err := ReadLines(b.Context(), bytes.NewReader(data), 0, func(line []byte) {
+					if _, r := p.Parse(line, &ev); r != ReasonNone {
+						return
+					}
+					events++
+					if ev.Time.Year() == 2026 {
+						timed++
+					}
+					out = m.Handle(&ev, out[:0])
+					matches += len(out)
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			if events != 3*10000*b.N || matches != 10000*b.N || timed != events {
+				b.Fatalf("%d events (%d placed in 2026), %d matches in %d rounds: want %d, all, %d",
+					events, timed, matches, b.N, 3*10000*b.N, 10000*b.N)
+			}
+			b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
 }

@@ -77,14 +77,14 @@ func (p *Parser) parseUlogdText(line []byte, fr *frame, ev *sequence.Event) Reas
 		rest, tagged = fr.afterHost, true
 	case fr.kind == frameSyslog && fr.broken == ReasonNone && string(fr.program) != "kernel":
 		// The kernel's own messages are FormatNetfilter's to judge.
-		if _, ok := locateKernel(fr.msg); ok {
+		if _, ok := fr.kernelIn(line, len(line)-len(fr.msg)); ok {
 			return ReasonProgram
 		}
 		return ReasonUnrecognized
 	default:
 		return ReasonUnrecognized
 	}
-	k, ok := locateKernel(rest)
+	k, ok := fr.kernelIn(line, len(line)-len(rest))
 	if !ok || k.in > 0 && !isBlank(k.msg[k.in-1]) {
 		return ReasonUnrecognized
 	}
