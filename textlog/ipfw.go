@@ -46,8 +46,15 @@ var ipfwMarker = []byte("ipfw: ")
 
 // parseIpfw parses an ipfw kernel log line.
 func (p *Parser) parseIpfw(line []byte, fr *frame, ev *sequence.Event) Reason {
-	if bytes.Index(line, ipfwMarker) < 0 {
-		return ReasonUnrecognized // most lines of a mixed log, at once
+	// Most lines of a mixed log leave at once: without the marker, or,
+	// when another format has read the framing, without it starting the
+	// message, which is what is judged below.
+	if fr.done && fr.broken == ReasonNone {
+		if !bytes.HasPrefix(fr.msg, ipfwMarker) {
+			return ReasonUnrecognized
+		}
+	} else if bytes.Index(line, ipfwMarker) < 0 {
+		return ReasonUnrecognized
 	}
 	if fr.read(line).broken != ReasonNone {
 		if p.programOK(FormatIpfw, fr) {

@@ -78,8 +78,15 @@ type pfHeader struct {
 
 // parsePflog parses tcpdump output for pflog0.
 func (p *Parser) parsePflog(line []byte, fr *frame, ev *sequence.Event) Reason {
-	if bytes.Index(line, pfRuleMarker) < 0 {
-		return ReasonUnrecognized // most lines of a mixed log, at once
+	// Most lines of a mixed log leave at once: without the marker, or,
+	// when another format has read the framing, without it starting the
+	// message, which is what is judged below.
+	if fr.done && fr.broken == ReasonNone {
+		if !bytes.HasPrefix(fr.msg, pfRuleMarker) {
+			return ReasonUnrecognized
+		}
+	} else if bytes.Index(line, pfRuleMarker) < 0 {
+		return ReasonUnrecognized
 	}
 	if fr.read(line).broken != ReasonNone {
 		if p.programOK(FormatPflog, fr) {
