@@ -166,3 +166,48 @@ func BenchmarkFormats(b *testing.B) {
 		})
 	}
 }
+
+// TestYearFromNow checks that every format places a stamp without a year
+// against Parser.Now and never against the clock: with Now in 1999, the
+// golden lines' "Nov 22" is in 1999, and with Now zero they carry no
+// time at all. Parsing reads no clock, so a caller sets Now as often as
+// it likes (see Parser.Now) and a line costs no clock read.
+func TestYearFromNow(t *testing.T) {
+	now := time.Date(1999, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		f    Format
+		file string
+	}{
+		{FormatNetfilter, "netfilter/rfc3164.txt"},
+		{FormatUlogd, "ulogd/logemu.log"},
+		{FormatFilterlog, "filterlog/filterlog.txt"},
+		{FormatIpfw, "ipfw/ipfw.txt"},
+		{FormatPflog, "pflog/openbsd.txt"},
+	} {
+		t.Run(tc.f.String(), func(t *testing.T) {
+			placed := 0
+			for _, line := range readTestLines(t, filepath.Join("testdata", tc.file)) {
+				if !strings.HasPrefix(strings.TrimPrefix(line, "<134>"), "Nov 22 ") {
+					continue // a stamp with a year, or none
+				}
+				for _, p := range []Parser{{Format: tc.f, Now: now, Location: time.UTC}, {Format: tc.f, Location: time.UTC}} {
+					var ev sequence.Event
+					if _, r := p.Parse([]byte(line), &ev); r != ReasonNone {
+						continue
+					}
+					switch {
+					case p.Now.IsZero() && !ev.Time.IsZero():
+						t.Errorf("without Now, %q has time %v", line, ev.Time)
+					case !p.Now.IsZero() && (ev.Time.Year() != 1999 || ev.Time.Month() != time.November || ev.Time.Day() != 22):
+						t.Errorf("with Now %v, %q has time %v, want 1999-11-22", now, line, ev.Time)
+					case !p.Now.IsZero():
+						placed++
+					}
+				}
+			}
+			if placed == 0 {
+				t.Errorf("no event in %s has a stamp without a year", tc.file)
+			}
+		})
+	}
+}

@@ -64,10 +64,11 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		skipped [256]uint64 // by textlog.Reason
 		encErr  error
 	)
-	st, err := textlog.ReadLines(context.Background(), stdin, 0, func(line []byte) {
+	in := &clockReader{r: stdin}
+	st, err := textlog.ReadLines(context.Background(), in, 0, func(line []byte) {
 		// Stamps without a year are placed against the time the line
-		// is read: a log followed for days moves on with the clock.
-		p.Now = time.Now()
+		// was read: a log followed for days moves on with the clock.
+		p.Now = in.now
 		f, reason := p.Parse(line, &ev)
 		if reason != textlog.ReasonNone {
 			skipped[reason]++
@@ -115,4 +116,18 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// clockReader notes the time of each read from r, the time the lines it
+// returns were read: a read brings many lines of a busy log, and a clock
+// read per line would cost more than parsing a kernel line.
+type clockReader struct {
+	r   io.Reader
+	now time.Time
+}
+
+func (c *clockReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.now = time.Now()
+	return n, err
 }
