@@ -496,6 +496,8 @@ func (l *kernelLexer) addr(keyLen int) (netip.Addr, Reason) {
 // that is followed by a blank, and returns it and the blank's index, or
 // 0 when s[i:] does not start with one; parseAddr judges it then.
 func kernelIPv4(s []byte, i int) (netip.Addr, int) {
+	// The digits of each part are read one by one, unrolled, which the
+	// usual address makes worth it: this runs twice for every line.
 	var a [4]byte
 	for n := range 4 {
 		if n > 0 {
@@ -504,13 +506,23 @@ func kernelIPv4(s []byte, i int) (netip.Addr, int) {
 			}
 			i++
 		}
-		start, v := i, 0
-		for i < len(s) && i-start < 3 && isDigit(s[i]) {
-			v = v*10 + int(s[i]-'0')
-			i++
-		}
-		if i == start || v > 255 || s[start] == '0' && i-start > 1 {
+		if i >= len(s) || s[i]-'0' > 9 {
 			return netip.Addr{}, 0
+		}
+		v := uint(s[i] - '0')
+		i++
+		if i < len(s) && s[i]-'0' <= 9 {
+			if v == 0 {
+				return netip.Addr{}, 0 // a leading zero
+			}
+			v = v*10 + uint(s[i]-'0')
+			i++
+			if i < len(s) && s[i]-'0' <= 9 {
+				if v = v*10 + uint(s[i]-'0'); v > 255 {
+					return netip.Addr{}, 0
+				}
+				i++
+			}
 		}
 		a[n] = byte(v)
 	}
