@@ -139,6 +139,9 @@ type Daemon struct {
 	LogFile   string
 	UseSyslog bool
 	PIDFile   string
+	// Metrics is the host:port where /metrics is served for Prometheus;
+	// empty (the default) serves nothing. See CheckMetricsAddr.
+	Metrics string
 }
 
 // Input is one source of logged packets.

@@ -24,7 +24,7 @@ import (
 func tomlTopKeys() []string { return []string{"daemon", "input", "door"} }
 
 func tomlDaemonKeys() []string {
-	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "command_time_limit", "logfile", "usesyslog", "pidfile"}
+	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "command_time_limit", "logfile", "usesyslog", "pidfile", "metrics"}
 }
 
 func tomlInputKeys() []string {
@@ -148,6 +148,17 @@ func (r *tomlReader) daemon(tbl map[string]any) {
 			d.LogFile, _ = r.str(v, line, key)
 		case "pidfile":
 			d.PIDFile, _ = r.str(v, line, key)
+		case "metrics":
+			if s, ok := r.str(v, line, key); ok {
+				if warn, err := CheckMetricsAddr(s); err != nil {
+					bad("%v", err)
+				} else {
+					d.Metrics = s
+					if warn != "" {
+						r.pr.warnf(line, key, "%s", warn)
+					}
+				}
+			}
 		case "usesyslog", "close_on_exit":
 			b, ok := v.(bool)
 			if !ok {
