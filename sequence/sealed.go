@@ -39,7 +39,7 @@ type sealedRange struct {
 	opener  *sealed.Opener
 	doors   []sealed.Door // in the order of names
 	names   []string
-	label   string // "40000-44095/tcp"
+	label   string       // "40000-44095/tcp"
 	ctr     *DoorStats   // the range's counters
 	doorCtr []*DoorStats // its doors', in the order of names
 }
