@@ -146,6 +146,7 @@ type Runner struct {
 
 	started, failed, timedOut, dropped, extended, refused atomic.Uint64
 	stopRetries, stopsGivenUp                             atomic.Uint64
+	dc                                                    doorCounters
 
 	mu    sync.Mutex
 	doors map[string]Door
@@ -621,6 +622,7 @@ func (r *Runner) runStart(ctx context.Context, j *startJob) {
 		// A door may have only a timed close; the open is still worth
 		// a line.
 		r.log.Info("opened", "door", j.door, "src", j.src, "cmd", "start")
+		r.dc.opened(j.door)
 	}
 	// The set is the second half of the same open: not after a failed
 	// start command, nor on the way out. Its failure is logged, and a
@@ -762,6 +764,7 @@ func (r *Runner) addToSet(j *startJob) bool {
 	}
 	if err != nil {
 		r.failed.Add(1)
+		r.dc.failed(j.door)
 		r.log.Error("nft set add failed", "door", j.door, "src", j.src, "set", j.set.String(), "err", err)
 		if j.e == nil && !j.refresh {
 			r.mu.Lock()
@@ -783,6 +786,9 @@ func (r *Runner) addToSet(j *startJob) bool {
 	}
 	r.mu.Unlock()
 	r.log.Info(msg, "door", j.door, "src", j.src, "set", j.set.String(), "until", until)
+	if !j.refresh && j.start.IsZero() {
+		r.dc.opened(j.door)
+	}
 	return true
 }
 
@@ -1040,7 +1046,9 @@ func (r *Runner) runCommand(ctx context.Context, door string, src netip.Addr, wh
 		return true
 	}
 	r.started.Add(1)
+	began := time.Now()
 	res := r.exec(ctx, c, r.timeout)
+	r.dc.ran(door, which, res.err == nil, time.Since(began))
 	output := strings.TrimSpace(res.output)
 	if res.err == nil {
 		// The output (its tail) goes on the same line: one line per open
