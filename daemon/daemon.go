@@ -59,6 +59,9 @@ type Options struct {
 	Mono func() time.Duration
 	// Stdin is what a text input reading "-" reads; os.Stdin when nil.
 	Stdin *os.File
+	// Status serves the status socket (StatusSocket in state_dir), which
+	// `portknockd status` asks. Off for tests that run many daemons.
+	Status bool
 }
 
 // Daemon is a configured portknockd, ready to Run.
@@ -83,6 +86,8 @@ type Daemon struct {
 
 	events chan sequence.Event
 	reload chan chan error
+	snaps  snapshots
+	obs    observers // the metrics server and status socket
 }
 
 // ErrNoInputs is New's error for a configuration without inputs, which a
@@ -111,6 +116,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		running: cfg.Daemon,
 		events:  make(chan sequence.Event, QueueSize),
 		reload:  make(chan chan error),
+		snaps:   newSnapshots(),
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -186,6 +192,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		}
 		d.sources = append(d.sources, src)
 	}
+	if err = d.listenObservers(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -197,6 +206,7 @@ func (d *Daemon) abort() {
 			c.Close()
 		}
 	}
+	d.obs.close()
 	closeAll(d.oneTime)
 	d.closeReplay()
 	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
@@ -693,7 +703,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	go func() { inputs.Wait(); close(inputsDone) }()
-	g.Go(func() error { return d.loop(gctx, inputsDone) })
+	g.Go(func() error {
+		defer close(d.snaps.loopDone)
+		return d.loop(gctx, inputsDone)
+	})
+	obsDone := d.obs.serve(ctx, d)
 	err := g.Wait()
 
 	// When the inputs ran out (rather than a signal stopping us), let the
@@ -705,6 +719,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if rerr := <-runnerDone; err == nil {
 		err = rerr
 	}
+	obsDone()
 	d.logStats()
 	closeAll(d.oneTime)
 	d.closeReplay()
@@ -750,6 +765,8 @@ func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 			err := d.apply()
 			done <- err
 			arm()
+		case reply := <-d.snaps.req:
+			reply <- d.takeSnapshot()
 		case <-inputsDone:
 			// Every input has ended: take what is still queued, then stop.
 			for {
