@@ -8,6 +8,7 @@
 //	portknockd [-c FILE] [-i INPUT]... [-D] [-v] [--dry-run]
 //	portknockd check [-u USER] [-c FILE]
 //	portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... < lines
+//	portknockd status [-c FILE] [-s DIR] [--json]
 //
 // The configuration is TOML or a knockd.conf, recognised by content. It, the
 // state directory and every file the daemon reads must be owned by root or
@@ -48,6 +49,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return runCheck(args[1:], stdout, stderr)
 		case "parse":
 			return runParse(args[1:], stdin, stdout, stderr)
+		case "status":
+			return runStatus(args[1:], stdout, stderr)
 		}
 	}
 	return runDaemon(args, stdin, stdout, stderr)
@@ -69,7 +72,7 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		daemonize = fs.BoolP("daemon", "d", false, "accepted for knockd compatibility; portknockd always runs in the foreground")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: portknockd [options]\n       portknockd check [-u USER] [-c FILE]\n       portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... < lines\n\nOptions:\n")
+		fmt.Fprintf(stderr, "Usage: portknockd [options]\n       portknockd check [-u USER] [-c FILE]\n       portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... < lines\n       portknockd status [-c FILE] [-s DIR] [--json]\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +154,8 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		DryRun:      *dryRun,
 		ExtraInputs: extra,
 		Load:        load,
+		// A dry run leaves state_dir alone, the socket included.
+		Status: !*dryRun,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
