@@ -152,6 +152,7 @@ func TestFlagsDocumented(t *testing.T) {
 		{"portknockd.8", daemon, []string{"--help"}, true},
 		{"portknockd.8", daemon, []string{"check", "--help"}, true},
 		{"portknockd.8", daemon, []string{"parse", "--help"}, true},
+		{"portknockd.8", daemon, []string{"status", "--help"}, true},
 		{"portknock.1", client, []string{"--help"}, true},
 		{"portknock.1", client, []string{"keygen", "--help"}, false},
 	}
@@ -185,7 +186,7 @@ func TestSubcommandsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"check", "parse"} {
+	for _, sub := range []string{"check", "parse", "status"} {
 		if !strings.Contains(string(src), "\n.Ss portknockd "+sub+"\n") {
 			t.Errorf("portknockd.8 has no subsection \"portknockd %s\"", sub)
 		}
