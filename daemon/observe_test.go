@@ -230,3 +230,40 @@ func TestStatusStaleSocket(t *testing.T) {
 		t.Errorf("the file was touched: %q", data)
 	}
 }
+
+// TestStatusSlowClients: clients that connect and never read hold only
+// their own connections; knocks still open doors, and the socket still
+// answers once they are gone.
+func TestStatusSlowClients(t *testing.T) {
+	in := mkfifo(t, "input")
+	sig := mkfifo(t, "signal")
+	ch := signals(t, sig)
+	cfg := doorConfig(t, in, sig, "")
+	start(t, cfg, Options{Status: true})
+	sock := filepath.Join(cfg.Daemon.StateDir, StatusSocket)
+	var conns []net.Conn
+	for range 2 * statusConns {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	writeLines(t, in, "7000 192.0.2.10", "8000/tcp 192.0.2.10", "9000/udp 192.0.2.10")
+	expect(t, ch, "open ssh 192.0.2.10")
+	for _, c := range conns {
+		c.Close()
+	}
+	// A client closed for being one too many may ask again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := QueryStatus(t.Context(), cfg.Daemon.StateDir)
+		if err == nil && st.OpenDoorsTotal == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer showing the open door: %+v, %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -22,7 +22,7 @@ const snapshotMaxAge = 500 * time.Millisecond
 // copied, and the attempts in progress, so that no other goroutine ever
 // reads the matcher.
 type snapshot struct {
-	taken         time.Time
+	taken         time.Duration // on d.mono: a wall-clock step does not age it
 	doorNames     []string // the doors configured now
 	stats         sequence.Stats
 	doors, ranges map[string]sequence.DoorStats
@@ -53,7 +53,7 @@ func (d *Daemon) snapshot(ctx context.Context) (*snapshot, error) {
 	s := &d.snaps
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.last != nil && d.now().Sub(s.last.taken) < snapshotMaxAge {
+	if s.last != nil && d.mono()-s.last.taken < snapshotMaxAge {
 		return s.last, nil
 	}
 	reply := make(chan *snapshot, 1)
@@ -74,9 +74,9 @@ func (d *Daemon) snapshot(ctx context.Context) (*snapshot, error) {
 
 // takeSnapshot copies the matcher's state; only the loop calls it.
 func (d *Daemon) takeSnapshot() *snapshot {
-	s := &snapshot{taken: d.now(), stats: d.matcher.Stats()}
+	s := &snapshot{taken: d.mono(), stats: d.matcher.Stats()}
 	s.doors, s.ranges = d.matcher.DoorStats()
-	s.attempts, s.attemptsTotal = d.matcher.Attempts(d.mono(), MaxListed)
+	s.attempts, s.attemptsTotal = d.matcher.Attempts(s.taken, MaxListed)
 	for i := range d.cfg.Doors {
 		s.doorNames = append(s.doorNames, d.cfg.Doors[i].Name)
 	}

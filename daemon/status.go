@@ -100,7 +100,7 @@ func (d *Daemon) status(ctx context.Context) (*Status, error) {
 		st.OpenDoors = append(st.OpenDoors, StatusOpen{Door: o.Door, Src: o.Src.String(), Until: o.Until, Left: o.Until.Sub(now).Seconds()})
 	}
 	// The attempts' time left counts from when the snapshot was taken.
-	age := now.Sub(snap.taken)
+	age := d.mono() - snap.taken
 	st.AttemptsTotal = snap.attemptsTotal
 	for _, a := range snap.attempts {
 		st.Attempts = append(st.Attempts, StatusAttempt{Door: a.Door, Range: a.Range, Src: a.Src.String(),
