@@ -23,7 +23,7 @@ const snapshotMaxAge = 500 * time.Millisecond
 // reads the matcher.
 type snapshot struct {
 	taken         time.Duration // on d.mono: a wall-clock step does not age it
-	doorNames     []string // the doors configured now
+	doorNames     []string      // the doors configured now
 	stats         sequence.Stats
 	doors, ranges map[string]sequence.DoorStats
 	attempts      []sequence.Attempt
