@@ -1,6 +1,9 @@
 package config
 
 import (
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -63,4 +66,34 @@ func TestMetricsKey(t *testing.T) {
 	if cfg.Daemon.Metrics != "" {
 		t.Errorf("metrics %q by default, want off", cfg.Daemon.Metrics)
 	}
+}
+
+// FuzzCheckMetricsAddr: any string is either refused or a host:port the
+// net package can listen on, and only loopback and localhost pass without
+// a warning.
+func FuzzCheckMetricsAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:9917", "[::1]:0", ":9917", "localhost:1", "[::ffff:127.0.0.1]:9", "1.2.3.4:", "[fe80::1%lo]:9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		warn, err := CheckMetricsAddr(addr)
+		if err != nil {
+			if warn != "" {
+				t.Fatalf("%q: both an error and a warning", addr)
+			}
+			return
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("%q accepted but not host:port: %v", addr, err)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+			t.Fatalf("%q accepted with port %q", addr, port)
+		}
+		if warn == "" && host != "localhost" {
+			if ip, err := netip.ParseAddr(host); err != nil || !ip.Unmap().IsLoopback() {
+				t.Fatalf("%q accepted without a warning", addr)
+			}
+		}
+	})
 }
