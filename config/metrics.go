@@ -25,7 +25,7 @@ func CheckMetricsAddr(addr string) (warning string, err error) {
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
 		return "", fmt.Errorf("port %q is not a number in 0..65535", port)
 	}
-	exposed := fmt.Sprintf("serves the metrics beyond this host (%s); anyone who can reach it sees every door's counters: prefer %q behind a proxy or firewall", addr, DefaultMetricsAddr)
+	exposed := fmt.Sprintf("serves the metrics beyond this host (%s); anyone who can reach it sees every door's counters: keep it on loopback (%s) and reach it through a proxy or tunnel, or firewall the port", addr, DefaultMetricsAddr)
 	switch host {
 	case "localhost":
 		return "", nil

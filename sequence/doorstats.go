@@ -2,6 +2,7 @@ package sequence
 
 import (
 	"cmp"
+	"container/heap"
 	"net/netip"
 	"slices"
 	"time"
@@ -115,38 +116,64 @@ type Attempt struct {
 // Attempts lists the attempts in progress at monotonic time now (as
 // Event.Mono), at most limit of them, those closest to their timeout
 // first, and how many there are in all. It walks the whole table, so it
-// is for an operator's question, not for every event.
+// is for an operator's question, not for every event: the walk goes
+// through the attempts in memory order, and a slot with an attempt in
+// progress always belongs to a tracked source.
 func (m *Matcher) Attempts(now time.Duration, limit int) (list []Attempt, total int) {
 	n := int64(now)
-	add := func(a Attempt) {
+	// The limit attempts with the least time left so far, the one with
+	// the most on top, so that a closer one replaces it.
+	var top attemptHeap
+	add := func(idx int32, a Attempt) {
 		total++
-		if len(list) < limit {
-			list = append(list, a)
+		if len(top) == limit && (limit == 0 || a.Left >= top[0].Left) {
+			return
 		}
+		a.Src = addrOf(m.srcs[idx].key)
+		if len(top) < limit {
+			heap.Push(&top, a)
+			return
+		}
+		top[0] = a
+		heap.Fix(&top, 0)
 	}
-	for key, idx := range m.index {
-		src := addrOf(key)
-		for d := range m.doors {
+	nd, nr := len(m.doors), len(m.ranges)
+	for idx := range int32(len(m.srcs)) {
+		for d, p := range m.prog[int(idx)*nd : int(idx+1)*nd] {
 			ds := &m.doors[d]
-			p := m.prog[int(idx)*len(m.doors)+d]
 			if p.step == 0 || p.gen != ds.gen || ds.disabled || expired(n, p.start, ds.timeout) {
 				continue
 			}
-			add(Attempt{Door: ds.Name, Src: src, Step: int(p.step), Of: len(ds.seq),
+			add(idx, Attempt{Door: ds.Name, Step: int(p.step), Of: len(ds.seq),
 				Left: time.Duration(deadline(p.start, ds.timeout) - n)})
 		}
-		for r := range m.ranges {
+		for r := range nr {
 			rg := &m.ranges[r]
-			sp := &m.sprog[int(idx)*len(m.ranges)+r]
+			sp := &m.sprog[int(idx)*nr+r]
 			if !sp.active() || expired(n, sp.start, rg.timeout) {
 				continue
 			}
-			add(Attempt{Range: rg.label, Src: src, Step: sp.knocks(), Of: sealed.Knocks,
+			add(idx, Attempt{Range: rg.label, Step: sp.knocks(), Of: sealed.Knocks,
 				Left: time.Duration(deadline(sp.start, rg.timeout) - n)})
 		}
 	}
+	list = []Attempt(top)
 	slices.SortFunc(list, func(a, b Attempt) int {
 		return cmp.Or(cmp.Compare(a.Left, b.Left), a.Src.Compare(b.Src), cmp.Compare(a.Door+a.Range, b.Door+b.Range))
 	})
 	return list, total
+}
+
+// attemptHeap is a max-heap of attempts by time left.
+type attemptHeap []Attempt
+
+func (h attemptHeap) Len() int           { return len(h) }
+func (h attemptHeap) Less(i, j int) bool { return h[i].Left > h[j].Left }
+func (h attemptHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *attemptHeap) Push(x any)        { *h = append(*h, x.(Attempt)) }
+func (h *attemptHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
