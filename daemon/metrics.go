@@ -1,12 +1,17 @@
+//go:build !nometrics
+
 package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,10 +181,25 @@ func union[V any](names []string, counted map[string]V) []string {
 	return all
 }
 
-// maxOpenListed bounds the open doors a status reply lists and the
-// metrics count by door. A door open for more addresses than this is
-// counted as this many.
-const maxOpenListed = 1000
+// errNoMetrics is nil: this build serves metrics. See metrics_off.go.
+var errNoMetrics error
+
+// serveMetrics serves the metrics on ln until ctx ends, on goroutines wg
+// waits for.
+func serveMetrics(ctx context.Context, d *Daemon, ln net.Listener, wg *sync.WaitGroup) {
+	srv := newMetricsServer(d)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	})
+	wg.Go(func() {
+		<-ctx.Done()
+		// Scrapes in flight are bounded by the handler's timeout; the
+		// daemon does not wait for them to stop.
+		srv.Close()
+	})
+}
 
 // newMetricsServer serves /metrics from a registry of the daemon's own,
 // never the process-wide default one: the Go runtime's and the process's

@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 )
 
@@ -22,6 +20,9 @@ type observers struct {
 // why and runs without it.
 func (d *Daemon) listenObservers() error {
 	if addr := d.running.Metrics; addr != "" {
+		if errNoMetrics != nil {
+			return fmt.Errorf("metrics: %w", errNoMetrics)
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
@@ -54,18 +55,7 @@ func (o *observers) serve(ctx context.Context, d *Daemon) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if o.metricsLn != nil {
-		srv := newMetricsServer(d)
-		wg.Go(func() {
-			if err := srv.Serve(o.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error("metrics server stopped", "addr", o.metricsLn.Addr().String(), "err", err)
-			}
-		})
-		wg.Go(func() {
-			<-ctx.Done()
-			// Scrapes in flight are bounded by the handler's timeout;
-			// the daemon does not wait for them to stop.
-			srv.Close()
-		})
+		serveMetrics(ctx, d, o.metricsLn, &wg)
 	}
 	if o.status != nil {
 		wg.Go(func() { o.status.serve(ctx, d) })

@@ -25,6 +25,10 @@ const StatusSocket = "portknockd.sock"
 // answered at once (others are closed at once), and the most a client
 // reads.
 const (
+	// maxOpenListed bounds the open doors a status reply lists and the
+	// metrics count by door: a door open for more addresses than this
+	// is counted as this many.
+	maxOpenListed  = 1000
 	statusTimeout  = 5 * time.Second
 	statusConns    = 4
 	maxStatusReply = 4 << 20
