@@ -113,6 +113,16 @@ func TestFail2banFilter(t *testing.T) {
 	if err := os.WriteFile(logFile, []byte(logs), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// As fail2ban's systemd backend shows journal entries: a syslog-like
+	// header with the unit's identifier and pid before the message.
+	journalFile := filepath.Join(dir, "journal.log")
+	var framed strings.Builder
+	for line := range strings.Lines(logs) {
+		framed.WriteString("Dec  3 14:00:03 gw portknockd[42]: " + line)
+	}
+	if err := os.WriteFile(journalFile, []byte(framed.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// The filter includes common.conf, which fail2ban ships; it is looked
 	// for beside the filter.
 	filter := filepath.Join(dir, "filter.d", "portknockd.conf")
@@ -120,21 +130,23 @@ func TestFail2banFilter(t *testing.T) {
 	copyFile(t, filepath.Join("..", "..", "examples", "fail2ban", "filter.d", "portknockd.conf"), filter)
 	copyFile(t, "/etc/fail2ban/filter.d/common.conf", filepath.Join(dir, "filter.d", "common.conf"))
 
-	out, err := exec.Command(regex, "-v", "--print-all-matched", "--print-no-missed", logFile, filter).CombinedOutput()
-	if err != nil {
-		t.Fatalf("fail2ban-regex: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`Lines: (\d+) lines, 0 ignored, (\d+) matched`).FindSubmatch(out)
-	if m == nil || string(m[2]) != "3" {
-		t.Errorf("fail2ban-regex found %s matches, want 3:\n%s\nlog:\n%s", m, out, logs)
-	}
-	for _, addr := range []string{"192.0.2.5", "2001:db8::7", "198.51.100.9"} {
-		if !regexp.MustCompile(`(?m)^\|\s+` + regexp.QuoteMeta(addr) + `\s`).Match(out) {
-			t.Errorf("fail2ban-regex did not find %s:\n%s", addr, out)
+	for _, file := range []string{logFile, journalFile} {
+		out, err := exec.Command(regex, "-v", "--print-all-matched", "--print-no-missed", file, filter).CombinedOutput()
+		if err != nil {
+			t.Fatalf("fail2ban-regex %s: %v\n%s", file, err, out)
 		}
-	}
-	if bytes.Contains(out, []byte("192.0.2.8")) {
-		t.Errorf("the address that opened the door was found:\n%s", out)
+		m := regexp.MustCompile(`Lines: (\d+) lines, 0 ignored, (\d+) matched`).FindSubmatch(out)
+		if m == nil || string(m[2]) != "3" {
+			t.Errorf("fail2ban-regex %s found %s matches, want 3:\n%s\nlog:\n%s", file, m, out, logs)
+		}
+		for _, addr := range []string{"192.0.2.5", "2001:db8::7", "198.51.100.9"} {
+			if !regexp.MustCompile(`(?m)^\|\s+` + regexp.QuoteMeta(addr) + `\s`).Match(out) {
+				t.Errorf("fail2ban-regex %s did not find %s:\n%s", file, addr, out)
+			}
+		}
+		if bytes.Contains(out, []byte("192.0.2.8")) {
+			t.Errorf("fail2ban-regex %s found the address that opened the door:\n%s", file, out)
+		}
 	}
 }
 
