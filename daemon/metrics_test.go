@@ -60,7 +60,17 @@ func TestMetrics(t *testing.T) {
 	}
 	writeLines(t, in, "7000 192.0.2.10", "9000/udp 192.0.2.10", "not a knock line", "7000 192.0.2.10", "8000/tcp 192.0.2.10", "9000/udp 192.0.2.10")
 	expect(t, ch, "open ssh 192.0.2.10")
-	body := scrape(t, addr)
+	// The command wrote its line before it exited, and the runner counts
+	// it once it has: wait for that.
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body = scrape(t, addr)
+		if strings.Contains(body, `portknockd_doors_open{door="ssh"} 1`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	input := "text:" + in
 	for _, want := range []string{
 		`portknockd_matches_total{door="ssh"} 1`,

@@ -198,7 +198,9 @@ func TestStatusCommand(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &st); err != nil {
 				t.Fatalf("status --json: %v\n%s", err, out)
 			}
-			if st.OpenDoorsTotal == 1 && st.AttemptsTotal == 1 {
+			// A snapshot may be half a second old: one taken while the
+			// knocks from .8 were arriving shows them in progress.
+			if st.OpenDoorsTotal == 1 && st.AttemptsTotal == 1 && len(st.Attempts) == 1 && st.Attempts[0].Src == "192.0.2.9" {
 				break
 			}
 		}
