@@ -280,7 +280,8 @@ func TestReloadRefusesUntrustedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemon, "-c", cfg)
+	// A state_dir of the test's: the daemon makes its status socket there.
+	cmd := exec.Command(daemon, "-c", cfg, "-s", filepath.Join(dir, "state"))
 	cmd.Stdin = pr
 	p := netnstest.StartCmd(t, cmd, "portknockd", "reload test")
 	pr.Close()
