@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"portknock/config"
 	"portknock/journal"
 	"portknock/nftset"
 	"portknock/sequence"
@@ -402,10 +401,10 @@ func (r *Runner) Open(m sequence.Match) {
 		if el, ok := r.elems[key]; ok && hasSet && el.ref == set && el.expires.After(now) {
 			// Open by its set element alone.
 			switch d.Reknock {
-			case config.ReknockIgnore:
+			case ReknockIgnore:
 				r.log.Info("re-knock ignored, door already open", "door", d.Name, "src", src, "until", el.expires)
 				return
-			case config.ReknockRerun:
+			case ReknockRerun:
 				r.enqueueLocked(job(start, true))
 				return
 			default:
@@ -440,13 +439,13 @@ func (r *Runner) Open(m sequence.Match) {
 			r.retryLocked(old, job(start, false), deadline)
 			return
 		}
-		if d.Reknock == config.ReknockIgnore {
+		if d.Reknock == ReknockIgnore {
 			r.log.Info("re-knock ignored, door already open", "door", d.Name, "src", src, "until", old.deadline)
 			return
 		}
 		extendJournal()
 		r.extended.Add(1)
-		if d.Reknock == config.ReknockRerun && old.state == stateOpen && (!start.IsZero() || hasSet) {
+		if d.Reknock == ReknockRerun && old.state == stateOpen && (!start.IsZero() || hasSet) {
 			// Through the entry, so that its close is scheduled after
 			// this start has run, never before it.
 			r.log.Info("re-knock runs the start command again", "door", d.Name, "src", src, "until", deadline)

@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"portknock/config"
 	"portknock/nftset"
 )
 
@@ -134,15 +133,15 @@ func TestRunnerSetOneFamily(t *testing.T) {
 
 func TestRunnerSetReknock(t *testing.T) {
 	for _, c := range []struct {
-		policy config.Reknock
+		policy Reknock
 		want   []call
 		starts []call
 	}{
-		{config.ReknockExtend, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
+		{ReknockExtend, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
 			[]call{{0, "ring 192.0.2.1"}, {20 * time.Second, "ring 192.0.2.1"}}},
-		{config.ReknockRerun, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
+		{ReknockRerun, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
 			[]call{{0, "ring 192.0.2.1"}, {4 * time.Second, "ring 192.0.2.1"}, {20 * time.Second, "ring 192.0.2.1"}}},
-		{config.ReknockIgnore, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
+		{ReknockIgnore, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
 			[]call{{0, "ring 192.0.2.1"}, {20 * time.Second, "ring 192.0.2.1"}}},
 	} {
 		t.Run(string(c.policy), func(t *testing.T) {

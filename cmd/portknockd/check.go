@@ -15,7 +15,6 @@ import (
 
 	flag "github.com/spf13/pflag"
 
-	"portknock/actions"
 	"portknock/config"
 	"portknock/daemon"
 	"portknock/internal/filetrust"
@@ -103,7 +102,7 @@ func checkFiles(cfg *config.Config, uid uint32) []error {
 	var errs []error
 	for _, d := range cfg.Doors {
 		if d.OneTimeSequences != "" {
-			for _, err := range filetrust.Split(actions.CheckOneTime(d.OneTimeSequences, uid)) {
+			for _, err := range filetrust.Split(daemon.CheckOneTime(d.OneTimeSequences, uid)) {
 				errs = append(errs, fmt.Errorf("door %q: one-time sequences: %w", d.Name, err))
 			}
 		}
@@ -196,7 +195,7 @@ func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
 		if d.OneTimeSequences == "" {
 			continue
 		}
-		unused, err := actions.ReadOneTime(d.OneTimeSequences)
+		unused, err := daemon.ReadOneTime(d.OneTimeSequences)
 		if err != nil {
 			return nil, fmt.Errorf("door %q: %w", d.Name, err)
 		}
