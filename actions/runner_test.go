@@ -117,14 +117,15 @@ func startHarness(t *testing.T, doors []Door, opts Options) *harness {
 	return h
 }
 
-// shutdown cancels Run and waits for it; the bubble then checks that no
-// goroutine outlived it.
+// shutdown cancels Run, waits for it and closes everything as the daemon
+// does at exit; the bubble then checks that no goroutine outlived it.
 func (h *harness) shutdown() {
 	h.t.Helper()
 	h.stop()
 	if err := <-h.done; err != nil {
 		h.t.Errorf("Run returned %v", err)
 	}
+	h.r.CloseAll(h.t.Context())
 }
 
 // sleepTo advances the fake clock to d after the epoch and lets every

@@ -201,9 +201,7 @@ func (d *Daemon) abort() {
 	d.closeReplay()
 	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
 		d.log.Warn("start failed; running the closes restored from the journal before exit")
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		d.runner.Run(ctx)
+		d.runner.CloseAll(context.Background())
 	}
 	d.closeJournal()
 }
@@ -678,6 +676,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if rerr := <-runnerDone; err == nil {
 		err = rerr
 	}
+	d.runner.CloseAll(context.WithoutCancel(ctx))
 	d.logStats()
 	closeAll(d.oneTime)
 	d.closeReplay()
