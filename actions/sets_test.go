@@ -216,3 +216,27 @@ func TestRunnerSetDryRun(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerSetTimeoutLogsClose: when the kernel's timeout ends a set
+// element, the door is logged closed for that address at that time, as a
+// timed close would be, and nothing is left to remove at exit.
+func TestRunnerSetTimeoutLogsClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, sets := startWithSets(t, []Door{setDoor}, Options{})
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(10*time.Second - time.Nanosecond)
+		if got := h.logs.find("closed"); len(got) != 0 {
+			t.Fatalf("closed before the timeout: %+v", got)
+		}
+		h.sleepTo(10 * time.Second)
+		got := h.logs.find("closed")
+		if len(got) != 1 || got[0].attrs["door"] != "ssh" || got[0].attrs["src"] != "192.0.2.1" || got[0].attrs["set"] != "inet fw knock4" {
+			t.Fatalf("closed lines at the timeout: %+v, want one with door, src and set", got)
+		}
+		h.shutdown()
+		sets.want(t, call{0, "add inet fw knock4 192.0.2.1 10s"})
+		if got := h.logs.find("closed"); len(got) != 1 {
+			t.Errorf("closed again at exit: %+v", got)
+		}
+	})
+}
