@@ -913,3 +913,30 @@ func TestRunnerShutdownRetriesFailedStop(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerCloseAllIsTheShutdown: the end of Run's context stops the
+// workers and leaves open doors open; CloseAll is what closes them.
+func TestRunnerCloseAllIsTheShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{})
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(time.Second)
+		h.stop()
+		if err := <-h.done; err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+		h.wantCalls(call{0, "open 192.0.2.1"})
+		if got := h.r.Stats().PendingCloses; got != 1 {
+			t.Fatalf("PendingCloses after Run = %d, want 1: Run must not close", got)
+		}
+		h.r.CloseAll(t.Context())
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{time.Second, "close 192.0.2.1"})
+		if got := h.r.Stats().PendingCloses; got != 0 {
+			t.Errorf("PendingCloses after CloseAll = %d, want 0", got)
+		}
+		h.r.Open(knock("ssh", "192.0.2.2"))
+		if w := h.logs.find("runner stopped, match ignored"); len(w) != 1 {
+			t.Errorf("open after CloseAll: %v, want it refused", w)
+		}
+	})
+}
