@@ -11,6 +11,7 @@ import (
 
 	"portknock/journal"
 	"portknock/nftset"
+	"portknock/sequence"
 )
 
 // The machine is driven here directly, with a clock that is only a
@@ -380,5 +381,30 @@ func TestMachineShutdown(t *testing.T) {
 				t.Error("open after shutdown not refused")
 			}
 		})
+	}
+}
+
+// BenchmarkMachineOpen is the cost of one open of a door with a timed
+// close, from match to the close in the schedule, without its commands.
+func BenchmarkMachineOpen(b *testing.B) {
+	m := newTestMachine(1<<16, sshDoor)
+	matches := make([]sequence.Match, 4096)
+	for i := range matches {
+		matches[i] = knock("ssh", netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}).String())
+	}
+	now := t0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m.openMatch(now, matches[i%len(matches)])
+		runStarts(m, now)
+		m.take()
+		if i%len(matches) == len(matches)-1 {
+			// Close them all, so the next round opens afresh.
+			now = now.Add(time.Minute)
+			due, _ := m.takeDue(now)
+			for _, e := range due {
+				m.stopDone(now, e, true)
+			}
+		}
 	}
 }

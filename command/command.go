@@ -86,34 +86,61 @@ func Substitute(c Command, v Vars) Command {
 	if c.IsZero() {
 		return Command{}
 	}
-	r := replacerFor(v)
+	vals := valuesOf(v)
 	if c.Shell != "" {
-		return Command{Shell: r.Replace(c.Shell)}
+		return Command{Shell: vals.expand(c.Shell)}
 	}
 	argv := make([]string, len(c.Argv))
 	for i, a := range c.Argv {
-		argv[i] = r.Replace(a)
+		argv[i] = vals.expand(a)
 	}
 	return Command{Argv: argv}
 }
 
-func replacerFor(v Vars) *strings.Replacer {
-	ip := ""
+// values are the placeholders' replacements, in the order of placeholders.
+type values [4]string
+
+// placeholders are the names Substitute replaces. None is a prefix of
+// another, so the first that matches at a '%' is the only one.
+var placeholders = [4]string{"%IP%", "%DOOR%", "%PORT%", "%PROTO%"}
+
+func valuesOf(v Vars) *values {
+	var vals values
 	if src := v.IP.Unmap().WithZone(""); src.IsValid() {
-		ip = src.String()
+		vals[0] = src.String()
 	}
-	port := ""
+	vals[1] = v.Door
 	if v.Port != 0 {
-		port = strconv.Itoa(int(v.Port))
+		vals[2] = strconv.Itoa(int(v.Port))
 	}
-	proto := ""
 	if v.Proto == "tcp" || v.Proto == "udp" {
-		proto = v.Proto
+		vals[3] = v.Proto
 	}
-	return strings.NewReplacer(
-		"%IP%", ip,
-		"%DOOR%", v.Door,
-		"%PORT%", port,
-		"%PROTO%", proto,
-	)
+	return &vals
+}
+
+// expand replaces every placeholder in s, left to right, never looking
+// again at what it inserted.
+func (vals *values) expand(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 32)
+	for i >= 0 {
+		b.WriteString(s[:i])
+		s = s[i:]
+		k := slices.IndexFunc(placeholders[:], func(p string) bool { return strings.HasPrefix(s, p) })
+		if k < 0 {
+			b.WriteByte('%')
+			s = s[1:]
+		} else {
+			b.WriteString(vals[k])
+			s = s[len(placeholders[k]):]
+		}
+		i = strings.IndexByte(s, '%')
+	}
+	b.WriteString(s)
+	return b.String()
 }

@@ -3,6 +3,7 @@ package command
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -63,4 +64,31 @@ func TestStringAndClone(t *testing.T) {
 	if c.Argv[0] != "/usr/sbin/nft" {
 		t.Error("Clone shares its argv with the original")
 	}
+}
+
+// TestSubstituteLikeReplacer: Substitute does what a strings.Replacer of
+// the four placeholders does, on odd arrangements of '%' too.
+func TestSubstituteLikeReplacer(t *testing.T) {
+	v := Vars{IP: netip.MustParseAddr("2001:db8::1"), Door: "%IP%door", Port: 22, Proto: "tcp"}
+	r := strings.NewReplacer("%IP%", "2001:db8::1", "%DOOR%", "%IP%door", "%PORT%", "22", "%PROTO%", "tcp")
+	for _, s := range []string{
+		"", "%", "%%", "%%IP%", "%IP", "IP%", "%IP%%IP%", "%DOOR%%PORT%%PROTO%", "100%", "%ip% %Ip%",
+		"a%IP%b%DOOR%c%PORT%d%PROTO%e", "%PORT%%", "%%%PROTO%%%", "%P%PORT%",
+	} {
+		if got, want := Substitute(Command{Shell: s}, v).Shell, r.Replace(s); got != want {
+			t.Errorf("Substitute(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func FuzzSubstitute(f *testing.F) {
+	f.Add("allow %IP% %DOOR% %PORT%/%PROTO%", "ssh")
+	f.Add("%%IP%%", "%PORT%")
+	f.Fuzz(func(t *testing.T, s, door string) {
+		v := Vars{IP: netip.MustParseAddr("192.0.2.1"), Door: door, Port: 7000, Proto: "udp"}
+		r := strings.NewReplacer("%IP%", "192.0.2.1", "%DOOR%", door, "%PORT%", "7000", "%PROTO%", "udp")
+		if got, want := Substitute(Command{Shell: s}, v).Shell, r.Replace(s); got != want {
+			t.Errorf("Substitute(%q) = %q, want %q", s, got, want)
+		}
+	})
 }
