@@ -759,6 +759,7 @@ func (m *machine) shutdown(now time.Time, keepOpen bool) (pending []*entry, live
 		m.info("close_on_exit is off: doors left open for the next start", "count", kept)
 	}
 	for _, el := range m.elems {
+		el.index = -1 // the schedule goes with them
 		if el.added && el.expires.After(now) {
 			live = append(live, liveElem{el.key, el.ref, el.expires})
 		}
