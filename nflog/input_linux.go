@@ -17,6 +17,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -84,34 +85,17 @@ type Input struct {
 	batch  batchSettings
 }
 
-// Stats counts what an Input saw.
-type Stats struct {
-	// Packets counts logged packets received.
-	Packets uint64
-	// Events counts packets handed on as knock events.
-	Events uint64
-	// Skipped counts packets that were not events, indexed by Reason.
-	Skipped [reasonCount]uint64
-	// Overflow counts events dropped because the matcher's queue was full.
-	Overflow uint64
-	// KernelDrops counts log messages the kernel could not deliver, known
-	// from gaps in their sequence numbers.
-	KernelDrops uint64
-	// Overruns counts times the socket buffer overflowed (ENOBUFS).
-	Overruns uint64
-	// BatchSwitches counts the times a socket started or stopped batching.
-	BatchSwitches uint64
-}
-
-// Stats returns the counters so far; safe while Run runs.
-func (in *Input) Stats() Stats {
-	s := Stats{
-		Packets:       in.packets.Load(),
-		Events:        in.events.Load(),
-		Overflow:      in.overflow.Load(),
-		KernelDrops:   in.gaps.Load(),
-		Overruns:      in.enobufs.Load(),
-		BatchSwitches: in.switches.Load(),
+// Stats returns the counters so far; safe while Run runs. Read counts
+// the logged packets received, and Dropped the events lost because the
+// matcher's queue was full; the Input's own counters are named by
+// KernelDrops, Overruns and BatchSwitches.
+func (in *Input) Stats() input.Stats {
+	s := input.Stats{
+		Unit:     "packets",
+		Read:     in.packets.Load(),
+		Events:   in.events.Load(),
+		Dropped:  in.overflow.Load(),
+		Counters: counters(in.gaps.Load(), in.enobufs.Load(), in.switches.Load()),
 	}
 	for i := range s.Skipped {
 		s.Skipped[i] = in.skipped[i].Load()
@@ -120,12 +104,13 @@ func (in *Input) Stats() Stats {
 }
 
 // Run reads every group until ctx ends, calling emit for each knock
-// event. emit must not block: it reports false when the event could not
-// be queued, which is counted. emit must not keep the event: it is
-// reused for the next. A group whose socket breaks is reopened with
-// backoff; Run fails only when a group cannot be bound at all at start,
-// or the settings are wrong, with an error that says why.
-func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error {
+// event. It never waits (input.NoWait): the netlink reader must keep up
+// with the kernel, which drops what the socket cannot hold, so an event
+// the queue has no room for is dropped and counted. emit may be called
+// from one goroutine per group at once. A group whose socket breaks is
+// reopened with backoff; Run fails only when a group cannot be bound at
+// all at start, or the settings are wrong, with an error that says why.
+func (in *Input) Run(ctx context.Context, emit input.Emit) error {
 	if err := in.resolve(); err != nil {
 		return err
 	}
@@ -207,7 +192,7 @@ func (s *groupSocket) close() {
 
 // keep runs a group's socket until ctx ends, reopening it with backoff
 // when it breaks.
-func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.Event) bool) {
+func (in *Input) keep(ctx context.Context, s *groupSocket, emit input.Emit) {
 	backoff := time.Second
 	report := time.NewTicker(time.Second)
 	defer report.Stop()
@@ -256,7 +241,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 }
 
 // open binds one group and starts receiving from it.
-func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Event) bool) (*groupSocket, error) {
+func (in *Input) open(ctx context.Context, group uint16, emit input.Emit) (*groupSocket, error) {
 	snap := in.SnapLen
 	if snap == 0 {
 		snap = DefaultSnapLen
@@ -329,7 +314,7 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 
 // hook handles one logged packet on go-nflog's receive goroutine. It must
 // not block: the kernel drops what the socket cannot hold.
-func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.Event) bool) {
+func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit input.Emit) {
 	in.packets.Add(1)
 	seen := uint64(1)
 	if a.Seq != nil {
@@ -368,7 +353,7 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.
 	} else {
 		ev.Time = in.Now()
 	}
-	if !emit(ev) {
+	if !emit(ev, input.NoWait) {
 		in.overflow.Add(1)
 		return
 	}

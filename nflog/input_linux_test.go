@@ -10,6 +10,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -26,8 +27,8 @@ func loggedSYN() gonflog.Attribute {
 
 // queueEmit hands events on as the daemon does: copied into a buffered
 // channel, never waiting.
-func queueEmit(q chan sequence.Event) func(*sequence.Event) bool {
-	return func(ev *sequence.Event) bool {
+func queueEmit(q chan sequence.Event) input.Emit {
+	return func(ev *sequence.Event, _ input.Mode) bool {
 		select {
 		case q <- *ev:
 			return true
@@ -60,7 +61,7 @@ func TestHookEvent(t *testing.T) {
 		t.Errorf("event %+v", ev)
 	}
 	st := in.Stats()
-	if st.Packets != 3 || st.Events != 3 || st.KernelDrops != 2 {
+	if st.Read != 3 || st.Events != 3 || st.Counter(KernelDrops) != 2 {
 		t.Errorf("stats %+v, want 3 packets, 3 events, 2 kernel drops", st)
 	}
 	if n := s.seen.Load(); n != 5 {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portknock/input"
 	"portknock/internal/filetrust"
 	"portknock/sequence"
 )
@@ -39,39 +40,32 @@ type Source struct {
 
 	lc      lineCounters
 	events  atomic.Uint64
+	dropped atomic.Uint64
 	skipped [reasonCount]atomic.Uint64
 }
 
-// Stats is a snapshot of a Source's counters. Lines == Events + the sum of
-// Skipped, give or take lines in flight.
-type Stats struct {
-	// Lines counts every line read, including skipped ones.
-	Lines uint64
-	// Events counts lines handed on as events.
-	Events uint64
-	// Skipped counts the lines that were not events, indexed by Reason.
-	// Skipped[ReasonTooLong] is the number of overlong lines.
-	Skipped [reasonCount]uint64
-}
+var _ input.Input = (*Source)(nil)
 
-// Stats returns the source's counters so far. It is safe to call while Run
-// is running.
-func (s *Source) Stats() Stats {
-	var st Stats
-	st.Events = s.events.Load()
+// Stats returns the source's counters so far: Read counts every line,
+// overlong ones included (as skipped with ReasonTooLong). It is safe to
+// call while Run is running.
+func (s *Source) Stats() input.Stats {
+	st := input.Stats{Unit: "lines", Events: s.events.Load(), Dropped: s.dropped.Load()}
 	for r := range s.skipped {
 		st.Skipped[r] = s.skipped[r].Load()
 	}
-	st.Skipped[ReasonTooLong] += s.lc.tooLong.Load()
-	st.Lines = s.lc.lines.Load() + s.lc.tooLong.Load()
+	tooLong := s.lc.tooLong.Load()
+	st.Skipped[ReasonTooLong] += tooLong
+	st.Read = s.lc.lines.Load() + tooLong
 	return st
 }
 
 // Run reads lines, parses each and calls emit for every event, stamped with
 // Time = Now() and Input = Name: knocks are timed by when they are read,
-// since a line's own timestamp may lack a year, a zone or precision. The event is reused for the next line, so
-// emit must copy what it keeps. Lines that are not events are counted per
-// Reason and logged at debug level; they are never fatal.
+// since a line's own timestamp may lack a year, a zone or precision. A
+// Source waits for emit to take each event (input.Wait): a pipe or a file
+// just slows down, and nothing is lost. Lines that are not events are
+// counted per Reason and logged at debug level; they are never fatal.
 //
 // What ends Run depends on Path:
 //   - "-" (stdin): EOF or ctx ending. Reading from a pipe, FIFO or terminal
@@ -84,7 +78,7 @@ func (s *Source) Stats() Stats {
 // Run returns nil in all these cases, and an error when the input cannot
 // be opened or read, or when a FIFO or file (or a followed file's successor
 // after rotation) may not be trusted (see CheckInput).
-func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
+func (s *Source) Run(ctx context.Context, emit input.Emit) error {
 	if !s.Parser.Format.valid() {
 		return fmt.Errorf("input %q: unknown format %d", s.Name, s.Parser.Format)
 	}
@@ -114,8 +108,11 @@ func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 		}
 		ev.Time = now()
 		ev.Input = s.Name
-		s.events.Add(1)
-		emit(&ev)
+		if emit(&ev, input.Wait) {
+			s.events.Add(1)
+		} else {
+			s.dropped.Add(1) // the daemon is stopping
+		}
 	}
 
 	r := &reader{ctx: ctx, maxLen: maxLen, c: &s.lc, fn: handle, log: log}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/input"
 	"portknock/internal/testpki"
 	"portknock/sequence"
 )
@@ -140,7 +141,7 @@ func TestSyslogTLS(t *testing.T) {
 				c, err := p.dial(t, addr, tc.cert, edits...)
 				slRefused(t, c, err)
 				refused++
-				r.eventually(t, "the handshake to be counted as failed", func(st SyslogStats) bool { return st.Handshake == uint64(refused) })
+				r.eventually(t, "the handshake to be counted as failed", func(st input.Stats) bool { return st.Counter(SyslogHandshakeFailed) == uint64(refused) })
 			})
 		}
 		// The good sender is still served.
@@ -157,8 +158,8 @@ func TestSyslogTLS(t *testing.T) {
 		r := slStart(t, &SyslogListener{Network: SyslogTLS, TLS: p.creds(t, true), Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
 		c, err := p.dial(t, r.addr(t, "tcp"), p.client)
 		slRefused(t, c, err)
-		r.eventually(t, "the sender to be denied", func(st SyslogStats) bool { return st.Denied == 1 })
-		if st := r.l.Stats(); st.Handshake != 0 {
+		r.eventually(t, "the sender to be denied", func(st input.Stats) bool { return st.Counter(SyslogDenied) == 1 })
+		if st := r.l.Stats(); st.Counter(SyslogHandshakeFailed) != 0 {
 			t.Errorf("stats %+v: a denied sender got as far as the handshake", st)
 		}
 	})
@@ -172,7 +173,7 @@ func TestSyslogTLS(t *testing.T) {
 		if d := time.Since(start); d < limit {
 			t.Errorf("closed after %v, before the limit %v", d, limit)
 		}
-		r.eventually(t, "the slow handshake to be counted", func(st SyslogStats) bool { return st.Slow == 1 })
+		r.eventually(t, "the slow handshake to be counted", func(st input.Stats) bool { return st.Counter(SyslogSlow) == 1 })
 	})
 
 	t.Run("new credentials", func(t *testing.T) {
