@@ -80,9 +80,12 @@ type Input struct {
 	skipped                                  [reasonCount]atomic.Uint64
 	switches                                 atomic.Uint64
 
-	// Set by Run before any socket starts.
+	// Set by Run before any socket starts, from the fields, which are
+	// the caller's and never written here.
 	prefix string // Prefix without surrounding blanks
 	batch  batchSettings
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // Stats returns the counters so far; safe while Run runs. Read counts
@@ -137,11 +140,13 @@ func (in *Input) Run(ctx context.Context, emit input.Emit) error {
 
 // resolve applies the defaults and checks the settings.
 func (in *Input) resolve() error {
-	if in.Logger == nil {
-		in.Logger = slog.New(slog.DiscardHandler)
+	in.log = in.Logger
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
 	}
-	if in.Now == nil {
-		in.Now = time.Now
+	in.now = in.Now
+	if in.now == nil {
+		in.now = time.Now
 	}
 	if len(in.Groups) == 0 {
 		return errors.New("no NFLOG groups")
@@ -217,7 +222,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit input.Emit) {
 		case err := <-s.broken:
 			s.close()
 			in.flushDrops(s)
-			in.Logger.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+			in.log.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 		}
 		for {
 			t := time.NewTimer(backoff)
@@ -230,10 +235,10 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit input.Emit) {
 			backoff = min(backoff*2, 30*time.Second)
 			ns, err := in.open(ctx, s.group, emit)
 			if err != nil {
-				in.Logger.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+				in.log.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 				continue
 			}
-			in.Logger.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
+			in.log.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
 			s, backoff = ns, time.Second
 			break
 		}
@@ -264,7 +269,7 @@ func (in *Input) open(ctx context.Context, group uint16, emit input.Emit) (*grou
 		rbuf = DefaultReadBuffer
 	}
 	if err := setReadBuffer(nf.Con, rbuf); err != nil {
-		in.Logger.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
+		in.log.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
 	}
 	// ENOBUFS is reported to us (counted), not hidden.
 	rctx, cancel := context.WithCancel(ctx)
@@ -280,7 +285,7 @@ func (in *Input) open(ctx context.Context, group uint16, emit input.Emit) (*grou
 		nf.Close()
 		return nil, explainBindError(group, err)
 	}
-	in.Logger.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
+	in.log.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
 	return s, nil
 }
 
@@ -351,7 +356,7 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit input.Emit) {
 	if a.Timestamp != nil {
 		ev.Time = *a.Timestamp
 	} else {
-		ev.Time = in.Now()
+		ev.Time = in.now()
 	}
 	if !emit(ev, input.NoWait) {
 		in.overflow.Add(1)
@@ -367,7 +372,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		return
 	}
 	if op := s.refused.Load(); op != nil {
-		in.Logger.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
+		in.log.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "batched", s.batch.batched, "err", op)
 		s.batch = nil
 		return
@@ -383,17 +388,17 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		queue, timeout, bufsize = in.batch.queue, in.batch.timeout, batchBufSize(in.batch.queue)
 	}
 	if err := s.setQueue(queue, timeout, bufsize); err != nil {
-		in.Logger.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
+		in.log.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "queue", queue, "err", err)
 		s.batch = nil
 		return
 	}
 	in.switches.Add(1)
 	if s.batch.batched {
-		in.Logger.Info("NFLOG message rate high: the kernel now sends log messages in batches",
+		in.log.Info("NFLOG message rate high: the kernel now sends log messages in batches",
 			"input", in.Name, "group", s.group, "rate", int64(rate), "queue", queue, "timeout", in.batch.timeout)
 	} else {
-		in.Logger.Info("NFLOG message rate low again: the kernel sends each log message at once",
+		in.log.Info("NFLOG message rate low again: the kernel sends each log message at once",
 			"input", in.Name, "group", s.group, "rate", int64(rate))
 	}
 }
@@ -437,10 +442,10 @@ func (in *Input) flushDrops(s *groupSocket) {
 	drops, overruns := s.pendDrops.Swap(0), s.pendOverruns.Swap(0)
 	switch {
 	case drops > 0:
-		in.Logger.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
+		in.log.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
 			"dropped", drops, "overruns", overruns)
 	case overruns > 0:
-		in.Logger.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
+		in.log.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
 			"input", in.Name, "group", s.group, "overruns", overruns)
 	}
 }

@@ -39,9 +39,24 @@ func queueEmit(q chan sequence.Event) input.Emit {
 }
 
 func newTestInput() (*Input, *groupSocket) {
-	in := &Input{Name: "nflog:5", Prefix: "knock", Now: time.Now}
-	in.prefix = in.Prefix
+	in := &Input{Name: "nflog:5", Prefix: "knock"}
+	in.prefix, in.now = in.Prefix, time.Now
 	return in, &groupSocket{group: 5}
+}
+
+// TestResolveKeepsFields: the defaults Run needs are kept beside the
+// fields, which are the caller's configuration and stay as given.
+func TestResolveKeepsFields(t *testing.T) {
+	in := &Input{Name: "nflog:5", Groups: []uint16{5}, Prefix: " knock "}
+	if err := in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if in.Logger != nil || in.Now != nil || in.Prefix != " knock " || in.BatchAbove != 0 || in.BatchBelow != 0 || in.BatchQueue != 0 || in.BatchTimeout != 0 {
+		t.Errorf("resolve wrote the fields: %+v", in)
+	}
+	if in.log == nil || in.now == nil || in.prefix != "knock" {
+		t.Errorf("resolve left the state unset: log %v, now set %v, prefix %q", in.log, in.now != nil, in.prefix)
+	}
 }
 
 func TestHookEvent(t *testing.T) {

@@ -115,16 +115,16 @@ func (s *Source) Run(ctx context.Context, emit input.Emit) error {
 		}
 	}
 
-	r := &reader{ctx: ctx, maxLen: maxLen, c: &s.lc, fn: handle, log: log}
+	r := &reader{maxLen: maxLen, c: &s.lc, fn: handle, log: log}
 	var err error
 	if s.Path == "-" {
 		in := s.Stdin
 		if in == nil {
 			in = os.Stdin
 		}
-		err = r.stdin(in)
+		err = r.stdin(ctx, in)
 	} else {
-		err = r.path(s.Path)
+		err = r.path(ctx, s.Path)
 	}
 	if err != nil && ctx.Err() != nil {
 		return nil // failures caused by the shutdown are not failures
@@ -147,7 +147,6 @@ func quoteLine(line []byte) string {
 
 // reader holds what the per-kind loops share.
 type reader struct {
-	ctx    context.Context
 	maxLen int
 	c      *lineCounters
 	fn     func([]byte)
@@ -156,25 +155,25 @@ type reader struct {
 }
 
 // read reads f to EOF (or ctx ending) through the shared buffer.
-func (r *reader) read(f *os.File) error {
+func (r *reader) read(ctx context.Context, f *os.File) error {
 	if r.br == nil {
 		r.br = newLineBuffer(f, r.maxLen)
 	} else {
 		r.br.Reset(f)
 	}
-	return readLinesFrom(r.ctx, f, r.br, r.maxLen, r.c, r.fn)
+	return readLinesFrom(ctx, f, r.br, r.maxLen, r.c, r.fn)
 }
 
-func (r *reader) stdin(in *os.File) error {
+func (r *reader) stdin(ctx context.Context, in *os.File) error {
 	f, release, err := pollable(in)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := r.read(f); err != nil {
+	if err := r.read(ctx, f); err != nil {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
-	if r.ctx.Err() == nil {
+	if ctx.Err() == nil {
 		r.log.Info("end of stdin")
 	}
 	return nil
@@ -203,7 +202,7 @@ func CheckInput(path string, uid uint32) error {
 	return err
 }
 
-func (r *reader) path(path string) error {
+func (r *reader) path(ctx context.Context, path string) error {
 	if err := CheckInput(path, uint32(os.Geteuid())); err != nil {
 		return err
 	}
@@ -213,16 +212,16 @@ func (r *reader) path(path string) error {
 	}
 	switch {
 	case fi.Mode()&fs.ModeNamedPipe != 0:
-		return r.fifo(path)
+		return r.fifo(ctx, path)
 	case fi.Mode().IsRegular():
-		return r.file(path)
+		return r.file(ctx, path)
 	}
 	return fmt.Errorf("%s is neither a FIFO nor a regular file (%v)", path, fi.Mode().Type())
 }
 
 // file follows a log file from its end until ctx ends (see follower).
-func (r *reader) file(path string) error {
-	fl, err := openFollower(r.ctx, path, r.log)
+func (r *reader) file(ctx context.Context, path string) error {
+	fl, err := openFollower(ctx.Done(), path, r.log)
 	if err != nil {
 		return err
 	}
@@ -230,8 +229,8 @@ func (r *reader) file(path string) error {
 	if r.br == nil {
 		r.br = newLineBuffer(fl, r.maxLen)
 	}
-	err = readLinesFrom(r.ctx, fl, r.br, r.maxLen, r.c, r.fn)
-	if err != nil && r.ctx.Err() == nil {
+	err = readLinesFrom(ctx, fl, r.br, r.maxLen, r.c, r.fn)
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("following %s: %w", path, err)
 	}
 	return nil
@@ -246,7 +245,7 @@ func (r *reader) file(path string) error {
 // price is that an unterminated last line of a writer that vanished is
 // joined to the next writer's first line, which then fails to parse and is
 // counted.
-func (r *reader) fifo(path string) error {
+func (r *reader) fifo(ctx context.Context, path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -256,7 +255,7 @@ func (r *reader) fifo(path string) error {
 	if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
 		return fmt.Errorf("%s is no longer a FIFO", path)
 	}
-	if err := r.read(f); err != nil && r.ctx.Err() == nil {
+	if err := r.read(ctx, f); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	return nil

@@ -180,6 +180,9 @@ type SyslogListener struct {
 	udp     *net.UDPConn
 	tcp     net.Listener
 	cfg     syslogConfig
+	// newTLS holds what SetTLS gave before Listen, which takes it over
+	// the TLS field: the fields are the caller's, never written here.
+	newTLS *SyslogCredentials
 
 	tls     atomic.Pointer[SyslogCredentials] // the credentials handshakes use now
 	emitMu  sync.Mutex                        // emit sees one caller at a time, as from a Source
@@ -321,15 +324,15 @@ func (l *SyslogListener) Listen() error {
 	}
 	l.cfg, l.udp, l.tcp, l.bound = cfg, udp, tcp, true
 	if cfg.tlsListener {
-		l.tls.Store(l.TLS)
+		l.tls.Store(l.credentials())
 	}
 	return nil
 }
 
 // SetTLS replaces the credentials of a TLS listener, as a reload does
 // when certificates are renewed: handshakes from now on use t, and
-// connections already open keep theirs. Before Listen it sets the TLS
-// field.
+// connections already open keep theirs. Before Listen it takes the TLS
+// field's place.
 func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
 	if t == nil {
 		return fmt.Errorf("input %q: no TLS credentials", l.Name)
@@ -337,7 +340,7 @@ func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.bound {
-		l.TLS = t
+		l.newTLS = t
 		return nil
 	}
 	if !l.cfg.tlsListener {
@@ -345,6 +348,15 @@ func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
 	}
 	l.tls.Store(t)
 	return nil
+}
+
+// credentials returns the TLS credentials to start with: SetTLS's, else
+// the TLS field's. l.mu must be held.
+func (l *SyslogListener) credentials() *SyslogCredentials {
+	if l.newTLS != nil {
+		return l.newTLS
+	}
+	return l.TLS
 }
 
 // LoopbackListen reports whether every address a listener on addr (a
@@ -386,9 +398,9 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 	}
 	cfg.tlsListener = cfg.network == SyslogTLS
 	switch {
-	case cfg.tlsListener && l.TLS == nil:
+	case cfg.tlsListener && l.credentials() == nil:
 		return cfg, errors.New("a TLS listener needs a certificate and key")
-	case !cfg.tlsListener && l.TLS != nil:
+	case !cfg.tlsListener && l.credentials() != nil:
 		return cfg, fmt.Errorf("TLS credentials given to a %s listener", cfg.network)
 	}
 	if cfg.addr == "" {
@@ -669,7 +681,6 @@ func syslogAfterFunc(ctx context.Context, f func()) (stop func()) {
 // TCP connection.
 type syslogHandler struct {
 	l    *SyslogListener
-	ctx  context.Context
 	cfg  *syslogConfig
 	emit input.Emit
 	from netip.Addr
@@ -677,18 +688,18 @@ type syslogHandler struct {
 }
 
 // message parses every line of one message.
-func (h *syslogHandler) message(msg []byte) {
+func (h *syslogHandler) message(ctx context.Context, msg []byte) {
 	h.l.c.messages.Add(1)
-	syslogLines(msg, h.line)
+	syslogLines(msg, func(line []byte) { h.line(ctx, line) })
 }
 
-func (h *syslogHandler) line(line []byte) {
+func (h *syslogHandler) line(ctx context.Context, line []byte) {
 	c := &h.l.c
 	c.lines.Add(1)
 	_, r := h.l.Parser.Parse(line, &h.ev)
 	if r != ReasonNone {
 		c.skipped[r].Add(1)
-		if h.cfg.log.Enabled(h.ctx, slog.LevelDebug) {
+		if h.cfg.log.Enabled(ctx, slog.LevelDebug) {
 			h.cfg.log.Debug("line is not a knock", "reason", r.String(), "from", h.from, "line", quoteLine(line))
 		}
 		return
@@ -743,7 +754,7 @@ func syslogTerminator(b []byte) int {
 
 // serveUDP reads datagrams until the socket is closed.
 func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *net.UDPConn, emit input.Emit) error {
-	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit}
+	h := &syslogHandler{l: l, cfg: &cfg, emit: emit}
 	// One byte more than the limit tells an oversize datagram from one of
 	// exactly MaxMessage bytes: the kernel truncates what does not fit.
 	buf := make([]byte, cfg.maxMessage+1)
@@ -765,7 +776,7 @@ func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *n
 			continue
 		}
 		h.from = from.Addr()
-		h.message(buf[:n])
+		h.message(ctx, buf[:n])
 	}
 }
 
@@ -953,7 +964,7 @@ func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn n
 		stream = syslogMarkReader{tc, timed}
 	}
 
-	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit, from: from.Addr()}
+	h := &syslogHandler{l: l, cfg: &cfg, emit: emit, from: from.Addr()}
 	// The buffer holds a whole message and the byte after it, as
 	// syslogFrames needs, and is at least a page so that reads stay large.
 	br := bufio.NewReaderSize(stream, max(cfg.maxMessage+1, 4096))
@@ -964,7 +975,8 @@ func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn n
 	// Between messages the idle limit applies, unless the next message
 	// has begun to arrive already.
 	boundary := func() { timed.messageDone(br.Buffered() > 0) }
-	err := syslogFrames(br, cfg.maxMessage, h.message, oversize, boundary)
+	message := func(msg []byte) { h.message(ctx, msg) }
+	err := syslogFrames(br, cfg.maxMessage, message, oversize, boundary)
 	switch {
 	case ctx.Err() != nil:
 	case err == nil:

@@ -226,6 +226,31 @@ func TestSyslogSetTLS(t *testing.T) {
 	}
 }
 
+// TestSyslogSetTLSBeforeListen: credentials given before Listen are the
+// ones the listener starts with, and the TLS field, the caller's, is left
+// as it was.
+func TestSyslogSetTLSBeforeListen(t *testing.T) {
+	slNetns(t)
+	p := newSLPKI(t)
+	l := &SyslogListener{Network: SyslogTLS}
+	if err := l.SetTLS(p.creds(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	if l.TLS != nil {
+		t.Error("SetTLS wrote the TLS field")
+	}
+	r := slStart(t, l)
+	c, err := p.dial(t, r.addr(t, "tcp"), nil)
+	if err != nil {
+		t.Fatalf("handshake with the credentials SetTLS gave: %v", err)
+	}
+	slWrite(t, c, slOct("7000 192.0.2.1"))
+	r.expect(t, slKnock("192.0.2.1", 7000, sequence.TCP))
+	if l.TLS != nil {
+		t.Error("Listen or Run wrote the TLS field")
+	}
+}
+
 func TestLoadSyslogCredentials(t *testing.T) {
 	p := newSLPKI(t)
 	dir := t.TempDir()
