@@ -91,7 +91,7 @@ command = "true"
 	md := matcherDoor(&c.Doors[1])
 	if md.Sealed == nil || *md.Sealed != (sequence.SealedDoor{Base: 40000, Proto: sequence.TCP, ID: 1, MaxSkew: 30 * time.Second}) ||
 		md.Timeout != 25*time.Second || len(md.Sequence) != 0 {
-		t.Errorf("MatcherDoor = %+v (sealed %+v)", md, md.Sealed)
+		t.Errorf("matcher door = %+v (sealed %+v)", md, md.Sealed)
 	}
 }
 
@@ -345,7 +345,7 @@ func TestSealedMatcherDoorTarget(t *testing.T) {
 	}
 	md := matcherDoor(&c.Doors[0])
 	if md.Target != netip.MustParseAddr("192.0.2.1") || md.Flags.Set != sequence.SYN {
-		t.Errorf("MatcherDoor = %+v", md)
+		t.Errorf("matcher door = %+v", md)
 	}
 }
 
