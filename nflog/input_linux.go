@@ -92,7 +92,8 @@ type Stats struct {
 	Events uint64
 	// Skipped counts packets that were not events, indexed by Reason.
 	Skipped [reasonCount]uint64
-	// Overflow counts events dropped because the matcher's queue was full.
+	// Overflow counts events dropped because the matcher's queue stayed
+	// full (see queueWaitMax).
 	Overflow uint64
 	// KernelDrops counts log messages the kernel could not deliver, known
 	// from gaps in their sequence numbers.
@@ -121,7 +122,9 @@ func (in *Input) Stats() Stats {
 
 // Run reads every group until ctx ends, calling emit for each knock
 // event. emit must not block: it reports false when the event could not
-// be queued, which is counted. emit must not keep the event: it is
+// be queued; the group's reader then tries again for a while, leaving
+// later messages in the socket, and counts the event dropped if the queue
+// stays full. emit must not keep the event: it is
 // reused for the next. A group whose socket breaks is reopened with
 // backoff; Run fails only when a group cannot be bound at all at start,
 // or the settings are wrong, with an error that says why.

@@ -85,6 +85,7 @@ func (in *Input) receive(ctx context.Context, s *groupSocket, emit func(*sequenc
 		return
 	}
 	buf := make([]byte, recvBufSize)
+	hand := newQueueWaiter(ctx, emit).hand
 	var (
 		n    int
 		rerr error
@@ -107,7 +108,7 @@ func (in *Input) receive(ctx context.Context, s *groupSocket, emit func(*sequenc
 			}
 			continue
 		}
-		if !in.datagram(ctx, s, buf[:n], &msg, emit) {
+		if !in.datagram(ctx, s, buf[:n], &msg, hand) {
 			return
 		}
 	}

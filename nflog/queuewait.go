@@ -1,0 +1,87 @@
+package nflog
+
+import (
+	"context"
+	"time"
+
+	"portknock/sequence"
+)
+
+// When the matcher's queue is full, a socket's reader waits for room
+// instead of dropping the event at once: the messages behind it stay in
+// the socket's receive buffer, which holds far more than the queue (4 MiB
+// by default against 4096 events), so a matcher that could not run for a
+// few tens of milliseconds on a busy machine loses nothing. The wait is
+// bounded: a matcher stalled for longer gets its events dropped and
+// counted, as before, and the reader keeps draining the socket, so the
+// kernel's sequence numbers stay meaningful and the socket does not sit
+// full. Once a wait has run out, events are dropped without waiting until
+// the queue takes one again.
+const (
+	// queueWaitMax is the longest a reader waits for room for one event.
+	queueWaitMax = 100 * time.Millisecond
+	// queueWaitFirst and queueWaitStep bound the pauses between tries:
+	// short at first, as a matcher that was only descheduled comes back
+	// within a scheduler tick.
+	queueWaitFirst = 20 * time.Microsecond
+	queueWaitStep  = time.Millisecond
+)
+
+// queueWaiter hands events on for one socket's receive goroutine, waiting
+// for room when the queue is full. It is not safe for concurrent use.
+type queueWaiter struct {
+	emit  func(*sequence.Event) bool
+	ctx   context.Context
+	max   time.Duration // queueWaitMax, shorter in tests
+	timer *time.Timer   // reused for every pause; nil until the first
+	// giveUp: the last wait ran out and no event has been taken since.
+	giveUp bool
+	// waits counts the events that had to wait, for tests.
+	waits uint64
+}
+
+func newQueueWaiter(ctx context.Context, emit func(*sequence.Event) bool) *queueWaiter {
+	return &queueWaiter{emit: emit, ctx: ctx, max: queueWaitMax}
+}
+
+// hand hands ev on, reporting false when it was dropped: the queue stayed
+// full for the longest wait, or ctx ended.
+func (w *queueWaiter) hand(ev *sequence.Event) bool {
+	if w.emit(ev) {
+		w.giveUp = false
+		return true
+	}
+	if w.giveUp {
+		return false
+	}
+	w.waits++
+	var waited time.Duration
+	for pause := queueWaitFirst; waited < w.max; pause = min(pause*2, queueWaitStep) {
+		pause = min(pause, w.max-waited)
+		if !w.sleep(pause) {
+			return false
+		}
+		waited += pause
+		if w.emit(ev) {
+			return true
+		}
+	}
+	w.giveUp = true
+	return false
+}
+
+// sleep pauses for d, reporting false when ctx ended first.
+func (w *queueWaiter) sleep(d time.Duration) bool {
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.timer.C:
+		return true
+	case <-w.ctx.Done():
+		w.timer.Stop()
+		return false
+	}
+}
