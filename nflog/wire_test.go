@@ -214,6 +214,9 @@ func TestDecodeLog(t *testing.T) {
 		{name: "timestamp too short", body: setLen(nfulaTime, 12), err: true},
 		{name: "payload cut at the end", body: body[:len(body)-1], err: true},
 		{name: "empty payload", body: setLen(nfulaPayload, 4), err: true}, // the rest becomes a bad attribute
+		// Found by FuzzDecodeLog: mdlayher/netlink takes a zero length
+		// for an empty attribute; the kernel never sends one.
+		{name: "zero-length attribute", body: append(append([]byte(nil), body...), 0, 0, 0x30, 0x30), err: true},
 		{name: "nested and byte-order bits ignored", body: edit(func(b []byte) []byte {
 			b[attrAt(t, b, nfulaSeq)+3] |= 0xc0
 			return b
@@ -264,7 +267,7 @@ func checkAgainstNetlink(t *testing.T, body []byte) {
 		return
 	}
 	attrs, nerr := netlink.UnmarshalAttributes(body[nfgenmsgLen:])
-	if nerr != nil {
+	if nerr != nil || hasZeroLength(body[nfgenmsgLen:]) {
 		return // stricter or looser: only agreement on good input matters
 	}
 	var want logMsg
@@ -300,6 +303,20 @@ func checkAgainstNetlink(t *testing.T, body []byte) {
 		!bytes.Equal(m.payload, want.payload) || m.hasPayload != want.hasPayload {
 		t.Fatalf("decoded %+v, mdlayher/netlink %+v from %x", m, want, body)
 	}
+}
+
+// hasZeroLength reports whether an attribute in b has a length of 0,
+// which mdlayher/netlink takes for an empty attribute and leaves out; the
+// kernel never makes one, and decodeLog refuses it.
+func hasZeroLength(b []byte) bool {
+	for len(b) >= nlattrHdrLen {
+		n := int(binary.NativeEndian.Uint16(b))
+		if n == 0 {
+			return true
+		}
+		b = b[min(max(align4(n), nlattrHdrLen), len(b)):]
+	}
+	return false
 }
 
 func FuzzDecodeLog(f *testing.F) {
