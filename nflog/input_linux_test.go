@@ -97,7 +97,8 @@ func TestHookAllocations(t *testing.T) {
 }
 
 // BenchmarkHook is the cost of the part of a logged packet's way that is
-// ours: from go-nflog's parsed message to the event in the matcher's queue.
+// ours after decoding: from the decoded message to the event in the
+// matcher's queue.
 func BenchmarkHook(b *testing.B) {
 	in, s := newTestInput()
 	q := make(chan sequence.Event, 1)
