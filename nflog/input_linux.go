@@ -17,6 +17,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -79,40 +80,25 @@ type Input struct {
 	skipped                                  [reasonCount]atomic.Uint64
 	switches                                 atomic.Uint64
 
-	// Set by Run before any socket starts.
+	// Set by Run before any socket starts, from the fields, which are
+	// the caller's and never written here.
 	prefix string // Prefix without surrounding blanks
 	batch  batchSettings
+	now    func() time.Time
+	log    *slog.Logger
 }
 
-// Stats counts what an Input saw.
-type Stats struct {
-	// Packets counts logged packets received.
-	Packets uint64
-	// Events counts packets handed on as knock events.
-	Events uint64
-	// Skipped counts packets that were not events, indexed by Reason.
-	Skipped [reasonCount]uint64
-	// Overflow counts events dropped because the matcher's queue stayed
-	// full (see queueWaitMax).
-	Overflow uint64
-	// KernelDrops counts log messages the kernel could not deliver, known
-	// from gaps in their sequence numbers.
-	KernelDrops uint64
-	// Overruns counts times the socket buffer overflowed (ENOBUFS).
-	Overruns uint64
-	// BatchSwitches counts the times a socket started or stopped batching.
-	BatchSwitches uint64
-}
-
-// Stats returns the counters so far; safe while Run runs.
-func (in *Input) Stats() Stats {
-	s := Stats{
-		Packets:       in.packets.Load(),
-		Events:        in.events.Load(),
-		Overflow:      in.overflow.Load(),
-		KernelDrops:   in.gaps.Load(),
-		Overruns:      in.enobufs.Load(),
-		BatchSwitches: in.switches.Load(),
+// Stats returns the counters so far; safe while Run runs. Read counts
+// the logged packets received, and Dropped the events lost because the
+// matcher's queue stayed full (see queueWaitMax); the Input's own counters are named by
+// KernelDrops, Overruns and BatchSwitches.
+func (in *Input) Stats() input.Stats {
+	s := input.Stats{
+		Unit:     "packets",
+		Read:     in.packets.Load(),
+		Events:   in.events.Load(),
+		Dropped:  in.overflow.Load(),
+		Counters: counters(in.gaps.Load(), in.enobufs.Load(), in.switches.Load()),
 	}
 	for i := range s.Skipped {
 		s.Skipped[i] = in.skipped[i].Load()
@@ -121,14 +107,15 @@ func (in *Input) Stats() Stats {
 }
 
 // Run reads every group until ctx ends, calling emit for each knock
-// event. emit must not block: it reports false when the event could not
-// be queued; the group's reader then tries again for a while, leaving
-// later messages in the socket, and counts the event dropped if the queue
-// stays full. emit must not keep the event: it is
-// reused for the next. A group whose socket breaks is reopened with
+// event, with input.NoWait: the netlink reader must keep up with the
+// kernel, which drops what the socket cannot hold. When the queue has no
+// room, the group's reader tries again for a while (queueWaitMax), leaving
+// later messages in the socket's larger buffer, and counts the event
+// dropped if the queue stays full. emit may be called from one goroutine
+// per group at once. A group whose socket breaks is reopened with
 // backoff; Run fails only when a group cannot be bound at all at start,
 // or the settings are wrong, with an error that says why.
-func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error {
+func (in *Input) Run(ctx context.Context, emit input.Emit) error {
 	if err := in.resolve(); err != nil {
 		return err
 	}
@@ -155,11 +142,13 @@ func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error
 
 // resolve applies the defaults and checks the settings.
 func (in *Input) resolve() error {
-	if in.Logger == nil {
-		in.Logger = slog.New(slog.DiscardHandler)
+	in.log = in.Logger
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
 	}
-	if in.Now == nil {
-		in.Now = time.Now
+	in.now = in.Now
+	if in.now == nil {
+		in.now = time.Now
 	}
 	if len(in.Groups) == 0 {
 		return errors.New("no NFLOG groups")
@@ -208,7 +197,7 @@ type groupSocket struct {
 
 // keep runs a group's socket until ctx ends, reopening it with backoff
 // when it breaks.
-func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.Event) bool) {
+func (in *Input) keep(ctx context.Context, s *groupSocket, emit input.Emit) {
 	backoff := time.Second
 	report := time.NewTicker(time.Second)
 	defer report.Stop()
@@ -233,7 +222,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 		case err := <-s.broken:
 			s.close()
 			in.flushDrops(s)
-			in.Logger.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+			in.log.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 		}
 		for {
 			t := time.NewTimer(backoff)
@@ -246,10 +235,10 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 			backoff = min(backoff*2, 30*time.Second)
 			ns, err := in.open(ctx, s.group, emit)
 			if err != nil {
-				in.Logger.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+				in.log.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 				continue
 			}
-			in.Logger.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
+			in.log.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
 			s, backoff = ns, time.Second
 			break
 		}
@@ -257,7 +246,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 }
 
 // open binds one group and starts receiving from it.
-func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Event) bool) (*groupSocket, error) {
+func (in *Input) open(ctx context.Context, group uint16, emit input.Emit) (*groupSocket, error) {
 	snap := in.SnapLen
 	if snap == 0 {
 		snap = DefaultSnapLen
@@ -270,7 +259,7 @@ func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Eve
 	if err != nil {
 		return nil, err
 	}
-	in.Logger.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
+	in.log.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
 	return s, nil
 }
 
@@ -304,7 +293,7 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 
 // hook handles one logged packet on the socket's receive goroutine. It
 // must not block: the kernel drops what the socket cannot hold.
-func (in *Input) hook(s *groupSocket, a *logMsg, emit func(*sequence.Event) bool) {
+func (in *Input) hook(s *groupSocket, a *logMsg, emit input.Emit) {
 	in.packets.Add(1)
 	seen := uint64(1)
 	if a.hasSeq {
@@ -341,9 +330,9 @@ func (in *Input) hook(s *groupSocket, a *logMsg, emit func(*sequence.Event) bool
 	if a.hasTime {
 		ev.Time = time.Unix(a.sec, a.usec*1000)
 	} else {
-		ev.Time = in.Now()
+		ev.Time = in.now()
 	}
-	if !emit(ev) {
+	if !emit(ev, input.NoWait) {
 		in.overflow.Add(1)
 		return
 	}
@@ -357,7 +346,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		return
 	}
 	if op := s.refused.Load(); op != nil {
-		in.Logger.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
+		in.log.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "batched", s.batch.batched, "err", op)
 		s.batch = nil
 		return
@@ -373,17 +362,17 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		queue, timeout, bufsize = in.batch.queue, in.batch.timeout, batchBufSize(in.batch.queue)
 	}
 	if err := s.setQueue(queue, timeout, bufsize); err != nil {
-		in.Logger.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
+		in.log.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "queue", queue, "err", err)
 		s.batch = nil
 		return
 	}
 	in.switches.Add(1)
 	if s.batch.batched {
-		in.Logger.Info("NFLOG message rate high: the kernel now sends log messages in batches",
+		in.log.Info("NFLOG message rate high: the kernel now sends log messages in batches",
 			"input", in.Name, "group", s.group, "rate", int64(rate), "queue", queue, "timeout", in.batch.timeout)
 	} else {
-		in.Logger.Info("NFLOG message rate low again: the kernel sends each log message at once",
+		in.log.Info("NFLOG message rate low again: the kernel sends each log message at once",
 			"input", in.Name, "group", s.group, "rate", int64(rate))
 	}
 }
@@ -427,10 +416,10 @@ func (in *Input) flushDrops(s *groupSocket) {
 	drops, overruns := s.pendDrops.Swap(0), s.pendOverruns.Swap(0)
 	switch {
 	case drops > 0:
-		in.Logger.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
+		in.log.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
 			"dropped", drops, "overruns", overruns)
 	case overruns > 0:
-		in.Logger.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
+		in.log.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
 			"input", in.Name, "group", s.group, "overruns", overruns)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -30,7 +31,7 @@ const (
 // queueWaiter hands events on for one socket's receive goroutine, waiting
 // for room when the queue is full. It is not safe for concurrent use.
 type queueWaiter struct {
-	emit  func(*sequence.Event) bool
+	emit  input.Emit
 	ctx   context.Context
 	max   time.Duration // queueWaitMax, shorter in tests
 	timer *time.Timer   // reused for every pause; nil until the first
@@ -40,18 +41,19 @@ type queueWaiter struct {
 	waits uint64
 }
 
-func newQueueWaiter(ctx context.Context, emit func(*sequence.Event) bool) *queueWaiter {
+func newQueueWaiter(ctx context.Context, emit input.Emit) *queueWaiter {
 	return &queueWaiter{emit: emit, ctx: ctx, max: queueWaitMax}
 }
 
-// hand hands ev on, reporting false when it was dropped: the queue stayed
-// full for the longest wait, or ctx ended.
-func (w *queueWaiter) hand(ev *sequence.Event) bool {
-	if w.emit(ev) {
+// hand is an input.Emit: it hands ev on, reporting false when it was
+// dropped: the queue stayed full for the longest wait, or ctx ended.
+// With input.Wait, emit does the waiting.
+func (w *queueWaiter) hand(ev *sequence.Event, mode input.Mode) bool {
+	if w.emit(ev, mode) {
 		w.giveUp = false
 		return true
 	}
-	if w.giveUp {
+	if w.giveUp || mode != input.NoWait {
 		return false
 	}
 	w.waits++
@@ -62,7 +64,7 @@ func (w *queueWaiter) hand(ev *sequence.Event) bool {
 			return false
 		}
 		waited += pause
-		if w.emit(ev) {
+		if w.emit(ev, mode) {
 			return true
 		}
 	}

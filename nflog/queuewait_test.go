@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -14,7 +15,10 @@ type fullQueue struct {
 	refuse, tries, taken int
 }
 
-func (q *fullQueue) emit(*sequence.Event) bool {
+func (q *fullQueue) emit(_ *sequence.Event, mode input.Mode) bool {
+	if mode != input.NoWait {
+		panic("an NFLOG reader must not ask to wait")
+	}
 	q.tries++
 	if q.refuse > 0 {
 		q.refuse--
@@ -29,14 +33,14 @@ func TestQueueWaiter(t *testing.T) {
 	t.Run("room at once", func(t *testing.T) {
 		q := &fullQueue{}
 		w := newQueueWaiter(context.Background(), q.emit)
-		if !w.hand(&ev) || q.tries != 1 || w.waits != 0 {
+		if !w.hand(&ev, input.NoWait) || q.tries != 1 || w.waits != 0 {
 			t.Errorf("tries %d, waits %d", q.tries, w.waits)
 		}
 	})
 	t.Run("room after a wait", func(t *testing.T) {
 		q := &fullQueue{refuse: 3}
 		w := newQueueWaiter(context.Background(), q.emit)
-		if !w.hand(&ev) || q.taken != 1 || q.tries != 4 || w.waits != 1 {
+		if !w.hand(&ev, input.NoWait) || q.taken != 1 || q.tries != 4 || w.waits != 1 {
 			t.Errorf("taken %d, tries %d, waits %d", q.taken, q.tries, w.waits)
 		}
 	})
@@ -44,22 +48,22 @@ func TestQueueWaiter(t *testing.T) {
 		q := &fullQueue{refuse: 1 << 30}
 		w := newQueueWaiter(context.Background(), q.emit)
 		w.max = 2 * time.Millisecond
-		if w.hand(&ev) {
+		if w.hand(&ev, input.NoWait) {
 			t.Fatal("taken by a full queue")
 		}
 		tries := q.tries
 		if tries < 2 {
 			t.Errorf("%d tries, want a wait between them", tries)
 		}
-		if w.hand(&ev) || q.tries != tries+1 {
+		if w.hand(&ev, input.NoWait) || q.tries != tries+1 {
 			t.Errorf("after a wait ran out: %d more tries, want 1 without waiting", q.tries-tries)
 		}
 		q.refuse = 0
-		if !w.hand(&ev) {
+		if !w.hand(&ev, input.NoWait) {
 			t.Error("not taken once the queue has room")
 		}
 		q.refuse = 2
-		if !w.hand(&ev) || w.waits != 2 {
+		if !w.hand(&ev, input.NoWait) || w.waits != 2 {
 			t.Errorf("after room again: waits %d, want a second wait that succeeds", w.waits)
 		}
 	})
@@ -70,7 +74,7 @@ func TestQueueWaiter(t *testing.T) {
 		w := newQueueWaiter(ctx, q.emit)
 		w.max = time.Hour
 		done := make(chan bool)
-		go func() { done <- w.hand(&ev) }()
+		go func() { done <- w.hand(&ev, input.NoWait) }()
 		select {
 		case ok := <-done:
 			if ok {

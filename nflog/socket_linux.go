@@ -9,7 +9,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"portknock/sequence"
+	"portknock/input"
 )
 
 // The receive path: one netlink socket per group, read by a loop of ours
@@ -30,13 +30,13 @@ const bindTimeout = 10 * time.Second
 
 // dial opens a netlink socket in the input's namespace, binds group to it
 // and starts its receive loop, which hands each log message to hook.
-func (in *Input) dial(ctx context.Context, group uint16, snap uint32, rbuf int, emit func(*sequence.Event) bool) (*groupSocket, error) {
+func (in *Input) dial(ctx context.Context, group uint16, snap uint32, rbuf int, emit input.Emit) (*groupSocket, error) {
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: in.NetNS})
 	if err != nil {
 		return nil, fmt.Errorf("NFLOG group %d: opening netlink socket: %w", group, err)
 	}
 	if err := setReadBuffer(conn, rbuf); err != nil {
-		in.Logger.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
+		in.log.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	s := &groupSocket{
@@ -77,7 +77,7 @@ func (in *Input) dial(ctx context.Context, group uint16, snap uint32, rbuf int, 
 
 // receive reads the socket until ctx ends or it breaks, and then closes
 // s.done.
-func (in *Input) receive(ctx context.Context, s *groupSocket, emit func(*sequence.Event) bool) {
+func (in *Input) receive(ctx context.Context, s *groupSocket, emit input.Emit) {
 	defer close(s.done)
 	rc, err := s.conn.SyscallConn()
 	if err != nil {
@@ -116,7 +116,7 @@ func (in *Input) receive(ctx context.Context, s *groupSocket, emit func(*sequenc
 
 // datagram handles the messages of one datagram, reporting false when the
 // socket must stop reading.
-func (in *Input) datagram(ctx context.Context, s *groupSocket, b []byte, msg *logMsg, emit func(*sequence.Event) bool) bool {
+func (in *Input) datagram(ctx context.Context, s *groupSocket, b []byte, msg *logMsg, emit input.Emit) bool {
 	for len(b) > 0 {
 		m, rest, err := nextMessage(b)
 		if err != nil {

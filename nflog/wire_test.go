@@ -395,7 +395,7 @@ func TestDatagram(t *testing.T) {
 		t.Errorf("refusal %v, want the one for sequence 3", op)
 	}
 	st := in.Stats()
-	if st.Packets != 4 || st.Events != 4 || st.KernelDrops != 0 || len(q) != 4 {
+	if st.Read != 4 || st.Events != 4 || st.Counter(KernelDrops) != 0 || len(q) != 4 {
 		t.Errorf("stats %+v, %d queued; want 4 packets and events, no drop", st, len(q))
 	}
 	ev := <-q

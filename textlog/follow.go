@@ -1,7 +1,6 @@
 package textlog
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +19,11 @@ const followPoll = 100 * time.Millisecond
 // (truncated in place) it starts again from the top; when the path names a
 // new file (rotated by rename), it reads what is left of the old one, then
 // goes on with the new one from its start, so no line is lost or read
-// twice across a rotation. Read returns ctx's error when ctx ends.
+// twice across a rotation. Read returns errStopped once stop is closed.
 type follower struct {
-	ctx  context.Context
+	// stop ends a wait for more lines: a Reader's Read takes no context,
+	// so the caller's Done channel stands in for one.
+	stop <-chan struct{}
 	path string
 	log  *slog.Logger
 	f    *os.File
@@ -33,9 +34,13 @@ type follower struct {
 // followingFile is logged once a file is open at its end.
 const followingFile = "following file from its end"
 
+// errStopped is what Read returns once the follower's stop is closed.
+var errStopped = errors.New("stopped following")
+
 // openFollower opens path positioned at its end: lines already in the log
-// are history, and replaying them would complete old knocks now.
-func openFollower(ctx context.Context, path string, log *slog.Logger) (*follower, error) {
+// are history, and replaying them would complete old knocks now. Closing
+// stop ends a Read waiting for more.
+func openFollower(stop <-chan struct{}, path string, log *slog.Logger) (*follower, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -46,7 +51,7 @@ func openFollower(ctx context.Context, path string, log *slog.Logger) (*follower
 		return nil, err
 	}
 	log.Info(followingFile, "path", path)
-	return &follower{ctx: ctx, path: path, log: log, f: f, off: off, poll: followPoll}, nil
+	return &follower{stop: stop, path: path, log: log, f: f, off: off, poll: followPoll}, nil
 }
 
 func (fl *follower) Close() error { return fl.f.Close() }
@@ -68,9 +73,9 @@ func (fl *follower) Read(p []byte) (int, error) {
 		}
 		t := time.NewTimer(fl.poll)
 		select {
-		case <-fl.ctx.Done():
+		case <-fl.stop:
 			t.Stop()
-			return 0, fl.ctx.Err()
+			return 0, errStopped
 		case <-t.C:
 		}
 	}
