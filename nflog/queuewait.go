@@ -10,8 +10,8 @@ import (
 
 // When the matcher's queue is full, a socket's reader waits for room
 // instead of dropping the event at once: the messages behind it stay in
-// the socket's receive buffer, which holds far more than the queue (4 MiB
-// by default against 4096 events), so a matcher that could not run for a
+// the socket's receive buffer, which holds far more than the queue
+// (DefaultReadBuffer), so a matcher that could not run for a
 // few tens of milliseconds on a busy machine loses nothing. The wait is
 // bounded: a matcher stalled for longer gets its events dropped and
 // counted, as before, and the reader keeps draining the socket, so the
