@@ -97,8 +97,8 @@ type Input struct {
 
 // Stats returns the counters so far; safe while Run runs. Read counts
 // the logged packets received, and Dropped the events lost because the
-// matcher's queue stayed full (see queueWaitMax); the Input's own counters are named by
-// KernelDrops, Overruns and BatchSwitches.
+// matcher's queue stayed full (see queueWaitMax); the Input's own
+// counters are named by KernelDrops, Overruns and BatchSwitches.
 func (in *Input) Stats() input.Stats {
 	s := input.Stats{
 		Unit:     "packets",

@@ -11,16 +11,18 @@ import (
 // When the matcher's queue is full, a socket's reader waits for room
 // instead of dropping the event at once: the messages behind it stay in
 // the socket's receive buffer, which holds far more than the queue
-// (DefaultReadBuffer), so a matcher that could not run for a
-// few tens of milliseconds on a busy machine loses nothing. The wait is
-// bounded: a matcher stalled for longer gets its events dropped and
-// counted, as before, and the reader keeps draining the socket, so the
-// kernel's sequence numbers stay meaningful and the socket does not sit
-// full. Once a wait has run out, events are dropped without waiting until
-// the queue takes one again.
+// (DefaultReadBuffer), so a matcher that could not run for a while on a
+// busy machine loses nothing. The wait is bounded: a matcher stalled for
+// longer gets its events dropped and counted, as before, and the reader
+// keeps draining the socket, so the kernel's sequence numbers stay
+// meaningful and the socket does not sit full. Once a wait has run out,
+// events are dropped without waiting until the queue takes one again.
 const (
-	// queueWaitMax is the longest a reader waits for room for one event.
-	queueWaitMax = 100 * time.Millisecond
+	// queueWaitMax is the longest a reader waits for room for one event:
+	// on a machine with a load average near 20 the matcher was once held
+	// off for more than 100 ms, and the receive buffer holds several
+	// times 250 ms of the fastest flood measured here, batched.
+	queueWaitMax = 250 * time.Millisecond
 	// queueWaitFirst and queueWaitStep bound the pauses between tries:
 	// short at first, as a matcher that was only descheduled comes back
 	// within a scheduler tick.
