@@ -299,7 +299,9 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 }
 
 // hook handles one logged packet on the socket's receive goroutine. It
-// must not block: the kernel drops what the socket cannot hold.
+// waits only as emit does, at most queueWaitMax when the receive loop's
+// queueWaiter is emit: meanwhile the kernel keeps what the socket can
+// hold and drops the rest.
 func (in *Input) hook(s *groupSocket, a *logMsg, emit input.Emit) {
 	in.packets.Add(1)
 	seen := uint64(1)
