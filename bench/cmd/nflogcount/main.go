@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command nflogcount is the bare NFLOG reader the flood benchmark holds
 // portknockd against. It binds one group with the socket settings of
 // portknockd's nflog input at rest — copy mode packet with a 256-byte snap
