@@ -81,12 +81,15 @@ func (s *Source) Stats() Stats {
 //   - a regular file: only ctx ending. The file is followed from its end
 //     across truncation and rotation; lines already in it are history.
 //
+// A FIFO or file path that does not exist yet is waited for, and then
+// followed from its start (see follower).
+//
 // Run returns nil in all these cases, and an error when the input cannot
-// be opened or read, or when a FIFO or file (or a followed file's successor
+// be opened or read (not prefixed with Name: the caller names the input), or when a FIFO or file (or a followed file's successor
 // after rotation) may not be trusted (see CheckInput).
 func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 	if !s.Parser.Format.valid() {
-		return fmt.Errorf("input %q: unknown format %d", s.Name, s.Parser.Format)
+		return fmt.Errorf("unknown format %d", s.Parser.Format)
 	}
 	maxLen := s.MaxLine
 	if maxLen <= 0 {
@@ -132,10 +135,7 @@ func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 	if err != nil && ctx.Err() != nil {
 		return nil // failures caused by the shutdown are not failures
 	}
-	if err != nil {
-		return fmt.Errorf("input %q: %w", s.Name, err)
-	}
-	return nil
+	return err
 }
 
 // quoteLine renders a skipped line for a log, shortened because the line
@@ -211,6 +211,9 @@ func (r *reader) path(path string) error {
 		return err
 	}
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r.file(path) // a log not written yet is waited for
+	}
 	if err != nil {
 		return err
 	}
