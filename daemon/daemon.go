@@ -132,6 +132,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := CheckInputs(d.inputs, uint32(os.Geteuid())); err != nil {
 		return nil, err
 	}
+	if err := probeInputs(d.inputs); err != nil {
+		return nil, err
+	}
 	doors, files, err := d.matcherDoors(cfg)
 	if err != nil {
 		return nil, err
@@ -306,11 +309,9 @@ func usesSets(cfg *config.Config) bool {
 // fails the start (or a reload) instead of the first knock.
 func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
 	var errs []error
-	for _, d := range cfg.Doors {
-		for _, ds := range d.Sets() {
-			if err := conn.Check(ds.Ref, ds.IPv6); err != nil {
-				errs = append(errs, fmt.Errorf("door %q: %s: %w", d.Name, ds.Key, err))
-			}
+	for _, c := range LookupSets(cfg, conn) {
+		if c.Err != nil {
+			errs = append(errs, fmt.Errorf("door %q: %s: %w", c.Door, c.Key, c.Err))
 		}
 	}
 	return errors.Join(errs...)
