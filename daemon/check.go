@@ -80,7 +80,7 @@ func CheckStateDir(dir string, uid uint32) error {
 		return fmt.Errorf("state_dir %s does not exist yet; the daemon makes it (mode 0700) at start", dir)
 	}
 	if err != nil {
-		return fmt.Errorf("state_dir %s: %w", dir, err)
+		return fmt.Errorf("state_dir: %w", err)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("state_dir %s is not a directory", dir)

@@ -342,7 +342,7 @@ func (j *Journal) Sync() error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.unsynced = false
 	return nil
@@ -374,7 +374,7 @@ func (j *Journal) Close() error {
 	}
 	j.f = nil
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
 }
@@ -389,7 +389,7 @@ func (j *Journal) appendLocked(b []byte, sync bool) error {
 	}
 	if _, err := j.f.Write(b); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.lines++
 	if !sync {
@@ -398,7 +398,7 @@ func (j *Journal) appendLocked(b []byte, sync bool) error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.unsynced = false
 	return nil
@@ -442,7 +442,7 @@ func (j *Journal) rewriteLocked() error {
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if j.f != nil {
 		j.f.Close()
