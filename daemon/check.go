@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"portknock/actions"
@@ -13,6 +14,8 @@ import (
 	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nftset"
+	"portknock/sealed"
+	"portknock/sequence"
 )
 
 // This file holds what `portknockd check` asks of the daemon: the same
@@ -128,4 +131,59 @@ func LookupSets(cfg *config.Config, conn *nftset.Conn) []SetCheck {
 		}
 	}
 	return out
+}
+
+// ReadOneTime reads each door's unused one-time sequences, by door name,
+// without opening the files for writing.
+func ReadOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
+	out := make(map[string][][]sequence.Step)
+	for _, d := range cfg.Doors {
+		if d.OneTimeSequences == "" {
+			continue
+		}
+		unused, err := actions.ReadOneTime(d.OneTimeSequences)
+		if err != nil {
+			return nil, fmt.Errorf("door %q: %w", d.Name, err)
+		}
+		out[d.Name] = unused
+	}
+	return out, nil
+}
+
+// OneTimeInSealedRanges returns a warning for each unused one-time sequence
+// with a knock in a sealed range: the daemon refuses such a sequence (at
+// start, or disables its door when it comes up), but only the current one
+// is known before then.
+func OneTimeInSealedRanges(cfg *config.Config, oneTime map[string][][]sequence.Step) []string {
+	var out []string
+	for _, d := range cfg.Doors {
+		for i, steps := range oneTime[d.Name] {
+			for _, st := range steps {
+				if r := rangeOf(cfg, st); r != nil {
+					out = append(out, fmt.Sprintf("door %q: unused one-time sequence %d (%s) has knock %v in the sealed range %s of door %q; the door is disabled when it comes up",
+						d.Name, i+1, joinSteps(steps), st, r, r.Doors[0]))
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// rangeOf returns the sealed range st lies in, or nil.
+func rangeOf(cfg *config.Config, st sequence.Step) *config.SealedRange {
+	for _, r := range cfg.SealedRanges() {
+		if r.Proto == st.Proto && int(st.Port) >= int(r.Base) && int(st.Port) < int(r.Base)+sealed.Span {
+			return &r
+		}
+	}
+	return nil
+}
+
+func joinSteps(steps []sequence.Step) string {
+	parts := make([]string, len(steps))
+	for i, s := range steps {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ",")
 }

@@ -15,14 +15,12 @@ import (
 
 	flag "github.com/spf13/pflag"
 
-	"portknock/actions"
 	"portknock/config"
 	"portknock/daemon"
 	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nftset"
 	"portknock/replay"
-	"portknock/sealed"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -89,13 +87,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	untrusted = append(untrusted, daemon.CheckFiles(cfg, inputs, uid)...)
-	oneTime, err := readOneTime(cfg)
+	oneTime, err := daemon.ReadOneTime(cfg)
 	if err != nil {
 		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
 		return exitFail
 	}
-	for _, w := range oneTimeInRanges(cfg, oneTime) {
+	for _, w := range daemon.OneTimeInSealedRanges(cfg, oneTime) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	printConfig(stdout, cfg, inputs, oneTime)
@@ -198,53 +196,6 @@ func checkSets(w io.Writer, cfg *config.Config) bool {
 		}
 	}
 	return ok
-}
-
-// readOneTime reads each door's unused one-time sequences, by door name,
-// without opening the files for writing.
-func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
-	out := make(map[string][][]sequence.Step)
-	for _, d := range cfg.Doors {
-		if d.OneTimeSequences == "" {
-			continue
-		}
-		unused, err := actions.ReadOneTime(d.OneTimeSequences)
-		if err != nil {
-			return nil, fmt.Errorf("door %q: %w", d.Name, err)
-		}
-		out[d.Name] = unused
-	}
-	return out, nil
-}
-
-// oneTimeInRanges returns a warning for each unused one-time sequence
-// with a knock in a sealed range: the daemon refuses such a sequence (at
-// start, or disables its door when it comes up), but only the current one
-// is known before then.
-func oneTimeInRanges(cfg *config.Config, oneTime map[string][][]sequence.Step) []string {
-	var out []string
-	for _, d := range cfg.Doors {
-		for i, steps := range oneTime[d.Name] {
-			for _, st := range steps {
-				if r := rangeOf(cfg, st); r != nil {
-					out = append(out, fmt.Sprintf("door %q: unused one-time sequence %d (%s) has knock %v in the sealed range %s of door %q; the door is disabled when it comes up",
-						d.Name, i+1, joinSteps(steps, ","), st, r, r.Doors[0]))
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// rangeOf returns the sealed range st lies in, or nil.
-func rangeOf(cfg *config.Config, st sequence.Step) *config.SealedRange {
-	for _, r := range cfg.SealedRanges() {
-		if r.Proto == st.Proto && int(st.Port) >= int(r.Base) && int(st.Port) < int(r.Base)+sealed.Span {
-			return &r
-		}
-	}
-	return nil
 }
 
 func printConfig(w io.Writer, cfg *config.Config, inputs []config.Input, oneTime map[string][][]sequence.Step) {
