@@ -22,8 +22,6 @@ type help struct {
 // printUsage writes h with fs's options between its head and sections.
 func printUsage(w io.Writer, h help, fs *flag.FlagSet) {
 	fmt.Fprint(w, h.head, "\nOptions:\n", fs.FlagUsages())
-	// pflag answers -h itself without listing it.
-	fmt.Fprint(w, "  -h, --help   print this help and exit\n")
 	for _, s := range h.sections {
 		fmt.Fprint(w, "\n", s)
 	}

@@ -177,11 +177,13 @@ const (
 // output, pointing to the help.
 func parseFlags(fs *flag.FlagSet, args []string, h help, stdout io.Writer) (code int, done bool) {
 	fs.Usage = func() {}
+	// Defined here, rather than left to pflag, so that the help lists it.
+	asked := fs.BoolP("help", "h", false, "print this help and exit")
 	err := fs.Parse(args)
 	switch {
-	case err == nil:
+	case err == nil && !*asked:
 		return 0, false
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil || errors.Is(err, flag.ErrHelp):
 		printUsage(stdout, h, fs)
 		return exitOK, true
 	default:

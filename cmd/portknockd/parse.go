@@ -34,7 +34,7 @@ type parsedEvent struct {
 func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	formatName := fs.StringP("format", "f", "auto", "line `format` (auto, simple, ...)")
+	formatName := fs.StringP("format", "f", "auto", "line `format` (see Formats below)")
 	prefix := fs.String("prefix", "", "keep only lines logged with this `prefix`")
 	programs := fs.StringArray("program", nil, "count records under this syslog `program` (tag) instead of each format's own; repeatable")
 	debug := fs.BoolP("debug", "D", false, "print each skipped line on stderr with the reason it was skipped")
