@@ -25,6 +25,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/input"
 	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nflog"
@@ -196,7 +197,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 // from the journal.
 func (d *Daemon) abort() {
 	for _, src := range d.sources {
-		if c, ok := src.(io.Closer); ok {
+		if c, ok := src.in.(io.Closer); ok {
 			c.Close()
 		}
 	}
@@ -485,107 +486,71 @@ func actionDoors(cfg *config.Config) []actions.Door {
 }
 
 // source is an input as the daemon runs it.
-type source interface {
-	// name identifies the input in logs.
-	name() string
-	// run reads until ctx ends or the input does, handing events to d.
-	run(ctx context.Context, d *Daemon) error
-	// logStats reports the input's totals.
-	logStats(log *slog.Logger)
+type source struct {
+	// name identifies the input in logs and errors.
+	name string
+	in   input.Input
 }
 
-// textSource is a text input. It waits when the queue is full: a pipe or
-// file just slows down, and nothing is lost.
-type textSource struct{ *textlog.Source }
-
-func (s textSource) name() string { return s.Name }
-
-func (s textSource) run(ctx context.Context, d *Daemon) error {
-	return s.Run(ctx, func(ev *sequence.Event) {
-		ev.Mono = d.mono()
-		select {
-		case d.events <- *ev:
-		case <-ctx.Done():
-		}
-	})
-}
-
-func (s textSource) logStats(log *slog.Logger) {
-	st := s.Stats()
-	log.Info("input totals", "input", s.Name, "lines", st.Lines, "events", st.Events, "skipped", sum(st.Skipped[:]))
-}
-
-func sum(counts []uint64) (n uint64) {
-	for _, c := range counts {
-		n += c
-	}
-	return n
-}
-
-// nflogSource is an NFLOG input. It never waits: the kernel drops what
-// the socket cannot hold, so a full queue drops the event and counts it.
-type nflogSource struct{ *nflog.Input }
-
-func (s nflogSource) name() string { return s.Name }
-
-func (s nflogSource) run(ctx context.Context, d *Daemon) error {
-	return s.Run(ctx, func(ev *sequence.Event) bool {
+// emitter returns how every input hands the matcher its events, stamped
+// on the monotonic clock. An input that waits (input.Wait) waits until
+// there is room or ctx ends; one that does not is refused at once when
+// the queue is full, and counts the loss.
+func (d *Daemon) emitter(ctx context.Context) input.Emit {
+	return func(ev *sequence.Event, mode input.Mode) bool {
 		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 			return true
 		default:
+		}
+		if mode == input.NoWait {
 			return false
 		}
-	})
-}
-
-func (s nflogSource) logStats(log *slog.Logger) {
-	st := s.Stats()
-	log.Info("input totals", "input", s.Name, "packets", st.Packets, "events", st.Events, "skipped", sum(st.Skipped[:]),
-		"queue_overflow", st.Overflow, "kernel_drops", st.KernelDrops, "overruns", st.Overruns)
-}
-
-// syslogSource is a syslog listener. Like a text input it waits when the
-// queue is full; the sender's socket buffers meanwhile.
-type syslogSource struct{ *textlog.SyslogListener }
-
-func (s syslogSource) name() string { return s.Name }
-
-func (s syslogSource) run(ctx context.Context, d *Daemon) error {
-	return s.Run(ctx, func(ev *sequence.Event) {
-		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
+			return true
 		case <-ctx.Done():
+			return false
 		}
-	})
+	}
 }
 
-func (s syslogSource) logStats(log *slog.Logger) {
-	st := s.Stats()
-	log.Info("input totals", "input", s.Name, "messages", st.Messages, "lines", st.Lines, "events", st.Events,
-		"skipped", sum(st.Skipped[:]), "denied", st.Denied, "oversize", st.Oversize, "malformed", st.Malformed,
-		"refused", st.Refused, "refused_sender", st.RefusedSender, "slow", st.Slow, "handshake_failed", st.Handshake, "idle", st.Idle)
+// InputStats is one input's counters, with its name.
+type InputStats struct {
+	// Name identifies the input, as in logs and events.
+	Name string
+	input.Stats
+}
+
+// InputStats returns the counters of every input, in the order they were
+// configured. Every kind of input reports in the same shape, so a reader
+// needs to know none of them. It is safe to call while Run runs.
+func (d *Daemon) InputStats() []InputStats {
+	out := make([]InputStats, len(d.sources))
+	for i, src := range d.sources {
+		out[i] = InputStats{Name: src.name, Stats: src.in.Stats()}
+	}
+	return out
 }
 
 // loadTLS reads a TLS listener's certificate, key and client CAs again
 // from the files it was started with, and returns what puts them in force;
 // nil for a listener without TLS.
-func (s syslogSource) loadTLS() (func() error, error) {
-	if s.TLS == nil {
+func loadTLS(name string, l *textlog.SyslogListener) (func() error, error) {
+	if l.TLS == nil {
 		return nil, nil
 	}
 	// Judged again, as they are read again: a renewed key must be as
 	// private as the first.
-	if err := checkTLSFiles(s.TLS.Files(), uint32(os.Geteuid())); err != nil {
-		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+	if err := checkTLSFiles(l.TLS.Files(), uint32(os.Geteuid())); err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
 	}
-	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
+	creds, err := textlog.LoadSyslogCredentials(l.TLS.Files())
 	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+		return nil, fmt.Errorf("input %s: %w", name, err)
 	}
-	return func() error { return s.SetTLS(creds) }, nil
+	return func() error { return l.SetTLS(creds) }, nil
 }
 
 // syslogTLSFiles names the TLS files of a syslog input.
@@ -598,9 +563,9 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 	case config.InputText:
 		format, err := textlog.ParseFormat(in.Format)
 		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 		}
-		return textSource{&textlog.Source{
+		return source{in.String(), &textlog.Source{
 			Name:   in.String(),
 			Path:   in.Path,
 			Parser: textlog.Parser{Format: format, Prefix: in.Prefix, Programs: in.Programs},
@@ -611,7 +576,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 	case config.InputSyslog:
 		format, err := textlog.ParseFormat(in.Format)
 		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 		}
 		l := &textlog.SyslogListener{
 			Name:            in.String(),
@@ -627,17 +592,17 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 		}
 		if in.Network == config.SyslogTLS {
 			if l.TLS, err = textlog.LoadSyslogCredentials(syslogTLSFiles(in)); err != nil {
-				return nil, fmt.Errorf("input %s: %w", in.String(), err)
+				return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 			}
 		}
 		// Bind now, so that a port in use or a missing capability stops
 		// the daemon at start with a clear error.
 		if err := l.Listen(); err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 		}
-		return syslogSource{l}, nil
+		return source{in.String(), l}, nil
 	case config.InputNFLOG:
-		return nflogSource{&nflog.Input{
+		return source{in.String(), &nflog.Input{
 			Name:       in.String(),
 			Groups:     in.Groups,
 			Prefix:     in.Prefix,
@@ -647,7 +612,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			Logger:     d.log,
 		}}, nil
 	}
-	return nil, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)
+	return source{}, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)
 }
 
 // Reload reads the configuration again and applies it: doors whose rules
@@ -672,40 +637,50 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // Run runs the daemon until ctx ends or every input has ended (stdin or a
 // file reaching its end). It then lets running commands finish and closes
 // every open door before returning.
+//
+// One errgroup holds everything that runs: the inputs, the matcher loop
+// and the runner. An input that fails stops the daemon: running with an
+// input silently gone would leave its doors unknockable.
 func (d *Daemon) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+
+	// The runner outlives the loop, whatever ends the loop: it stops only
+	// once the loop has handed it the last match, so no open is lost on
+	// the way out, and then closes what is open.
 	runnerCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunner()
-	runnerDone := make(chan error, 1)
-	go func() { runnerDone <- d.runner.Run(runnerCtx) }()
+	g.Go(func() error { return d.runner.Run(runnerCtx) })
 
-	// An input that fails stops the daemon: running with an input
-	// silently gone would leave its doors unknockable.
-	g, gctx := errgroup.WithContext(ctx)
+	emit := d.emitter(gctx)
 	inputsDone := make(chan struct{})
 	var inputs sync.WaitGroup
 	for _, src := range d.sources {
 		inputs.Add(1)
 		g.Go(func() error {
 			defer inputs.Done()
-			if err := src.run(gctx, d); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("input %s: %w", src.name(), err)
+			if err := src.in.Run(gctx, emit); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("input %s: %w", src.name, err)
 			}
 			return nil
 		})
 	}
-	go func() { inputs.Wait(); close(inputsDone) }()
-	g.Go(func() error { return d.loop(gctx, inputsDone) })
+	g.Go(func() error {
+		inputs.Wait()
+		close(inputsDone)
+		return nil
+	})
+	g.Go(func() error {
+		defer stopRunner()
+		err := d.loop(gctx, inputsDone)
+		// When the inputs ran out (rather than a signal stopping us), let
+		// the commands their last knocks asked for run first.
+		if ctx.Err() == nil {
+			d.runner.Drain(ctx)
+		}
+		return err
+	})
 	err := g.Wait()
 
-	// When the inputs ran out (rather than a signal stopping us), let the
-	// commands their last knocks asked for run; then close what is open.
-	if ctx.Err() == nil {
-		d.runner.Drain(ctx)
-	}
-	stopRunner()
-	if rerr := <-runnerDone; err == nil {
-		err = rerr
-	}
 	d.logStats()
 	closeAll(d.oneTime)
 	d.closeReplay()
@@ -792,8 +767,8 @@ func (d *Daemon) apply() error {
 	// as the rest does when they are unusable.
 	var renewTLS []func() error
 	for _, src := range d.sources {
-		if s, ok := src.(syslogSource); ok {
-			swap, err := s.loadTLS()
+		if l, ok := src.in.(*textlog.SyslogListener); ok {
+			swap, err := loadTLS(src.name, l)
 			if err != nil {
 				return fail(err)
 			}
@@ -864,8 +839,18 @@ func (d *Daemon) logStats() {
 			"rejected_key", r.Key, "rejected_door", r.Door, "rejected_source", r.Source, "rejected_skew", r.Skew, "rejected_replay", r.Replay,
 			"replay_errors", ms.ReplayErrs)
 	}
-	for _, src := range d.sources {
-		src.logStats(d.log)
+	for _, st := range d.InputStats() {
+		// What an input read is logged by its unit, lines or packets;
+		// events the queue did not take as queue_overflow, the name
+		// NFLOG's losses have had; and the input's own counters by their
+		// names, levels (connections open now) left out of totals.
+		args := []any{"input", st.Name, st.Unit, st.Read, "events", st.Events, "skipped", st.SkippedTotal(), "queue_overflow", st.Dropped}
+		for _, c := range st.Counters {
+			if !c.Gauge {
+				args = append(args, c.Name, c.Value)
+			}
+		}
+		d.log.Info("input totals", args...)
 	}
 	rs := d.runner.Stats()
 	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped,

@@ -17,6 +17,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -79,39 +80,25 @@ type Input struct {
 	skipped                                  [reasonCount]atomic.Uint64
 	switches                                 atomic.Uint64
 
-	// Set by Run before any socket starts.
+	// Set by Run before any socket starts, from the fields, which are
+	// the caller's and never written here.
 	prefix string // Prefix without surrounding blanks
 	batch  batchSettings
+	now    func() time.Time
+	log    *slog.Logger
 }
 
-// Stats counts what an Input saw.
-type Stats struct {
-	// Packets counts logged packets received.
-	Packets uint64
-	// Events counts packets handed on as knock events.
-	Events uint64
-	// Skipped counts packets that were not events, indexed by Reason.
-	Skipped [reasonCount]uint64
-	// Overflow counts events dropped because the matcher's queue was full.
-	Overflow uint64
-	// KernelDrops counts log messages the kernel could not deliver, known
-	// from gaps in their sequence numbers.
-	KernelDrops uint64
-	// Overruns counts times the socket buffer overflowed (ENOBUFS).
-	Overruns uint64
-	// BatchSwitches counts the times a socket started or stopped batching.
-	BatchSwitches uint64
-}
-
-// Stats returns the counters so far; safe while Run runs.
-func (in *Input) Stats() Stats {
-	s := Stats{
-		Packets:       in.packets.Load(),
-		Events:        in.events.Load(),
-		Overflow:      in.overflow.Load(),
-		KernelDrops:   in.gaps.Load(),
-		Overruns:      in.enobufs.Load(),
-		BatchSwitches: in.switches.Load(),
+// Stats returns the counters so far; safe while Run runs. Read counts
+// the logged packets received, and Dropped the events lost because the
+// matcher's queue was full; the Input's own counters are named by
+// KernelDrops, Overruns and BatchSwitches.
+func (in *Input) Stats() input.Stats {
+	s := input.Stats{
+		Unit:     "packets",
+		Read:     in.packets.Load(),
+		Events:   in.events.Load(),
+		Dropped:  in.overflow.Load(),
+		Counters: counters(in.gaps.Load(), in.enobufs.Load(), in.switches.Load()),
 	}
 	for i := range s.Skipped {
 		s.Skipped[i] = in.skipped[i].Load()
@@ -120,12 +107,13 @@ func (in *Input) Stats() Stats {
 }
 
 // Run reads every group until ctx ends, calling emit for each knock
-// event. emit must not block: it reports false when the event could not
-// be queued, which is counted. emit must not keep the event: it is
-// reused for the next. A group whose socket breaks is reopened with
-// backoff; Run fails only when a group cannot be bound at all at start,
-// or the settings are wrong, with an error that says why.
-func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error {
+// event. It never waits (input.NoWait): the netlink reader must keep up
+// with the kernel, which drops what the socket cannot hold, so an event
+// the queue has no room for is dropped and counted. emit may be called
+// from one goroutine per group at once. A group whose socket breaks is
+// reopened with backoff; Run fails only when a group cannot be bound at
+// all at start, or the settings are wrong, with an error that says why.
+func (in *Input) Run(ctx context.Context, emit input.Emit) error {
 	if err := in.resolve(); err != nil {
 		return err
 	}
@@ -152,11 +140,13 @@ func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error
 
 // resolve applies the defaults and checks the settings.
 func (in *Input) resolve() error {
-	if in.Logger == nil {
-		in.Logger = slog.New(slog.DiscardHandler)
+	in.log = in.Logger
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
 	}
-	if in.Now == nil {
-		in.Now = time.Now
+	in.now = in.Now
+	if in.now == nil {
+		in.now = time.Now
 	}
 	if len(in.Groups) == 0 {
 		return errors.New("no NFLOG groups")
@@ -207,7 +197,7 @@ func (s *groupSocket) close() {
 
 // keep runs a group's socket until ctx ends, reopening it with backoff
 // when it breaks.
-func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.Event) bool) {
+func (in *Input) keep(ctx context.Context, s *groupSocket, emit input.Emit) {
 	backoff := time.Second
 	report := time.NewTicker(time.Second)
 	defer report.Stop()
@@ -232,7 +222,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 		case err := <-s.broken:
 			s.close()
 			in.flushDrops(s)
-			in.Logger.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+			in.log.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 		}
 		for {
 			t := time.NewTimer(backoff)
@@ -245,10 +235,10 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 			backoff = min(backoff*2, 30*time.Second)
 			ns, err := in.open(ctx, s.group, emit)
 			if err != nil {
-				in.Logger.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+				in.log.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 				continue
 			}
-			in.Logger.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
+			in.log.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
 			s, backoff = ns, time.Second
 			break
 		}
@@ -256,7 +246,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 }
 
 // open binds one group and starts receiving from it.
-func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Event) bool) (*groupSocket, error) {
+func (in *Input) open(ctx context.Context, group uint16, emit input.Emit) (*groupSocket, error) {
 	snap := in.SnapLen
 	if snap == 0 {
 		snap = DefaultSnapLen
@@ -279,7 +269,7 @@ func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Eve
 		rbuf = DefaultReadBuffer
 	}
 	if err := setReadBuffer(nf.Con, rbuf); err != nil {
-		in.Logger.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
+		in.log.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
 	}
 	// ENOBUFS is reported to us (counted), not hidden.
 	rctx, cancel := context.WithCancel(ctx)
@@ -295,7 +285,7 @@ func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Eve
 		nf.Close()
 		return nil, explainBindError(group, err)
 	}
-	in.Logger.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
+	in.log.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
 	return s, nil
 }
 
@@ -329,7 +319,7 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 
 // hook handles one logged packet on go-nflog's receive goroutine. It must
 // not block: the kernel drops what the socket cannot hold.
-func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.Event) bool) {
+func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit input.Emit) {
 	in.packets.Add(1)
 	seen := uint64(1)
 	if a.Seq != nil {
@@ -366,9 +356,9 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.
 	if a.Timestamp != nil {
 		ev.Time = *a.Timestamp
 	} else {
-		ev.Time = in.Now()
+		ev.Time = in.now()
 	}
-	if !emit(ev) {
+	if !emit(ev, input.NoWait) {
 		in.overflow.Add(1)
 		return
 	}
@@ -382,7 +372,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		return
 	}
 	if op := s.refused.Load(); op != nil {
-		in.Logger.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
+		in.log.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "batched", s.batch.batched, "err", op)
 		s.batch = nil
 		return
@@ -398,17 +388,17 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		queue, timeout, bufsize = in.batch.queue, in.batch.timeout, batchBufSize(in.batch.queue)
 	}
 	if err := s.setQueue(queue, timeout, bufsize); err != nil {
-		in.Logger.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
+		in.log.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "queue", queue, "err", err)
 		s.batch = nil
 		return
 	}
 	in.switches.Add(1)
 	if s.batch.batched {
-		in.Logger.Info("NFLOG message rate high: the kernel now sends log messages in batches",
+		in.log.Info("NFLOG message rate high: the kernel now sends log messages in batches",
 			"input", in.Name, "group", s.group, "rate", int64(rate), "queue", queue, "timeout", in.batch.timeout)
 	} else {
-		in.Logger.Info("NFLOG message rate low again: the kernel sends each log message at once",
+		in.log.Info("NFLOG message rate low again: the kernel sends each log message at once",
 			"input", in.Name, "group", s.group, "rate", int64(rate))
 	}
 }
@@ -452,10 +442,10 @@ func (in *Input) flushDrops(s *groupSocket) {
 	drops, overruns := s.pendDrops.Swap(0), s.pendOverruns.Swap(0)
 	switch {
 	case drops > 0:
-		in.Logger.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
+		in.log.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
 			"dropped", drops, "overruns", overruns)
 	case overruns > 0:
-		in.Logger.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
+		in.log.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
 			"input", in.Name, "group", s.group, "overruns", overruns)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -26,8 +27,8 @@ func loggedSYN() gonflog.Attribute {
 
 // queueEmit hands events on as the daemon does: copied into a buffered
 // channel, never waiting.
-func queueEmit(q chan sequence.Event) func(*sequence.Event) bool {
-	return func(ev *sequence.Event) bool {
+func queueEmit(q chan sequence.Event) input.Emit {
+	return func(ev *sequence.Event, _ input.Mode) bool {
 		select {
 		case q <- *ev:
 			return true
@@ -38,9 +39,24 @@ func queueEmit(q chan sequence.Event) func(*sequence.Event) bool {
 }
 
 func newTestInput() (*Input, *groupSocket) {
-	in := &Input{Name: "nflog:5", Prefix: "knock", Now: time.Now}
-	in.prefix = in.Prefix
+	in := &Input{Name: "nflog:5", Prefix: "knock"}
+	in.prefix, in.now = in.Prefix, time.Now
 	return in, &groupSocket{group: 5}
+}
+
+// TestResolveKeepsFields: the defaults Run needs are kept beside the
+// fields, which are the caller's configuration and stay as given.
+func TestResolveKeepsFields(t *testing.T) {
+	in := &Input{Name: "nflog:5", Groups: []uint16{5}, Prefix: " knock "}
+	if err := in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if in.Logger != nil || in.Now != nil || in.Prefix != " knock " || in.BatchAbove != 0 || in.BatchBelow != 0 || in.BatchQueue != 0 || in.BatchTimeout != 0 {
+		t.Errorf("resolve wrote the fields: %+v", in)
+	}
+	if in.log == nil || in.now == nil || in.prefix != "knock" {
+		t.Errorf("resolve left the state unset: log %v, now set %v, prefix %q", in.log, in.now != nil, in.prefix)
+	}
 }
 
 func TestHookEvent(t *testing.T) {
@@ -60,7 +76,7 @@ func TestHookEvent(t *testing.T) {
 		t.Errorf("event %+v", ev)
 	}
 	st := in.Stats()
-	if st.Packets != 3 || st.Events != 3 || st.KernelDrops != 2 {
+	if st.Read != 3 || st.Events != 3 || st.Counter(KernelDrops) != 2 {
 		t.Errorf("stats %+v, want 3 packets, 3 events, 2 kernel drops", st)
 	}
 	if n := s.seen.Load(); n != 5 {

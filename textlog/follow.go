@@ -1,7 +1,6 @@
 package textlog
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,9 +21,11 @@ const followPoll = 100 * time.Millisecond
 // (truncated in place) it starts again from the top; when the path names a
 // new file (rotated by rename), it reads what is left of the old one, then
 // goes on with the new one from its start, so no line is lost or read
-// twice across a rotation. Read returns ctx's error when ctx ends.
+// twice across a rotation. Read returns errStopped once stop is closed.
 type follower struct {
-	ctx  context.Context
+	// stop ends a wait for more lines: a Reader's Read takes no context,
+	// so the caller's Done channel stands in for one.
+	stop <-chan struct{}
 	path string
 	log  *slog.Logger
 	f    *os.File // nil while the file does not exist yet
@@ -42,17 +43,21 @@ const (
 	appearedFile   = "followed file appeared; reading it from its start"
 )
 
+// errStopped is what Read returns once the follower's stop is closed.
+var errStopped = errors.New("stopped following")
+
 // openFollower opens path positioned at its end: lines already in the log
 // are history, and replaying them would complete old knocks now. A path
 // that does not exist yet is no error: a service may create its log after
 // the daemon starts (or logrotate may be between a rename and a create), so
 // the follower waits for it, as tail -F does, and reads it from its start,
-// since every line in a new file is news.
-func openFollower(ctx context.Context, path string, log *slog.Logger) (*follower, error) {
+// since every line in a new file is news. Closing stop ends a Read waiting
+// for more.
+func openFollower(stop <-chan struct{}, path string, log *slog.Logger) (*follower, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		log.Warn(waitingForFile, "path", path, "err", err)
-		return &follower{ctx: ctx, path: path, log: log, poll: followPoll}, nil
+		return &follower{stop: stop, path: path, log: log, poll: followPoll}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -63,7 +68,7 @@ func openFollower(ctx context.Context, path string, log *slog.Logger) (*follower
 		return nil, err
 	}
 	log.Info(followingFile, "path", path)
-	return &follower{ctx: ctx, path: path, log: log, f: f, off: off, poll: followPoll}, nil
+	return &follower{stop: stop, path: path, log: log, f: f, off: off, poll: followPoll}, nil
 }
 
 func (fl *follower) Close() error {
@@ -105,13 +110,13 @@ func (fl *follower) Read(p []byte) (int, error) {
 	}
 }
 
-// sleep waits one poll interval, or until ctx ends.
+// sleep waits one poll interval, or until stop is closed.
 func (fl *follower) sleep() error {
 	t := time.NewTimer(fl.poll)
 	defer t.Stop()
 	select {
-	case <-fl.ctx.Done():
-		return fl.ctx.Err()
+	case <-fl.stop:
+		return errStopped
 	case <-t.C:
 		return nil
 	}

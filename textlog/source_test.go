@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -104,7 +106,7 @@ func run(t *testing.T, ctx context.Context, s *Source) (<-chan sequence.Event, c
 	}
 	events := make(chan sequence.Event, 100)
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, func(ev *sequence.Event) { events <- *ev }) }()
+	go func() { done <- s.Run(ctx, func(ev *sequence.Event, _ input.Mode) bool { events <- *ev; return true }) }()
 	return events, done
 }
 
@@ -136,18 +138,19 @@ func knock(input, src string, port uint16, proto sequence.Proto) sequence.Event 
 	return sequence.Event{Src: netip.MustParseAddr(src), Port: port, Proto: proto, Time: testTime, Input: input}
 }
 
-func checkStats(t *testing.T, s *Source, want Stats) {
+func checkStats(t *testing.T, s *Source, want input.Stats) {
 	t.Helper()
 	got := s.Stats()
-	if got != want {
+	want.Unit = "lines"
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stats = %+v, want %+v", got, want)
 	}
 	var sum uint64
 	for _, n := range got.Skipped {
 		sum += n
 	}
-	if got.Lines != got.Events+sum {
-		t.Errorf("stats %+v: lines != events + skipped", got)
+	if got.Read != got.Events+sum {
+		t.Errorf("stats %+v: read != events + skipped", got)
 	}
 }
 
@@ -211,7 +214,7 @@ func TestSourceFIFO(t *testing.T) {
 	write("10000 192.0.2.9")
 	write("7000 192.0.2.10\n7001 192.0.2.11\n")
 	expect(t, events, done, knock("fifo", "192.0.2.11", 7001, sequence.TCP))
-	checkStats(t, s, Stats{Lines: 8, Events: 5, Skipped: skipped(ReasonUnrecognized, 2, ReasonTooLong, 1)})
+	checkStats(t, s, input.Stats{Read: 8, Events: 5, Skipped: skipped(ReasonUnrecognized, 2, ReasonTooLong, 1)})
 
 	cancel()
 	if err := waitErr(t, done); err != nil {
@@ -284,7 +287,7 @@ func TestSourceStdinPipe(t *testing.T) {
 	if err := waitErr(t, done); err != nil {
 		t.Fatalf("Run = %v, want nil after cancellation", err)
 	}
-	checkStats(t, s, Stats{Lines: 3, Events: 2, Skipped: skipped(ReasonPrefix, 1)})
+	checkStats(t, s, input.Stats{Read: 3, Events: 2, Skipped: skipped(ReasonPrefix, 1)})
 }
 
 func TestSourceStdinEOF(t *testing.T) {
@@ -301,7 +304,7 @@ func TestSourceStdinEOF(t *testing.T) {
 	if err := waitErr(t, done); err != nil {
 		t.Fatalf("Run = %v, want nil at EOF", err)
 	}
-	checkStats(t, s, Stats{Lines: 2, Events: 2})
+	checkStats(t, s, input.Stats{Read: 2, Events: 2})
 }
 
 func TestSourceStdinDevNull(t *testing.T) {
@@ -356,7 +359,7 @@ func TestSourceFile(t *testing.T) {
 	// The last line has no newline yet: a writer may be mid-line.
 	appendTo(t, path, "\n")
 	expect(t, events, done, knock("file", "2001:db8::1", 9000, sequence.UDP))
-	checkStats(t, s, Stats{Lines: 7, Events: 2, Skipped: skipped(
+	checkStats(t, s, input.Stats{Read: 7, Events: 2, Skipped: skipped(
 		ReasonBadPort, 1, ReasonBadAddress, 1, ReasonBadProto, 1, ReasonUnrecognized, 1, ReasonTooLong, 1)})
 
 	// Rotation by rename: the rest of the old file, then the new one from
@@ -423,7 +426,7 @@ func TestSourceErrors(t *testing.T) {
 		{"bad format", &Source{Name: "x", Path: "-", Parser: Parser{Format: 77}}, "unknown format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.s.Run(context.Background(), func(*sequence.Event) { t.Error("event from a broken source") })
+			err := tc.s.Run(context.Background(), func(*sequence.Event, input.Mode) bool { t.Error("event from a broken source"); return true })
 			// The caller names the input: an error naming it too
 			// would be logged with the name twice.
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), `"x"`) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"portknock/input"
 	"portknock/internal/filetrust"
 	"portknock/sequence"
 )
@@ -19,7 +20,7 @@ import (
 // path, without reading a line.
 func wantRefused(t *testing.T, s *Source, path, fix string) {
 	t.Helper()
-	err := s.Run(context.Background(), func(*sequence.Event) { t.Error("event from a refused input") })
+	err := s.Run(context.Background(), func(*sequence.Event, input.Mode) bool { t.Error("event from a refused input"); return true })
 	var te *filetrust.Error
 	if !errors.As(err, &te) || te.At != path {
 		t.Fatalf("Run = %v, want a trust error about %s", err, path)
