@@ -235,7 +235,7 @@ func (r *reader) file(ctx context.Context, path string) error {
 	}
 	err = readLinesFrom(ctx, fl, r.br, r.maxLen, r.c, r.fn)
 	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("following %s: %w", path, err)
+		return fmt.Errorf("following: %w", err) // err names the path
 	}
 	return nil
 }
@@ -260,7 +260,7 @@ func (r *reader) fifo(ctx context.Context, path string) error {
 		return fmt.Errorf("%s is no longer a FIFO", path)
 	}
 	if err := r.read(ctx, f); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return err // names the path
 	}
 	return nil
 }
