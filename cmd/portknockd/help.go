@@ -84,7 +84,7 @@ close, a configuration without inputs, files not there yet, a state_dir that
 does not exist or that the daemon's user cannot write, and doors a port sweep
 opens.
 `,
-	sections: []string{inputsSection, `Exit status:
+	sections: []string{inputsSection, formatsSection, `Exit status:
   0   the configuration is valid and every file is trusted (warnings allowed)
   1   it is not, or a TLS file or an nftables set is unusable
   2   a bad command line, a bad -i or an unknown --user

@@ -304,7 +304,7 @@ func TestHelpAgreesWithPages(t *testing.T) {
 		if len(formats) < 5 {
 			t.Fatalf("found only %d formats in portknockd.8: %v", len(formats), formats)
 		}
-		for _, args := range [][]string{{"--help"}, {"parse", "--help"}} {
+		for _, args := range [][]string{{"--help"}, {"check", "--help"}, {"parse", "--help"}} {
 			sec := helpSection(helpText(t, daemon, args...), "Formats")
 			var listed []string
 			for line := range strings.Lines(sec) {
