@@ -5,9 +5,13 @@
 //
 // Usage:
 //
-//	portknockd [-c FILE] [-i INPUT]... [-D] [-v] [--dry-run]
-//	portknockd check [-u USER] [-c FILE]
-//	portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... < lines
+//	portknockd [-c FILE] [-i INPUT]... [-s DIR] [-D] [-v] [--dry-run] [-p PIDFILE] [-g LOGFILE]
+//	portknockd check [-u USER] [-i INPUT]... [-c] FILE
+//	portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... [-D] < lines
+//
+// This package is the command line only: flags, then the configuration,
+// then the daemon (package daemon), whose own checks check reuses. --help
+// lists every option, input form, format, signal and exit status.
 //
 // The configuration is TOML or a knockd.conf, recognised by content. It, the
 // state directory and every file the daemon reads must be owned by root or
@@ -53,6 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return runDaemon(args, stdin, stdout, stderr)
 }
 
+// runDaemon runs the daemon until a signal stops it or its inputs end.
 func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
