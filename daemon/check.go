@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"portknock/actions"
 	"portknock/config"
 	"portknock/internal/filetrust"
 	"portknock/journal"
@@ -31,7 +30,7 @@ func CheckFiles(cfg *config.Config, inputs []config.Input, uid uint32) []error {
 	var errs []error
 	for _, d := range cfg.Doors {
 		if d.OneTimeSequences != "" {
-			for _, err := range filetrust.Split(actions.CheckOneTime(d.OneTimeSequences, uid)) {
+			for _, err := range filetrust.Split(CheckOneTime(d.OneTimeSequences, uid)) {
 				errs = append(errs, fmt.Errorf("door %q: one-time sequences: %w", d.Name, err))
 			}
 		}
@@ -133,15 +132,15 @@ func LookupSets(cfg *config.Config, conn *nftset.Conn) []SetCheck {
 	return out
 }
 
-// ReadOneTime reads each door's unused one-time sequences, by door name,
-// without opening the files for writing.
-func ReadOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
+// ReadDoorsOneTime reads each door's unused one-time sequences, by door
+// name, without opening the files for writing.
+func ReadDoorsOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
 	out := make(map[string][][]sequence.Step)
 	for _, d := range cfg.Doors {
 		if d.OneTimeSequences == "" {
 			continue
 		}
-		unused, err := actions.ReadOneTime(d.OneTimeSequences)
+		unused, err := ReadOneTime(d.OneTimeSequences)
 		if err != nil {
 			return nil, fmt.Errorf("door %q: %w", d.Name, err)
 		}

@@ -80,7 +80,7 @@ type Daemon struct {
 	replay  replayCache      // the sealed doors' replay cache, once there are any
 	nft     *nftset.Conn     // nil until a door names a set
 	sources []source
-	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
+	oneTime []*OneTimeFile // the matcher's one-time stores, closed when replaced
 
 	events chan sequence.Event
 	reload chan chan error
@@ -136,7 +136,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := probeInputs(d.inputs); err != nil {
 		return nil, err
 	}
-	doors, files, err := d.matcherDoors(cfg)
+	doors, adoors, files, err := d.doors(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if usesSets(cfg) {
 		ropts.Sets = d.sets()
 	}
-	d.runner = actions.NewRunner(actionDoors(cfg), ropts)
+	d.runner = actions.NewRunner(adoors, ropts)
 	d.runner.Restore(restored)
 	if !opts.DryRun && usesSets(cfg) {
 		if err = CheckSets(cfg, d.sets()); err != nil {
@@ -205,9 +205,7 @@ func (d *Daemon) abort() {
 	d.closeReplay()
 	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
 		d.log.Warn("start failed; running the closes restored from the journal before exit")
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		d.runner.Run(ctx)
+		d.runner.CloseAll(context.Background())
 	}
 	d.closeJournal()
 }
@@ -402,30 +400,22 @@ func hasTimedClose(cfg *config.Config) bool {
 // written is logged loudly; its pending closes still run, while opens with
 // a timed close are refused until a write succeeds.
 func (d *Daemon) openJournal(dir string) ([]journal.Record, error) {
-	j, recs, err := journal.Open(dir, d.log)
-	if j == nil {
+	j, err := journal.Open(dir, d.log)
+	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	if u, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = u.Unwrap()
-	} else if err != nil {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		var de *journal.DamageError
-		if errors.As(e, &de) {
-			kept := "damaged lines set aside"
-			if de.SetAside == "" {
-				kept = "damaged lines kept in the journal until they can be set aside"
-			}
-			d.log.Error("close journal damaged; readable records kept, "+kept, "dir", dir, "err", e)
-			continue
+	if de := j.Damage(); de != nil {
+		kept := "damaged lines set aside"
+		if de.SetAside == "" {
+			kept = "damaged lines kept in the journal until they can be set aside"
 		}
-		d.log.Error("state_dir not writable: doors with a timed close will not open until it is", "dir", dir, "err", e)
+		d.log.Error("close journal damaged; readable records kept, "+kept, "dir", dir, "err", de)
+	}
+	if werr := j.WriteErr(); werr != nil {
+		d.log.Error("state_dir not writable: doors with a timed close will not open until it is", "dir", dir, "err", werr)
 	}
 	d.journal = j
-	return recs, nil
+	return j.Restored(), nil
 }
 
 func (d *Daemon) closeJournal() {
@@ -437,52 +427,33 @@ func (d *Daemon) closeJournal() {
 	}
 }
 
-// matcherDoors turns the configured doors into the matcher's, opening each
-// one-time sequence file; the caller owns the files it returns.
-func (d *Daemon) matcherDoors(cfg *config.Config) ([]sequence.Door, []*actions.OneTimeFile, error) {
-	doors := make([]sequence.Door, len(cfg.Doors))
-	var files []*actions.OneTimeFile
+// doors turns the configured doors into the matcher's and the runner's
+// (see config.Door.Split), opening each one-time sequence file for the
+// matcher; the caller owns the files it returns.
+func (d *Daemon) doors(cfg *config.Config) ([]sequence.Door, []actions.Door, []*OneTimeFile, error) {
+	mdoors := make([]sequence.Door, len(cfg.Doors))
+	adoors := make([]actions.Door, len(cfg.Doors))
+	var files []*OneTimeFile
 	for i := range cfg.Doors {
 		cd := &cfg.Doors[i]
-		doors[i] = cd.MatcherDoor()
+		mdoors[i], adoors[i] = cd.Split()
 		if cd.OneTimeSequences != "" {
-			ot, err := actions.OpenOneTime(cd.OneTimeSequences, d.log.With("door", cd.Name))
+			ot, err := OpenOneTime(cd.OneTimeSequences, d.log.With("door", cd.Name))
 			if err != nil {
 				closeAll(files)
-				return nil, nil, fmt.Errorf("door %q: %w", cd.Name, err)
+				return nil, nil, nil, fmt.Errorf("door %q: %w", cd.Name, err)
 			}
 			files = append(files, ot)
-			doors[i].OneTime = ot
+			mdoors[i].OneTime = ot
 		}
 	}
-	return doors, files, nil
+	return mdoors, adoors, files, nil
 }
 
-func closeAll(files []*actions.OneTimeFile) {
+func closeAll(files []*OneTimeFile) {
 	for _, f := range files {
 		f.Close()
 	}
-}
-
-func actionDoors(cfg *config.Config) []actions.Door {
-	doors := make([]actions.Door, len(cfg.Doors))
-	for i, cd := range cfg.Doors {
-		doors[i] = actions.Door{
-			Name:       cd.Name,
-			Start:      cd.StartCommand,
-			Start6:     cd.StartCommand6,
-			Stop:       cd.StopCommand,
-			Stop6:      cd.StopCommand6,
-			CmdTimeout: cd.CmdTimeout,
-			Reknock:    cd.Reknock,
-			Set:        cd.NFTSet,
-			Set6:       cd.NFTSet6,
-		}
-		if !cd.HasStop() && !cd.HasSets() {
-			doors[i].CmdTimeout = 0
-		}
-	}
-	return doors
 }
 
 // source is an input as the daemon runs it.
@@ -646,7 +617,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// The runner outlives the loop, whatever ends the loop: it stops only
 	// once the loop has handed it the last match, so no open is lost on
-	// the way out, and then closes what is open.
+	// the way out. What is open is closed by CloseAll once the group has
+	// returned.
 	runnerCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunner()
 	g.Go(func() error { return d.runner.Run(runnerCtx) })
@@ -681,6 +653,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	err := g.Wait()
 
+	// Everything has stopped: close what is open.
+	d.runner.CloseAll(context.WithoutCancel(ctx))
 	d.logStats()
 	closeAll(d.oneTime)
 	d.closeReplay()
@@ -777,7 +751,7 @@ func (d *Daemon) apply() error {
 			}
 		}
 	}
-	doors, files, err := d.matcherDoors(cfg)
+	doors, adoors, files, err := d.doors(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -808,7 +782,7 @@ func (d *Daemon) apply() error {
 	}
 	closeAll(d.oneTime)
 	d.oneTime = files
-	d.runner.SetDoors(actionDoors(cfg))
+	d.runner.SetDoors(adoors)
 	for _, swap := range renewTLS {
 		if err := swap(); err != nil {
 			d.log.Error("TLS credentials not renewed", "err", err)

@@ -87,7 +87,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	untrusted = append(untrusted, daemon.CheckFiles(cfg, inputs, uid)...)
-	oneTime, err := daemon.ReadOneTime(cfg)
+	oneTime, err := daemon.ReadDoorsOneTime(cfg)
 	if err != nil {
 		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
