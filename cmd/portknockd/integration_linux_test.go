@@ -434,6 +434,13 @@ func TestShutdownClosesDoors(t *testing.T) {
 	if len(r.logged("closed", "door=ssh", "src=127.0.0.1", "cmd=stop")) != 1 {
 		t.Fatal("daemon did not log closing the door on its way out")
 	}
+	// The signal is logged by name, before the shutdown it causes.
+	lines := d.Lines()
+	sig := slices.IndexFunc(lines, logMatch("signal received; shutting down", "signal=SIGTERM"))
+	closed := slices.IndexFunc(lines, logMatch("closed", "door=ssh"))
+	if sig < 0 || sig > closed {
+		t.Errorf("SIGTERM not logged before the doors were closed (line %d, closed at %d):\n%s", sig, closed, d.Output())
+	}
 	r.assertSet("allow4")
 	r.assertReachable(svc4, false, "after the daemon stopped")
 }
