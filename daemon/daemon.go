@@ -91,7 +91,9 @@ type Daemon struct {
 var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
 
 // New checks cfg and builds every part of the daemon. Nothing runs until
-// Run.
+// Run, but every input has been opened or bound once (see probeInputs): a
+// caller that logs it has started after New does so only once every input
+// can be read, and a port in use or a missing capability is New's error.
 //
 // Every file New reads is judged first (see package filetrust): a FIFO or
 // file input, a one-time sequence file, or state_dir and its journal that
