@@ -366,3 +366,43 @@ func TestWaiting(t *testing.T) {
 		t.Error("waiting after every message was read")
 	}
 }
+
+// TestQueueFullWaits refuses the first events as a full queue would: the
+// reader must wait and hand them on, not drop them, and the messages behind
+// them must wait in the socket.
+func TestQueueFullWaits(t *testing.T) {
+	r := newKernelRig(t, &Input{BatchAbove: -1})
+	if err := r.in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	refusals := 0
+	got := 0
+	s, err := r.in.open(ctx, 5, func(*sequence.Event, input.Mode) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		// Every fifth try is taken: each event waits four times.
+		if refusals++; refusals%5 != 0 {
+			return false
+		}
+		got++
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	const n = 50
+	r.syns(n)
+	netnstest.Eventually(t, waitTimeout, "every event handed on", func() bool { return int(r.in.Stats().Events) >= n })
+	mu.Lock()
+	defer mu.Unlock()
+	if st := r.in.Stats(); got != n || st.Dropped != 0 || st.Counter(KernelDrops) != 0 {
+		t.Errorf("%d events taken, stats %+v; want %d, no overflow, no drop", got, st, n)
+	}
+	if refusals != 5*n {
+		t.Errorf("%d tries, want %d", refusals, 5*n)
+	}
+}
