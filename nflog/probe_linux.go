@@ -2,28 +2,33 @@ package nflog
 
 import (
 	"context"
-	"fmt"
 
-	gonflog "github.com/florianl/go-nflog/v2"
+	"portknock/input"
+	"portknock/sequence"
 )
 
-// Probe binds every group of in and lets it go again, so that a daemon can
-// report a missing capability or a group another process holds before it
-// says it has started, rather than after. Run binds again: a group taken
-// in between still fails Run, with the same message.
+// probeReadBuffer is the receive buffer of a probing socket, which reads
+// nothing worth keeping.
+const probeReadBuffer = 64 << 10
+
+// Probe binds every group of in, as Run does, and lets it go again, so
+// that a daemon can report a missing capability or a group another process
+// holds before it says it has started, rather than after. Run binds again:
+// a group taken in between still fails Run, with the same message.
 func (in *Input) Probe() error {
+	if err := in.resolve(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Taken and forgotten: a refusal would make the reader wait for room.
+	drop := func(*sequence.Event, input.Mode) bool { return true }
 	for _, g := range in.Groups {
-		nf, err := gonflog.Open(&gonflog.Config{Group: g, Copymode: gonflog.CopyPacket, NetNS: in.NetNS})
+		s, err := in.dial(ctx, g, DefaultSnapLen, probeReadBuffer, drop)
 		if err != nil {
-			return fmt.Errorf("NFLOG group %d: opening netlink socket: %w", g, err)
+			return err
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		err = nf.RegisterWithErrorFunc(ctx, func(gonflog.Attribute) int { return 0 }, func(error) int { return 1 })
-		cancel()
-		nf.Close()
-		if err != nil {
-			return explainBindError(g, err)
-		}
+		s.close()
 	}
 	return nil
 }
