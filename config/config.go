@@ -444,7 +444,7 @@ func ReadFile(path string) (*Config, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("%s: larger than %d MiB, not a configuration file", path, maxFileSize>>20)

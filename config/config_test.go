@@ -503,6 +503,12 @@ func TestParseInputSpec(t *testing.T) {
 		{"nflog:1,1", Input{}, "listed twice"},
 		{"text:", Input{}, "needs a path"},
 		{"", Input{}, "needs a path"},
+		{"text:auto:a:b", Input{Type: InputText, Path: "a:b", Format: "auto"}, ""},
+		{"text:./a:b", Input{Type: InputText, Path: "./a:b", Format: "auto"}, ""},
+		{"text:netfliter:/var/log/kern.log", Input{}, `unknown format "netfliter" (want one of auto, simple,`},
+		{"syslog:udp:127.0.0.1:514", Input{}, `unknown input type "syslog"`},
+		{"nflog:5,", Input{}, `bad NFLOG group "" (want 0-65535)`},
+		{"nflog:x", Input{}, `bad NFLOG group "x" (want 0-65535)`},
 	}
 	for _, tt := range tests {
 		got, err := ParseInputSpec(tt.spec)
@@ -515,6 +521,21 @@ func TestParseInputSpec(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ParseInputSpec(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
+	}
+}
+
+// TestParseInputSpecs: every bad spec is reported at once, each once with
+// its -i, and never with the spec a second time.
+func TestParseInputSpecs(t *testing.T) {
+	_, err := ParseInputSpecs([]string{"nflog:x", "-", "text:bogus:/x"})
+	want := "-i nflog:x: bad NFLOG group \"x\" (want 0-65535)\n" +
+		"-i text:bogus:/x: unknown format \"bogus\" (want one of " + strings.Join(TextFormats(), ", ") + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("ParseInputSpecs error\n%v\nwant\n%s", err, want)
+	}
+	ins, err := ParseInputSpecs([]string{"-", "nflog:5"})
+	if err != nil || len(ins) != 2 {
+		t.Fatalf("ParseInputSpecs = %v, %v", ins, err)
 	}
 }
 

@@ -91,7 +91,9 @@ type Daemon struct {
 var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
 
 // New checks cfg and builds every part of the daemon. Nothing runs until
-// Run.
+// Run, but every input has been opened or bound once (see probeInputs): a
+// caller that logs it has started after New does so only once every input
+// can be read, and a port in use or a missing capability is New's error.
 //
 // Every file New reads is judged first (see package filetrust): a FIFO or
 // file input, a one-time sequence file, or state_dir and its journal that
@@ -131,6 +133,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	// to would let them knock from any address. The sources judge again
 	// when they open.
 	if err := CheckInputs(d.inputs, uint32(os.Geteuid())); err != nil {
+		return nil, err
+	}
+	if err := probeInputs(d.inputs); err != nil {
 		return nil, err
 	}
 	doors, adoors, files, err := d.doors(cfg)
@@ -305,11 +310,9 @@ func usesSets(cfg *config.Config) bool {
 // fails the start (or a reload) instead of the first knock.
 func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
 	var errs []error
-	for _, d := range cfg.Doors {
-		for _, ds := range d.Sets() {
-			if err := conn.Check(ds.Ref, ds.IPv6); err != nil {
-				errs = append(errs, fmt.Errorf("door %q: %s: %w", d.Name, ds.Key, err))
-			}
+	for _, c := range LookupSets(cfg, conn) {
+		if c.Err != nil {
+			errs = append(errs, fmt.Errorf("door %q: %s: %w", c.Door, c.Key, c.Err))
 		}
 	}
 	return errors.Join(errs...)

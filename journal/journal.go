@@ -372,7 +372,7 @@ func (j *Journal) Sync() error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.dirty = true
-		j.writeErr = fmt.Errorf("journal %s: %w", j.path, err)
+		j.writeErr = fmt.Errorf("journal: %w", err)
 		return j.writeErr
 	}
 	j.unsynced = false
@@ -405,7 +405,7 @@ func (j *Journal) Close() error {
 	}
 	j.f = nil
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
 }
@@ -426,7 +426,7 @@ func (j *Journal) writeLocked(b []byte, sync bool) error {
 	}
 	if _, err := j.f.Write(b); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.lines++
 	if !sync {
@@ -435,7 +435,7 @@ func (j *Journal) writeLocked(b []byte, sync bool) error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.unsynced = false
 	return nil
@@ -479,7 +479,7 @@ func (j *Journal) rewriteLocked() error {
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if j.f != nil {
 		j.f.Close()

@@ -75,12 +75,16 @@ func (s *Source) Stats() input.Stats {
 //   - a regular file: only ctx ending. The file is followed from its end
 //     across truncation and rotation; lines already in it are history.
 //
+// A FIFO or file path that does not exist yet is waited for, and then
+// followed from its start (see follower).
+//
 // Run returns nil in all these cases, and an error when the input cannot
 // be opened or read, or when a FIFO or file (or a followed file's successor
-// after rotation) may not be trusted (see CheckInput).
+// after rotation) may not be trusted (see CheckInput). Errors do not name
+// the input: the caller does.
 func (s *Source) Run(ctx context.Context, emit input.Emit) error {
 	if !s.Parser.Format.valid() {
-		return fmt.Errorf("input %q: unknown format %d", s.Name, s.Parser.Format)
+		return fmt.Errorf("unknown format %d", s.Parser.Format)
 	}
 	maxLen := s.MaxLine
 	if maxLen <= 0 {
@@ -129,10 +133,7 @@ func (s *Source) Run(ctx context.Context, emit input.Emit) error {
 	if err != nil && ctx.Err() != nil {
 		return nil // failures caused by the shutdown are not failures
 	}
-	if err != nil {
-		return fmt.Errorf("input %q: %w", s.Name, err)
-	}
-	return nil
+	return err
 }
 
 // quoteLine renders a skipped line for a log, shortened because the line
@@ -207,6 +208,9 @@ func (r *reader) path(ctx context.Context, path string) error {
 		return err
 	}
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r.file(ctx, path) // a log not written yet is waited for
+	}
 	if err != nil {
 		return err
 	}
@@ -231,7 +235,7 @@ func (r *reader) file(ctx context.Context, path string) error {
 	}
 	err = readLinesFrom(ctx, fl, r.br, r.maxLen, r.c, r.fn)
 	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("following %s: %w", path, err)
+		return fmt.Errorf("following: %w", err) // err names the path
 	}
 	return nil
 }
@@ -256,7 +260,7 @@ func (r *reader) fifo(ctx context.Context, path string) error {
 		return fmt.Errorf("%s is no longer a FIFO", path)
 	}
 	if err := r.read(ctx, f); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+		return err // names the path
 	}
 	return nil
 }

@@ -422,15 +422,73 @@ func TestSourceErrors(t *testing.T) {
 		s    *Source
 		want string
 	}{
-		{"missing path", &Source{Name: "x", Path: filepath.Join(dir, "missing")}, "no such file"},
 		{"directory", &Source{Name: "x", Path: dir}, "neither a FIFO nor a regular file"},
 		{"bad format", &Source{Name: "x", Path: "-", Parser: Parser{Format: 77}}, "unknown format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.s.Run(context.Background(), func(*sequence.Event, input.Mode) bool { t.Error("event from a broken source"); return true })
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"x"`) {
-				t.Fatalf("Run = %v, want an error naming the input and containing %q", err, tc.want)
+			// The caller names the input: an error naming it too
+			// would be logged with the name twice.
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), `"x"`) {
+				t.Fatalf("Run = %v, want an error containing %q and not the input's name", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSourceFileNotYetThere: a followed file that does not exist yet is
+// waited for with one warning, as tail -F does, and read from its start
+// once it appears: every line in a new log is news.
+func TestSourceFileNotYetThere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.log")
+	rec := newRecorder()
+	s := &Source{Name: "file", Path: path, Logger: slog.New(rec)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, done := run(t, ctx, s)
+	rec.waitFor(t, waitingForFile)
+
+	// Written before the follower sees the file: still read, from the top.
+	appendTo(t, path, "7000 192.0.2.7\n")
+	rec.waitFor(t, appearedFile)
+	expect(t, events, done, knock("file", "192.0.2.7", 7000, sequence.TCP))
+	appendTo(t, path, "8000 192.0.2.7\n")
+	expect(t, events, done, knock("file", "192.0.2.7", 8000, sequence.TCP))
+
+	cancel()
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil after cancellation", err)
+	}
+	var warnings []string
+	for _, l := range rec.lines() {
+		if strings.HasPrefix(l, "WARN ") {
+			warnings = append(warnings, l)
+		}
+	}
+	want := "WARN " + waitingForFile + " path=" + path + " err=open " + path + ": no such file or directory input=file"
+	if len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("warnings = %q, want exactly %q", warnings, want)
+	}
+}
+
+// TestSourceFileAppearsUntrusted: a file that appears later is judged as
+// one present at start would have been.
+func TestSourceFileAppearsUntrusted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.log")
+	rec := newRecorder()
+	s := &Source{Name: "file", Path: path, Logger: slog.New(rec)}
+	_, done := run(t, context.Background(), s)
+	rec.waitFor(t, waitingForFile)
+	// Made aside and renamed into place, so that it appears writable by all.
+	appendTo(t, path+".tmp", "7000 192.0.2.7\n")
+	if err := os.Chmod(path+".tmp", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	err := waitErr(t, done)
+	if err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("Run = %v, want the appeared file refused as not trusted", err)
 	}
 }

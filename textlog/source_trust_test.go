@@ -25,8 +25,9 @@ func wantRefused(t *testing.T, s *Source, path, fix string) {
 	if !errors.As(err, &te) || te.At != path {
 		t.Fatalf("Run = %v, want a trust error about %s", err, path)
 	}
-	if !strings.Contains(err.Error(), `"`+s.Name+`"`) || !strings.HasSuffix(err.Error(), "fix: "+fix) {
-		t.Errorf("Run = %v, want the input named and the fix %q", err, fix)
+	// The daemon names the input; the error itself names the path.
+	if !strings.HasPrefix(err.Error(), s.Path+": ") || !strings.HasSuffix(err.Error(), "fix: "+fix) {
+		t.Errorf("Run = %v, want the path first and the fix %q", err, fix)
 	}
 }
 

@@ -301,21 +301,21 @@ func (l *SyslogListener) Listen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return fmt.Errorf("input %q: listener is closed", l.Name)
+		return errors.New("listener is closed")
 	}
 	if l.bound {
 		return nil
 	}
 	cfg, err := l.config()
 	if err != nil {
-		return fmt.Errorf("input %q: %w", l.Name, err)
+		return err
 	}
 	udp, tcp, err := bindSyslog(cfg.network, cfg.addr)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			err = fmt.Errorf("%w (ports below 1024 need CAP_NET_BIND_SERVICE)", err)
 		}
-		return fmt.Errorf("input %q: %w", l.Name, err)
+		return err
 	}
 	if udp != nil {
 		// Firewalls log in bursts; a larger buffer rides them out. The
@@ -335,7 +335,7 @@ func (l *SyslogListener) Listen() error {
 // field's place.
 func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
 	if t == nil {
-		return fmt.Errorf("input %q: no TLS credentials", l.Name)
+		return errors.New("no TLS credentials")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -344,7 +344,7 @@ func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
 		return nil
 	}
 	if !l.cfg.tlsListener {
-		return fmt.Errorf("input %q: not a TLS listener", l.Name)
+		return errors.New("not a TLS listener")
 	}
 	l.tls.Store(t)
 	return nil
@@ -598,7 +598,7 @@ func (l *SyslogListener) Run(ctx context.Context, emit input.Emit) error {
 	l.mu.Lock()
 	if l.running || l.closed {
 		l.mu.Unlock()
-		return fmt.Errorf("input %q: listener already ran or is closed", l.Name)
+		return errors.New("listener already ran or is closed")
 	}
 	l.running = true
 	ctx, cancel := context.WithCancel(ctx)
@@ -618,7 +618,7 @@ func (l *SyslogListener) Run(ctx context.Context, emit input.Emit) error {
 		runErr  error
 	)
 	fail := func(err error) {
-		errOnce.Do(func() { runErr = fmt.Errorf("input %q: %w", l.Name, err) })
+		errOnce.Do(func() { runErr = err })
 		cancel()
 	}
 	if udp != nil {

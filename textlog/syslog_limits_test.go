@@ -46,7 +46,10 @@ func TestSyslogSpoofableUDP(t *testing.T) {
 		l.Close()
 		t.Fatal("a UDP listener on 0.0.0.0 bound without AcceptSpoofable")
 	}
-	for _, want := range []string{`input "fw"`, "0.0.0.0:0", "UDP senders can be spoofed"} {
+	if strings.Contains(err.Error(), "fw") {
+		t.Errorf("error %q names the input: its caller does", err)
+	}
+	for _, want := range []string{"0.0.0.0:0", "UDP senders can be spoofed"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
