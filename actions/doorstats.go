@@ -130,14 +130,15 @@ func (r *Runner) CommandDurations() Durations {
 // element added that has not expired yet.
 func (r *Runner) OpenDoors(now time.Time, limit int) (list []OpenDoor, total int) {
 	r.mu.Lock()
-	until := make(map[openKey]time.Time, len(r.open)+len(r.elems))
-	for k, e := range r.open {
+	m := r.m
+	until := make(map[openKey]time.Time, len(m.open)+len(m.elems))
+	for k, e := range m.open {
 		if e.state == stateOpen && e.started && !e.startFailed {
 			until[k] = e.deadline
 		}
 	}
-	for k, el := range r.elems {
-		if el.expires.After(now) && el.expires.After(until[k]) {
+	for k, el := range m.elems {
+		if el.added && el.expires.After(now) && el.expires.After(until[k]) {
 			until[k] = el.expires
 		}
 	}

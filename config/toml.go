@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"portknock/actions"
 	"portknock/nftset"
 	"portknock/sequence"
 )
@@ -463,10 +464,10 @@ func (r *tomlReader) door(tbl map[string]any, path ...string) *doorDraft {
 			}
 		case "reknock":
 			if s, ok := r.str(v, line, key); ok {
-				if !slices.Contains(Reknocks(), Reknock(s)) {
-					bad("%q: want one of %s", s, joinQuoted(Reknocks()))
+				if !slices.Contains(actions.Reknocks(), actions.Reknock(s)) {
+					bad("%q: want one of %s", s, joinQuoted(actions.Reknocks()))
 				} else {
-					d.Reknock = Reknock(s)
+					d.Reknock = actions.Reknock(s)
 				}
 			}
 		}

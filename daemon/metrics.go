@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"portknock/actions"
+	"portknock/input"
 	"portknock/internal/buildinfo"
+	"portknock/nflog"
 	"portknock/sequence"
 )
 
@@ -36,7 +38,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descInfo       = desc("build_info", "The running portknockd's version; always 1.", "version")
 	descEvents     = desc("events_total", "Records each input read, by what became of them: knock (handed to the matcher) or the reason it was skipped.", "input", "reason")
-	descInputCount = desc("input_records_total", "An input's other counters: lines, packets, messages, and connections denied, refused or closed, by what they count.", "input", "counter")
+	descInputCount = desc("input_records_total", "An input's other counters: lines or packets read, messages, and connections denied, refused or closed, by what they count.", "input", "counter")
+	descInputLevel = desc("input_level", "An input's levels, such as a syslog listener's connections open now.", "input", "level")
 	descOutside    = desc("events_outside_total", "Events outside every door's knock space, dropped before any state was touched.")
 	descMatches    = desc("matches_total", "Completed knock sequences and valid sealed blocks, by door.", "door")
 	descWrong      = desc("wrong_knocks_total", "Attempts reset by a wrong knock, by door.", "door")
@@ -65,7 +68,7 @@ var (
 type collector struct{ d *Daemon }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descEvents, descInputCount, descOutside, descMatches, descWrong,
+	for _, d := range []*prometheus.Desc{descInfo, descEvents, descInputCount, descInputLevel, descOutside, descMatches, descWrong,
 		descTimeouts, descEvictions, descSealedRej, descSources, descAttempts, descOpens, descCloses, descFailures,
 		descOpenNow, descDropped, descRefused, descGivenUp, descDrops, descOverflow, descOverruns, descDuration} {
 		ch <- d
@@ -82,20 +85,30 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descInfo, 1, buildinfo.Version("portknockd"))
 
-	for _, src := range d.sources {
-		st := inputStats(src)
+	for _, st := range d.InputStats() {
 		counter(descEvents, st.Events, st.Name, "knock")
-		for reason, n := range st.Skipped {
-			counter(descEvents, n, st.Name, reason)
+		counter(descEvents, st.Dropped, st.Name, "dropped")
+		for r, n := range st.Skipped {
+			if input.Reason(r) != input.ReasonNone {
+				counter(descEvents, n, st.Name, input.Reason(r).String())
+			}
 		}
-		if st.Type == "nflog" {
-			counter(descDrops, st.Counters["kernel_drops"], st.Name)
-			counter(descOverflow, st.Counters["queue_overflow"], st.Name)
-			counter(descOverruns, st.Counters["overruns"], st.Name)
-			continue
+		counter(descInputCount, st.Read, st.Name, cmpOr(st.Unit, "read"))
+		nflogInput := inputType(st.Name) == "nflog"
+		if nflogInput {
+			counter(descOverflow, st.Dropped, st.Name)
 		}
-		for name, n := range st.Counters {
-			counter(descInputCount, n, st.Name, name)
+		for _, c := range st.Counters {
+			switch {
+			case nflogInput && c.Name == nflog.KernelDrops:
+				counter(descDrops, c.Value, st.Name)
+			case nflogInput && c.Name == nflog.Overruns:
+				counter(descOverruns, c.Value, st.Name)
+			case c.Gauge:
+				gauge(descInputLevel, int(c.Value), st.Name, c.Name)
+			default:
+				counter(descInputCount, c.Value, st.Name, c.Name)
+			}
 		}
 	}
 

@@ -47,7 +47,7 @@ type Status struct {
 	// most MaxListed; AttemptsTotal counts them all.
 	Attempts      []StatusAttempt `json:"attempts"`
 	AttemptsTotal int             `json:"attempts_total"`
-	Inputs        []InputStats    `json:"inputs"`
+	Inputs        []StatusInput   `json:"inputs"`
 	Matcher       StatusMatcher   `json:"matcher"`
 	Commands      StatusCommands  `json:"commands"`
 }
@@ -110,8 +110,8 @@ func (d *Daemon) status(ctx context.Context) (*Status, error) {
 		st.Attempts = append(st.Attempts, StatusAttempt{Door: a.Door, Range: a.Range, Src: a.Src.String(),
 			Step: a.Step, Of: a.Of, Left: max(a.Left-age, 0).Seconds()})
 	}
-	for _, src := range d.sources {
-		st.Inputs = append(st.Inputs, inputStats(src))
+	for _, in := range d.InputStats() {
+		st.Inputs = append(st.Inputs, statusInput(in))
 	}
 	ms := snap.stats
 	st.Matcher = StatusMatcher{Events: ms.Events, Outside: ms.Outside, Matches: ms.Matches, WrongKnocks: ms.WrongKnocks,

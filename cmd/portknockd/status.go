@@ -19,11 +19,26 @@ import (
 	"portknock/daemon"
 )
 
-// Exit statuses of portknockd status: 3 is what LSB init scripts and
-// systemctl say for a service that is not running.
-const (
-	statusNotRunning = 3
-)
+// statusNotRunning is portknockd status's exit status when no daemon
+// answers: what LSB init scripts and systemctl say for a service that is
+// not running.
+const statusNotRunning = 3
+
+var statusHelp = help{
+	head: `Usage: portknockd status [-c FILE] [-s DIR] [--json]
+
+Asks the running portknockd, over the socket portknockd.sock in its state_dir,
+for the doors open now (address, time left), the knock attempts in progress and
+each input's counters. The socket is mode 0600: run it as root or as the
+daemon's user. A dry run serves no socket.
+`,
+	sections: []string{`Exit status:
+  0   the daemon answered
+  1   an error (an unreadable configuration, a broken answer)
+  2   a bad command line
+  3   no daemon is running (the socket is missing or refuses connections)
+`},
+}
 
 // runStatus asks the running daemon for its status over the socket in
 // state_dir and prints it, as a table or (--json) as the daemon sent it.
@@ -33,20 +48,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.StringP("config", "c", defaultConfig, "configuration `file` whose state_dir holds the status socket")
 	stateDir := fs.StringP("state-dir", "s", "", "ask the daemon using `dir` as its state_dir (overrides the configuration)")
 	asJSON := fs.Bool("json", false, "print the status as JSON, for scripts")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: portknockd status [-c FILE] [-s DIR] [--json]\n\nAsks the running portknockd for its open doors, attempts in progress and\ninput counters. Exit status: 0 answered, 1 error, 2 usage, 3 no daemon running.\n\nOptions:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 2
+	if code, done := parseFlags(fs, args, statusHelp, stdout); done {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see %s --help)\n", fs.Name(), fs.Arg(0), fs.Name())
+		return exitUsage
 	}
 	dir := *stateDir
 	if dir == "" {
@@ -54,7 +61,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		cfg, err := config.ReadFile(*cfgPath)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
-			return 1
+			return exitFail
 		}
 		dir = cfg.Daemon.StateDir
 	}
@@ -67,19 +74,19 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "portknockd status: %v\n", err)
-		return 1
+		return exitFail
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(st); err != nil {
 			fmt.Fprintf(stderr, "portknockd status: %v\n", err)
-			return 1
+			return exitFail
 		}
-		return 0
+		return exitOK
 	}
 	writeStatus(stdout, st)
-	return 0
+	return exitOK
 }
 
 // writeStatus prints a status for people.

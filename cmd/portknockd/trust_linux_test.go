@@ -101,7 +101,7 @@ start_command      = "true"
 // marker file, as a daemon killed with a door open would.
 func (d *trustDir) leaveJournal(t *testing.T) {
 	t.Helper()
-	j, _, err := journal.Open(d.state, nil)
+	j, err := journal.Open(d.state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
