@@ -42,7 +42,7 @@ type result struct {
 // group is killed with SIGKILL when ctx ends or timeout passes, so that a
 // shell's children die with it instead of lingering as orphans.
 func execCommand(ctx context.Context, c Command, timeout time.Duration) result {
-	if err := validateCommand(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return result{err: err, exitCode: -1}
 	}
 	cmdCtx, cancel := context.WithTimeout(ctx, timeout)

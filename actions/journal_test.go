@@ -11,7 +11,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"portknock/config"
 	"portknock/journal"
 )
 
@@ -243,12 +242,12 @@ func TestRunnerKeepOpenOnExit(t *testing.T) {
 
 func TestRunnerReknockPolicies(t *testing.T) {
 	for _, c := range []struct {
-		policy config.Reknock
+		policy Reknock
 		want   []call
 	}{
-		{config.ReknockExtend, []call{{0, "open 192.0.2.1"}, {14 * time.Second, "close 192.0.2.1"}}},
-		{config.ReknockRerun, []call{{0, "open 192.0.2.1"}, {4 * time.Second, "open 192.0.2.1"}, {14 * time.Second, "close 192.0.2.1"}}},
-		{config.ReknockIgnore, []call{{0, "open 192.0.2.1"}, {10 * time.Second, "close 192.0.2.1"}}},
+		{ReknockExtend, []call{{0, "open 192.0.2.1"}, {14 * time.Second, "close 192.0.2.1"}}},
+		{ReknockRerun, []call{{0, "open 192.0.2.1"}, {4 * time.Second, "open 192.0.2.1"}, {14 * time.Second, "close 192.0.2.1"}}},
+		{ReknockIgnore, []call{{0, "open 192.0.2.1"}, {10 * time.Second, "close 192.0.2.1"}}},
 	} {
 		t.Run(string(c.policy), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -274,9 +273,12 @@ func TestRunnerReknockPolicies(t *testing.T) {
 func TestRunnerJournalFile(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		jl, recs, err := journal.Open(dir, nil)
-		if err != nil || len(recs) != 0 {
-			t.Fatalf("Open: %v, %v", recs, err)
+		jl, err := journal.Open(dir, nil)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if recs := jl.Restored(); len(recs) != 0 {
+			t.Fatalf("Open restored %v from a new journal", recs)
 		}
 		defer jl.Close()
 		h := startHarness(t, []Door{sshDoor}, Options{Journal: jl, KeepOpenOnExit: true})
@@ -287,10 +289,12 @@ func TestRunnerJournalFile(t *testing.T) {
 		synctest.Wait()
 		h.shutdown()
 	})
-	_, recs, err := journal.Open(dir, nil)
+	jl, err := journal.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer jl.Close()
+	recs := jl.Restored()
 	got := map[string]time.Duration{}
 	for _, r := range recs {
 		got[r.Src.String()+" "+r.Stop.Shell] = r.Due.Sub(epoch)
@@ -307,7 +311,7 @@ func TestRunnerJournalFile(t *testing.T) {
 func TestRunnerRestoredRerunThenShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := sshDoor
-		d.Reknock = config.ReknockRerun
+		d.Reknock = ReknockRerun
 		hang := Door{Name: "hang", Start: Command{Shell: "hang %IP%"}}
 		rec := journal.Record{ID: 3, Door: "ssh", Src: netip.MustParseAddr("192.0.2.1"), Due: epoch.Add(50 * time.Second), Stop: Command{Shell: "close 192.0.2.1"}}
 		h, j := startRestored(t, []Door{d, hang}, Options{MaxConcurrent: 1}, rec)

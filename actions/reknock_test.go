@@ -8,7 +8,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"portknock/config"
 	"portknock/journal"
 )
 
@@ -17,7 +16,7 @@ import (
 func TestRunnerRerunOfRefusedOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := sshDoor
-		d.Reknock = config.ReknockRerun
+		d.Reknock = ReknockRerun
 		h, _ := startJournaled(t, []Door{d}, Options{}, func(j *memJournal) { j.failAdd = errors.New("no space left on device") })
 		h.r.Open(knock("ssh", "192.0.2.1"))
 		h.r.Open(knock("ssh", "192.0.2.1"))
@@ -32,7 +31,7 @@ func TestRunnerRerunOfRefusedOpen(t *testing.T) {
 func TestRunnerRerunWaitsBehindBusyWorkers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d := sshDoor
-		d.Reknock = config.ReknockRerun
+		d.Reknock = ReknockRerun
 		hang := Door{Name: "hang", Start: Command{Shell: "hang %IP%"}}
 		h := startHarness(t, []Door{d, hang}, Options{MaxConcurrent: 1})
 		h.fake.setSlow("hang 192.0.2.9", 25*time.Second)

@@ -117,14 +117,15 @@ func startHarness(t *testing.T, doors []Door, opts Options) *harness {
 	return h
 }
 
-// shutdown cancels Run and waits for it; the bubble then checks that no
-// goroutine outlived it.
+// shutdown cancels Run, waits for it and closes everything as the daemon
+// does at exit; the bubble then checks that no goroutine outlived it.
 func (h *harness) shutdown() {
 	h.t.Helper()
 	h.stop()
 	if err := <-h.done; err != nil {
 		h.t.Errorf("Run returned %v", err)
 	}
+	h.r.CloseAll(h.t.Context())
 }
 
 // sleepTo advances the fake clock to d after the epoch and lets every
@@ -909,6 +910,33 @@ func TestRunnerShutdownRetriesFailedStop(t *testing.T) {
 		}
 		if s := h.r.Stats(); s.StopsGivenUp != 1 || s.PendingCloses != 0 {
 			t.Errorf("stats = %+v", s)
+		}
+	})
+}
+
+// TestRunnerCloseAllIsTheShutdown: the end of Run's context stops the
+// workers and leaves open doors open; CloseAll is what closes them.
+func TestRunnerCloseAllIsTheShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startHarness(t, []Door{sshDoor}, Options{})
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(time.Second)
+		h.stop()
+		if err := <-h.done; err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+		h.wantCalls(call{0, "open 192.0.2.1"})
+		if got := h.r.Stats().PendingCloses; got != 1 {
+			t.Fatalf("PendingCloses after Run = %d, want 1: Run must not close", got)
+		}
+		h.r.CloseAll(t.Context())
+		h.wantCalls(call{0, "open 192.0.2.1"}, call{time.Second, "close 192.0.2.1"})
+		if got := h.r.Stats().PendingCloses; got != 0 {
+			t.Errorf("PendingCloses after CloseAll = %d, want 0", got)
+		}
+		h.r.Open(knock("ssh", "192.0.2.2"))
+		if w := h.logs.find("runner stopped, match ignored"); len(w) != 1 {
+			t.Errorf("open after CloseAll: %v, want it refused", w)
 		}
 	})
 }

@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"portknock/config"
 	"portknock/nftset"
 )
 
@@ -134,15 +133,15 @@ func TestRunnerSetOneFamily(t *testing.T) {
 
 func TestRunnerSetReknock(t *testing.T) {
 	for _, c := range []struct {
-		policy config.Reknock
+		policy Reknock
 		want   []call
 		starts []call
 	}{
-		{config.ReknockExtend, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
+		{ReknockExtend, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
 			[]call{{0, "ring 192.0.2.1"}, {20 * time.Second, "ring 192.0.2.1"}}},
-		{config.ReknockRerun, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
+		{ReknockRerun, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {4 * time.Second, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
 			[]call{{0, "ring 192.0.2.1"}, {4 * time.Second, "ring 192.0.2.1"}, {20 * time.Second, "ring 192.0.2.1"}}},
-		{config.ReknockIgnore, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
+		{ReknockIgnore, []call{{0, "add inet fw knock4 192.0.2.1 10s"}, {20 * time.Second, "add inet fw knock4 192.0.2.1 10s"}},
 			[]call{{0, "ring 192.0.2.1"}, {20 * time.Second, "ring 192.0.2.1"}}},
 	} {
 		t.Run(string(c.policy), func(t *testing.T) {
@@ -214,6 +213,30 @@ func TestRunnerSetDryRun(t *testing.T) {
 		sets.want(t)
 		if len(h.logs.find("dry run, not adding to nft set")) != 1 {
 			t.Errorf("no dry-run line:\n%s", h.logs.dump())
+		}
+	})
+}
+
+// TestRunnerSetTimeoutLogsClose: when the kernel's timeout ends a set
+// element, the door is logged closed for that address at that time, as a
+// timed close would be, and nothing is left to remove at exit.
+func TestRunnerSetTimeoutLogsClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, sets := startWithSets(t, []Door{setDoor}, Options{})
+		h.r.Open(knock("ssh", "192.0.2.1"))
+		h.sleepTo(10*time.Second - time.Nanosecond)
+		if got := h.logs.find("closed"); len(got) != 0 {
+			t.Fatalf("closed before the timeout: %+v", got)
+		}
+		h.sleepTo(10 * time.Second)
+		got := h.logs.find("closed")
+		if len(got) != 1 || got[0].attrs["door"] != "ssh" || got[0].attrs["src"] != "192.0.2.1" || got[0].attrs["set"] != "inet fw knock4" {
+			t.Fatalf("closed lines at the timeout: %+v, want one with door, src and set", got)
+		}
+		h.shutdown()
+		sets.want(t, call{0, "add inet fw knock4 192.0.2.1 10s"})
+		if got := h.logs.find("closed"); len(got) != 1 {
+			t.Errorf("closed again at exit: %+v", got)
 		}
 	})
 }

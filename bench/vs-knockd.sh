@@ -125,6 +125,10 @@ start() {
 	local conf log ready
 	conf=$(config "$1" "$2")
 	log=$tmp/$1.out
+	# Emptied here, not by the redirection below, which the background
+	# job makes later: the wait for the ready line must not find the
+	# previous daemon's.
+	: >"$log"
 	if [[ $1 == portknockd ]]; then
 		ip netns exec "$ns" timeout 900 "$tmp/portknockd" -c "$conf" >"$log" 2>&1 &
 		ready='msg="reading NFLOG group"'
@@ -141,7 +145,8 @@ start() {
 		sleep 0.1
 	done
 	grep -q "$ready" "$log" || { echo "$1 did not start:" >&2; cat "$tmp/$1.out" >&2; exit 1; }
-	pid=$(pgrep -P "$wrapper")
+	pid=$(pgrep -P "$wrapper" || true)
+	[[ -n $pid ]] || { echo "$1: no daemon process under timeout (pid $wrapper)" >&2; exit 1; }
 }
 
 # stop: stop the daemon started last.

@@ -39,6 +39,8 @@ import (
 	"strings"
 	"time"
 
+	"portknock/actions"
+	"portknock/command"
 	"portknock/internal/filetrust"
 	"portknock/nftset"
 	"portknock/sequence"
@@ -139,6 +141,9 @@ type Daemon struct {
 	LogFile   string
 	UseSyslog bool
 	PIDFile   string
+	// Metrics is the host:port where /metrics is served for Prometheus;
+	// empty (the default) serves nothing. See CheckMetricsAddr.
+	Metrics string
 }
 
 // Input is one source of logged packets.
@@ -274,38 +279,8 @@ func CheckProgram(name string) error {
 	return nil
 }
 
-// Command is something a door runs. Exactly one of Shell and Argv is set,
-// or neither for "do nothing".
-type Command struct {
-	// Shell is run by /bin/sh -c, as knockd does.
-	Shell string
-	// Argv is executed directly, without a shell, for users who want no
-	// quoting surprises.
-	Argv []string
-}
-
-// IsZero reports whether the command does nothing.
-func (c Command) IsZero() bool { return c.Shell == "" && len(c.Argv) == 0 }
-
-// String formats the command for logs: the shell line as written, or the
-// argv with each argument quoted where it needs to be.
-func (c Command) String() string {
-	if len(c.Argv) == 0 {
-		return c.Shell
-	}
-	parts := make([]string, len(c.Argv))
-	for i, a := range c.Argv {
-		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`;&|<>(){}*?[]#~") {
-			a = strconv.Quote(a)
-		}
-		parts[i] = a
-	}
-	return strings.Join(parts, " ")
-}
-
-func (c Command) clone() Command {
-	return Command{Shell: c.Shell, Argv: slices.Clone(c.Argv)}
-}
+// Command is something a door runs; see package command.
+type Command = command.Command
 
 // Door is one knock sequence and what it does.
 type Door struct {
@@ -338,7 +313,7 @@ type Door struct {
 	CmdTimeout time.Duration
 	// Reknock says what a knock does for an address the door is already
 	// open for.
-	Reknock Reknock
+	Reknock actions.Reknock
 	// NFTSet and NFTSet6 are nftables sets that IPv4 and IPv6 knockers are
 	// added to, with CmdTimeout as the element's timeout, so that the
 	// kernel closes the door by itself. The zero Ref means none. There is
@@ -371,30 +346,13 @@ func (d *Door) Sets() []DoorSet {
 	return out
 }
 
-// Reknock is what a completed knock does when its door is already open for
-// the same address (and has a timed close). Every choice keeps a single
-// close per open, so the door can never be left open by a close that
-// removed only one of two firewall rules.
-type Reknock string
-
-const (
-	// ReknockExtend moves the close to cmd_timeout from now and runs
-	// nothing: no duplicate firewall rule (the default).
-	ReknockExtend Reknock = "extend"
-	// ReknockRerun runs the start command again and moves the close, for
-	// start commands that are idempotent or refresh something.
-	ReknockRerun Reknock = "rerun"
-	// ReknockIgnore does nothing: the door closes cmd_timeout after the
-	// first open, however often the address knocks meanwhile.
-	ReknockIgnore Reknock = "ignore"
-)
-
-// Reknocks lists the accepted Reknock values, the default first.
-func Reknocks() []Reknock { return []Reknock{ReknockExtend, ReknockRerun, ReknockIgnore} }
-
-// MatcherDoor returns the matching rules of d for sequence.Matcher. OneTime
-// is left nil: the caller, which owns files, attaches the one-time store.
-func (d *Door) MatcherDoor() sequence.Door {
+// Split returns the door as the two halves of the daemon see it: the
+// matching rules for sequence.Matcher, and what actions.Runner does on a
+// match. It is the one place a configured door is translated, so that a
+// new key cannot reach one half and be forgotten by the other. The
+// matcher's OneTime is left nil: the caller, which owns files, attaches
+// the one-time store.
+func (d *Door) Split() (sequence.Door, actions.Door) {
 	md := sequence.Door{
 		Name:     d.Name,
 		Sequence: slices.Clone(d.Sequence),
@@ -405,7 +363,23 @@ func (d *Door) MatcherDoor() sequence.Door {
 	if s := d.Sealed; s != nil {
 		md.Sealed = &sequence.SealedDoor{Base: s.Base, Proto: s.Proto, ID: s.ID, Key: s.Key, MaxSkew: s.MaxSkew, BindSource: s.BindSource}
 	}
-	return md
+	ad := actions.Door{
+		Name:       d.Name,
+		Start:      d.StartCommand,
+		Start6:     d.StartCommand6,
+		Stop:       d.StopCommand,
+		Stop6:      d.StopCommand6,
+		CmdTimeout: d.CmdTimeout,
+		Reknock:    d.Reknock,
+		Set:        d.NFTSet,
+		Set6:       d.NFTSet6,
+	}
+	if !d.HasStop() && !d.HasSets() {
+		// Nothing closes: a cmd_timeout would only make the runner
+		// track an open that never ends.
+		ad.CmdTimeout = 0
+	}
+	return md, ad
 }
 
 // HasStop reports whether the door has a stop command for either family, and
@@ -473,7 +447,7 @@ func ReadFile(path string) (*Config, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("%s: larger than %d MiB, not a configuration file", path, maxFileSize>>20)
@@ -686,7 +660,7 @@ func newDoorDraft(line int) *doorDraft {
 			Line:       line,
 			SeqTimeout: DefaultSeqTimeout,
 			CmdTimeout: DefaultCmdTimeout,
-			Reknock:    ReknockExtend,
+			Reknock:    actions.ReknockExtend,
 		},
 		keyLines: make(map[string]int),
 	}
@@ -765,10 +739,10 @@ func finishDoors(drafts []*doorDraft, format string, pr *problems) []Door {
 			pr.errorf(d.Line, "sequence", "missing: door %q needs a sequence, one_time_sequences or sealed", d.Name)
 		}
 		if !d.start6Set {
-			d.StartCommand6 = d.StartCommand.clone()
+			d.StartCommand6 = d.StartCommand.Clone()
 		}
 		if !d.stop6Set {
-			d.StopCommand6 = d.StopCommand.clone()
+			d.StopCommand6 = d.StopCommand.Clone()
 		}
 		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() && !d.HasSets() {
 			pr.errorf(d.Line, "start_command", "missing: door %q would do nothing; give it a start_command, stop_command or nft_set", d.Name)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"portknock/actions"
+	"portknock/nftset"
 	"portknock/sealed"
 	"portknock/sequence"
 )
@@ -203,7 +205,7 @@ func checkInvariants(t *testing.T, c *Config) {
 		if d.StartCommand.IsZero() && d.StartCommand6.IsZero() && !d.HasStop() && !d.HasSets() {
 			t.Errorf("door %q does nothing", d.Name)
 		}
-		md := d.MatcherDoor()
+		md := matcherDoor(d)
 		if md.Sealed != nil && md.Sealed.Key == (sealed.Key{}) {
 			md.Sealed.Key = sealed.Key{1} // Parse reads no key
 		}
@@ -432,22 +434,53 @@ func TestTooManyErrors(t *testing.T) {
 	}
 }
 
-func TestMatcherDoor(t *testing.T) {
+// matcherDoor is the matcher's half of d.
+func matcherDoor(d *Door) sequence.Door {
+	md, _ := d.Split()
+	return md
+}
+
+func TestSplit(t *testing.T) {
+	set4, set6 := nftset.Ref{Family: nftset.FamilyInet, Table: "fw", Set: "k4"}, nftset.Ref{Family: nftset.FamilyInet, Table: "fw", Set: "k6"}
 	d := Door{
-		Name:       "x",
-		Sequence:   []sequence.Step{{Port: 1, Proto: sequence.TCP}},
-		SeqTimeout: time.Second,
-		TCPFlags:   sequence.FlagFilter{Set: sequence.SYN},
-		Target:     netip.MustParseAddr("192.0.2.1"),
+		Name:          "x",
+		Sequence:      []sequence.Step{{Port: 1, Proto: sequence.TCP}},
+		SeqTimeout:    time.Second,
+		TCPFlags:      sequence.FlagFilter{Set: sequence.SYN},
+		Target:        netip.MustParseAddr("192.0.2.1"),
+		StartCommand:  Command{Shell: "start4"},
+		StartCommand6: Command{Shell: "start6"},
+		StopCommand:   Command{Argv: []string{"stop4"}},
+		StopCommand6:  Command{Argv: []string{"stop6"}},
+		CmdTimeout:    time.Minute,
+		Reknock:       actions.ReknockRerun,
+		NFTSet:        set4,
+		NFTSet6:       set6,
 	}
-	md := d.MatcherDoor()
+	md, ad := d.Split()
 	if md.Name != d.Name || !slices.Equal(md.Sequence, d.Sequence) || md.Timeout != d.SeqTimeout ||
 		md.Flags != d.TCPFlags || md.Target != d.Target || md.OneTime != nil {
-		t.Errorf("%+v", md)
+		t.Errorf("matcher door %+v", md)
 	}
 	md.Sequence[0].Port = 2
 	if d.Sequence[0].Port != 1 {
-		t.Error("MatcherDoor shares the sequence with the config")
+		t.Error("Split shares the sequence with the config")
+	}
+	if ad.Name != "x" || ad.Start.Shell != "start4" || ad.Start6.Shell != "start6" || ad.Stop.String() != "stop4" ||
+		ad.Stop6.String() != "stop6" || ad.CmdTimeout != time.Minute || ad.Reknock != actions.ReknockRerun ||
+		ad.Set != set4 || ad.Set6 != set6 {
+		t.Errorf("runner door %+v", ad)
+	}
+
+	// Without a stop command or a set nothing closes, so the runner is
+	// not told of a cmd_timeout.
+	startOnly := Door{Name: "y", StartCommand: Command{Shell: "s"}, CmdTimeout: time.Minute}
+	if _, ad := startOnly.Split(); ad.CmdTimeout != 0 {
+		t.Errorf("start-only door: runner CmdTimeout %v, want 0", ad.CmdTimeout)
+	}
+	setOnly := Door{Name: "z", NFTSet: set4, CmdTimeout: time.Minute}
+	if _, ad := setOnly.Split(); ad.CmdTimeout != time.Minute {
+		t.Errorf("set-only door: runner CmdTimeout %v, want 1m", ad.CmdTimeout)
 	}
 }
 
@@ -470,6 +503,12 @@ func TestParseInputSpec(t *testing.T) {
 		{"nflog:1,1", Input{}, "listed twice"},
 		{"text:", Input{}, "needs a path"},
 		{"", Input{}, "needs a path"},
+		{"text:auto:a:b", Input{Type: InputText, Path: "a:b", Format: "auto"}, ""},
+		{"text:./a:b", Input{Type: InputText, Path: "./a:b", Format: "auto"}, ""},
+		{"text:netfliter:/var/log/kern.log", Input{}, `unknown format "netfliter" (want one of auto, simple,`},
+		{"syslog:udp:127.0.0.1:514", Input{}, `unknown input type "syslog"`},
+		{"nflog:5,", Input{}, `bad NFLOG group "" (want 0-65535)`},
+		{"nflog:x", Input{}, `bad NFLOG group "x" (want 0-65535)`},
 	}
 	for _, tt := range tests {
 		got, err := ParseInputSpec(tt.spec)
@@ -482,6 +521,21 @@ func TestParseInputSpec(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ParseInputSpec(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
+	}
+}
+
+// TestParseInputSpecs: every bad spec is reported at once, each once with
+// its -i, and never with the spec a second time.
+func TestParseInputSpecs(t *testing.T) {
+	_, err := ParseInputSpecs([]string{"nflog:x", "-", "text:bogus:/x"})
+	want := "-i nflog:x: bad NFLOG group \"x\" (want 0-65535)\n" +
+		"-i text:bogus:/x: unknown format \"bogus\" (want one of " + strings.Join(TextFormats(), ", ") + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("ParseInputSpecs error\n%v\nwant\n%s", err, want)
+	}
+	ins, err := ParseInputSpecs([]string{"-", "nflog:5"})
+	if err != nil || len(ins) != 2 {
+		t.Fatalf("ParseInputSpecs = %v, %v", ins, err)
 	}
 }
 

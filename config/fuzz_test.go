@@ -92,3 +92,19 @@ func FuzzParseKnockd(f *testing.F) {
 		checkParse(t, data, FormatKnockd)
 	})
 }
+
+// FuzzParseInputSpec: any -i spec is either refused or a valid input.
+func FuzzParseInputSpec(f *testing.F) {
+	for _, s := range []string{"-", "nflog:5,6", "text:netfilter:/var/log/kern.log", "text:a:b", "/run/k.fifo", "nflog:", "x:y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		in, err := ParseInputSpec(spec)
+		if err != nil {
+			return
+		}
+		if verr := in.Validate(); verr != nil {
+			t.Fatalf("ParseInputSpec(%q) = %+v, which does not validate: %v", spec, in, verr)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/actions"
 	"portknock/sequence"
 )
 
@@ -67,7 +68,7 @@ func TestKnockdValid(t *testing.T) {
 		StopCommand:   stop,
 		StopCommand6:  stop,
 		CmdTimeout:    20 * time.Second,
-		Reknock:       ReknockExtend,
+		Reknock:       actions.ReknockExtend,
 	}, {
 		Name:         "closeSSH",
 		Line:         16,
@@ -76,7 +77,7 @@ func TestKnockdValid(t *testing.T) {
 		StartCommand: Command{Shell: "/bin/close %IP%"},
 		StopCommand6: Command{Shell: "/bin/close6 %IP%"},
 		CmdTimeout:   DefaultCmdTimeout,
-		Reknock:      ReknockExtend,
+		Reknock:      actions.ReknockExtend,
 	}}
 	if !reflect.DeepEqual(c.Doors, want) {
 		t.Errorf("doors\n%+v\nwant\n%+v", c.Doors, want)

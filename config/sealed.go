@@ -280,7 +280,7 @@ func ReadKeyFile(path string) (sealed.Key, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
-		return sealed.Key{}, fmt.Errorf("%s: %w", path, err)
+		return sealed.Key{}, err
 	}
 	if len(data) > maxKeyFileSize {
 		return sealed.Key{}, fmt.Errorf("%s: larger than %d KiB, not a key file", path, maxKeyFileSize>>10)

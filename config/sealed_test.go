@@ -88,10 +88,10 @@ command = "true"
 		ranges[1].String() != "44000-48095/udp" || !slices.Equal(ranges[1].Doors, []string{"dns"}) {
 		t.Errorf("SealedRanges = %+v", ranges)
 	}
-	md := c.Doors[1].MatcherDoor()
+	md := matcherDoor(&c.Doors[1])
 	if md.Sealed == nil || *md.Sealed != (sequence.SealedDoor{Base: 40000, Proto: sequence.TCP, ID: 1, MaxSkew: 30 * time.Second}) ||
 		md.Timeout != 25*time.Second || len(md.Sequence) != 0 {
-		t.Errorf("MatcherDoor = %+v (sealed %+v)", md, md.Sealed)
+		t.Errorf("matcher door = %+v (sealed %+v)", md, md.Sealed)
 	}
 }
 
@@ -248,7 +248,7 @@ func TestSealedLoadKeys(t *testing.T) {
 	// A config that loads builds a matcher.
 	var md []sequence.Door
 	for i := range c.Doors {
-		md = append(md, c.Doors[i].MatcherDoor())
+		md = append(md, matcherDoor(&c.Doors[i]))
 	}
 	if _, err := sequence.New(md, sequence.Options{Replay: nopReplay{}}); err != nil {
 		t.Errorf("matcher: %v", err)
@@ -343,9 +343,9 @@ func TestSealedMatcherDoorTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md := c.Doors[0].MatcherDoor()
+	md := matcherDoor(&c.Doors[0])
 	if md.Target != netip.MustParseAddr("192.0.2.1") || md.Flags.Set != sequence.SYN {
-		t.Errorf("MatcherDoor = %+v", md)
+		t.Errorf("matcher door = %+v", md)
 	}
 }
 

@@ -40,7 +40,8 @@ func sweptDoors(doors []Door) map[string]string {
 	var mdoors []sequence.Door
 	for i := range doors {
 		if len(doors[i].Sequence) > 0 {
-			mdoors = append(mdoors, doors[i].MatcherDoor())
+			md, _ := doors[i].Split()
+			mdoors = append(mdoors, md)
 		}
 	}
 	if len(mdoors) == 0 {

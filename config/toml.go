@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"portknock/actions"
 	"portknock/nftset"
 	"portknock/sequence"
 )
@@ -24,7 +25,7 @@ import (
 func tomlTopKeys() []string { return []string{"daemon", "input", "door"} }
 
 func tomlDaemonKeys() []string {
-	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "command_time_limit", "logfile", "usesyslog", "pidfile"}
+	return []string{"state_dir", "close_on_exit", "max_sources", "max_commands", "command_time_limit", "logfile", "usesyslog", "pidfile", "metrics"}
 }
 
 func tomlInputKeys() []string {
@@ -148,6 +149,17 @@ func (r *tomlReader) daemon(tbl map[string]any) {
 			d.LogFile, _ = r.str(v, line, key)
 		case "pidfile":
 			d.PIDFile, _ = r.str(v, line, key)
+		case "metrics":
+			if s, ok := r.str(v, line, key); ok {
+				if warn, err := CheckMetricsAddr(s); err != nil {
+					bad("%v", err)
+				} else {
+					d.Metrics = s
+					if warn != "" {
+						r.pr.warnf(line, key, "%s", warn)
+					}
+				}
+			}
 		case "usesyslog", "close_on_exit":
 			b, ok := v.(bool)
 			if !ok {
@@ -452,10 +464,10 @@ func (r *tomlReader) door(tbl map[string]any, path ...string) *doorDraft {
 			}
 		case "reknock":
 			if s, ok := r.str(v, line, key); ok {
-				if !slices.Contains(Reknocks(), Reknock(s)) {
-					bad("%q: want one of %s", s, joinQuoted(Reknocks()))
+				if !slices.Contains(actions.Reknocks(), actions.Reknock(s)) {
+					bad("%q: want one of %s", s, joinQuoted(actions.Reknocks()))
 				} else {
-					d.Reknock = Reknock(s)
+					d.Reknock = actions.Reknock(s)
 				}
 			}
 		}

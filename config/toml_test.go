@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/actions"
 	"portknock/sequence"
 )
 
@@ -483,7 +484,7 @@ stop_command_6 = "close6"
 		StopCommand:   stop,
 		StopCommand6:  stop,
 		CmdTimeout:    90 * time.Second,
-		Reknock:       ReknockIgnore,
+		Reknock:       actions.ReknockIgnore,
 	}, {
 		Name:             "b",
 		Line:             32,
@@ -492,7 +493,7 @@ stop_command_6 = "close6"
 		StartCommand:     Command{Shell: "open4"},
 		StopCommand6:     Command{Shell: "close6"},
 		CmdTimeout:       DefaultCmdTimeout,
-		Reknock:          ReknockExtend,
+		Reknock:          actions.ReknockExtend,
 	}}
 	if !reflect.DeepEqual(c.Doors, wantDoors) {
 		t.Errorf("doors\n%+v\nwant\n%+v", c.Doors, wantDoors)
@@ -526,7 +527,7 @@ func TestTOMLDefaults(t *testing.T) {
 		t.Errorf("daemon %+v, inputs %+v", c.Daemon, c.Inputs)
 	}
 	d := c.Doors[0]
-	if d.SeqTimeout != 25*time.Second || d.CmdTimeout != 10*time.Second || !d.TCPFlags.IsZero() || d.Target.IsValid() || d.Reknock != ReknockExtend {
+	if d.SeqTimeout != 25*time.Second || d.CmdTimeout != 10*time.Second || !d.TCPFlags.IsZero() || d.Target.IsValid() || d.Reknock != actions.ReknockExtend {
 		t.Errorf("door defaults %+v", d)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"portknock/actions"
 	"portknock/config"
+	"portknock/input"
 	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nflog"
@@ -59,6 +60,9 @@ type Options struct {
 	Mono func() time.Duration
 	// Stdin is what a text input reading "-" reads; os.Stdin when nil.
 	Stdin *os.File
+	// Status serves the status socket (StatusSocket in state_dir), which
+	// `portknockd status` asks. Off for tests that run many daemons.
+	Status bool
 }
 
 // Daemon is a configured portknockd, ready to Run.
@@ -79,10 +83,12 @@ type Daemon struct {
 	replay  replayCache      // the sealed doors' replay cache, once there are any
 	nft     *nftset.Conn     // nil until a door names a set
 	sources []source
-	oneTime []*actions.OneTimeFile // the matcher's one-time stores, closed when replaced
+	oneTime []*OneTimeFile // the matcher's one-time stores, closed when replaced
 
 	events chan sequence.Event
 	reload chan chan error
+	snaps  snapshots
+	obs    observers // the metrics server and status socket
 }
 
 // ErrNoInputs is New's error for a configuration without inputs, which a
@@ -90,7 +96,9 @@ type Daemon struct {
 var ErrNoInputs = errors.New("no inputs: add an [[input]] to the configuration or use -i (for example -i - for stdin, or -i nflog:GROUP)")
 
 // New checks cfg and builds every part of the daemon. Nothing runs until
-// Run.
+// Run, but every input has been opened or bound once (see probeInputs): a
+// caller that logs it has started after New does so only once every input
+// can be read, and a port in use or a missing capability is New's error.
 //
 // Every file New reads is judged first (see package filetrust): a FIFO or
 // file input, a one-time sequence file, or state_dir and its journal that
@@ -111,6 +119,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		running: cfg.Daemon,
 		events:  make(chan sequence.Event, QueueSize),
 		reload:  make(chan chan error),
+		snaps:   newSnapshots(),
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -132,7 +141,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := CheckInputs(d.inputs, uint32(os.Geteuid())); err != nil {
 		return nil, err
 	}
-	doors, files, err := d.matcherDoors(cfg)
+	if err := probeInputs(d.inputs); err != nil {
+		return nil, err
+	}
+	doors, adoors, files, err := d.doors(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +184,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if usesSets(cfg) {
 		ropts.Sets = d.sets()
 	}
-	d.runner = actions.NewRunner(actionDoors(cfg), ropts)
+	d.runner = actions.NewRunner(adoors, ropts)
 	d.runner.Restore(restored)
 	if !opts.DryRun && usesSets(cfg) {
 		if err = CheckSets(cfg, d.sets()); err != nil {
@@ -186,6 +198,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		}
 		d.sources = append(d.sources, src)
 	}
+	if err = d.listenObservers(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -193,17 +208,16 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 // from the journal.
 func (d *Daemon) abort() {
 	for _, src := range d.sources {
-		if c, ok := src.(io.Closer); ok {
+		if c, ok := src.in.(io.Closer); ok {
 			c.Close()
 		}
 	}
+	d.obs.close()
 	closeAll(d.oneTime)
 	d.closeReplay()
 	if d.runner != nil && d.runner.Stats().PendingCloses > 0 {
 		d.log.Warn("start failed; running the closes restored from the journal before exit")
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		d.runner.Run(ctx)
+		d.runner.CloseAll(context.Background())
 	}
 	d.closeJournal()
 }
@@ -306,11 +320,9 @@ func usesSets(cfg *config.Config) bool {
 // fails the start (or a reload) instead of the first knock.
 func CheckSets(cfg *config.Config, conn *nftset.Conn) error {
 	var errs []error
-	for _, d := range cfg.Doors {
-		for _, ds := range d.Sets() {
-			if err := conn.Check(ds.Ref, ds.IPv6); err != nil {
-				errs = append(errs, fmt.Errorf("door %q: %s: %w", d.Name, ds.Key, err))
-			}
+	for _, c := range LookupSets(cfg, conn) {
+		if c.Err != nil {
+			errs = append(errs, fmt.Errorf("door %q: %s: %w", c.Door, c.Key, c.Err))
 		}
 	}
 	return errors.Join(errs...)
@@ -400,30 +412,22 @@ func hasTimedClose(cfg *config.Config) bool {
 // written is logged loudly; its pending closes still run, while opens with
 // a timed close are refused until a write succeeds.
 func (d *Daemon) openJournal(dir string) ([]journal.Record, error) {
-	j, recs, err := journal.Open(dir, d.log)
-	if j == nil {
+	j, err := journal.Open(dir, d.log)
+	if err != nil {
 		return nil, err
 	}
-	var errs []error
-	if u, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = u.Unwrap()
-	} else if err != nil {
-		errs = []error{err}
-	}
-	for _, e := range errs {
-		var de *journal.DamageError
-		if errors.As(e, &de) {
-			kept := "damaged lines set aside"
-			if de.SetAside == "" {
-				kept = "damaged lines kept in the journal until they can be set aside"
-			}
-			d.log.Error("close journal damaged; readable records kept, "+kept, "dir", dir, "err", e)
-			continue
+	if de := j.Damage(); de != nil {
+		kept := "damaged lines set aside"
+		if de.SetAside == "" {
+			kept = "damaged lines kept in the journal until they can be set aside"
 		}
-		d.log.Error("state_dir not writable: doors with a timed close will not open until it is", "dir", dir, "err", e)
+		d.log.Error("close journal damaged; readable records kept, "+kept, "dir", dir, "err", de)
+	}
+	if werr := j.WriteErr(); werr != nil {
+		d.log.Error("state_dir not writable: doors with a timed close will not open until it is", "dir", dir, "err", werr)
 	}
 	d.journal = j
-	return recs, nil
+	return j.Restored(), nil
 }
 
 func (d *Daemon) closeJournal() {
@@ -435,156 +439,101 @@ func (d *Daemon) closeJournal() {
 	}
 }
 
-// matcherDoors turns the configured doors into the matcher's, opening each
-// one-time sequence file; the caller owns the files it returns.
-func (d *Daemon) matcherDoors(cfg *config.Config) ([]sequence.Door, []*actions.OneTimeFile, error) {
-	doors := make([]sequence.Door, len(cfg.Doors))
-	var files []*actions.OneTimeFile
+// doors turns the configured doors into the matcher's and the runner's
+// (see config.Door.Split), opening each one-time sequence file for the
+// matcher; the caller owns the files it returns.
+func (d *Daemon) doors(cfg *config.Config) ([]sequence.Door, []actions.Door, []*OneTimeFile, error) {
+	mdoors := make([]sequence.Door, len(cfg.Doors))
+	adoors := make([]actions.Door, len(cfg.Doors))
+	var files []*OneTimeFile
 	for i := range cfg.Doors {
 		cd := &cfg.Doors[i]
-		doors[i] = cd.MatcherDoor()
+		mdoors[i], adoors[i] = cd.Split()
 		if cd.OneTimeSequences != "" {
-			ot, err := actions.OpenOneTime(cd.OneTimeSequences, d.log.With("door", cd.Name))
+			ot, err := OpenOneTime(cd.OneTimeSequences, d.log.With("door", cd.Name))
 			if err != nil {
 				closeAll(files)
-				return nil, nil, fmt.Errorf("door %q: %w", cd.Name, err)
+				return nil, nil, nil, fmt.Errorf("door %q: %w", cd.Name, err)
 			}
 			files = append(files, ot)
-			doors[i].OneTime = ot
+			mdoors[i].OneTime = ot
 		}
 	}
-	return doors, files, nil
+	return mdoors, adoors, files, nil
 }
 
-func closeAll(files []*actions.OneTimeFile) {
+func closeAll(files []*OneTimeFile) {
 	for _, f := range files {
 		f.Close()
 	}
 }
 
-func actionDoors(cfg *config.Config) []actions.Door {
-	doors := make([]actions.Door, len(cfg.Doors))
-	for i, cd := range cfg.Doors {
-		doors[i] = actions.Door{
-			Name:       cd.Name,
-			Start:      cd.StartCommand,
-			Start6:     cd.StartCommand6,
-			Stop:       cd.StopCommand,
-			Stop6:      cd.StopCommand6,
-			CmdTimeout: cd.CmdTimeout,
-			Reknock:    cd.Reknock,
-			Set:        cd.NFTSet,
-			Set6:       cd.NFTSet6,
-		}
-		if !cd.HasStop() && !cd.HasSets() {
-			doors[i].CmdTimeout = 0
-		}
-	}
-	return doors
-}
-
 // source is an input as the daemon runs it.
-type source interface {
-	// name identifies the input in logs.
-	name() string
-	// run reads until ctx ends or the input does, handing events to d.
-	run(ctx context.Context, d *Daemon) error
-	// logStats reports the input's totals.
-	logStats(log *slog.Logger)
+type source struct {
+	// name identifies the input in logs and errors.
+	name string
+	in   input.Input
 }
 
-// textSource is a text input. It waits when the queue is full: a pipe or
-// file just slows down, and nothing is lost.
-type textSource struct{ *textlog.Source }
-
-func (s textSource) name() string { return s.Name }
-
-func (s textSource) run(ctx context.Context, d *Daemon) error {
-	return s.Run(ctx, func(ev *sequence.Event) {
-		ev.Mono = d.mono()
-		select {
-		case d.events <- *ev:
-		case <-ctx.Done():
-		}
-	})
-}
-
-func (s textSource) logStats(log *slog.Logger) {
-	st := s.Stats()
-	log.Info("input totals", "input", s.Name, "lines", st.Lines, "events", st.Events, "skipped", sum(st.Skipped[:]))
-}
-
-func sum(counts []uint64) (n uint64) {
-	for _, c := range counts {
-		n += c
-	}
-	return n
-}
-
-// nflogSource is an NFLOG input. It never waits: the kernel drops what
-// the socket cannot hold, so a full queue drops the event and counts it.
-type nflogSource struct{ *nflog.Input }
-
-func (s nflogSource) name() string { return s.Name }
-
-func (s nflogSource) run(ctx context.Context, d *Daemon) error {
-	return s.Run(ctx, func(ev *sequence.Event) bool {
+// emitter returns how every input hands the matcher its events, stamped
+// on the monotonic clock. An input that waits (input.Wait) waits until
+// there is room or ctx ends; one that does not is refused at once when
+// the queue is full, and counts the loss.
+func (d *Daemon) emitter(ctx context.Context) input.Emit {
+	return func(ev *sequence.Event, mode input.Mode) bool {
 		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
 			return true
 		default:
+		}
+		if mode == input.NoWait {
 			return false
 		}
-	})
-}
-
-func (s nflogSource) logStats(log *slog.Logger) {
-	st := s.Stats()
-	log.Info("input totals", "input", s.Name, "packets", st.Packets, "events", st.Events, "skipped", sum(st.Skipped[:]),
-		"queue_overflow", st.Overflow, "kernel_drops", st.KernelDrops, "overruns", st.Overruns)
-}
-
-// syslogSource is a syslog listener. Like a text input it waits when the
-// queue is full; the sender's socket buffers meanwhile.
-type syslogSource struct{ *textlog.SyslogListener }
-
-func (s syslogSource) name() string { return s.Name }
-
-func (s syslogSource) run(ctx context.Context, d *Daemon) error {
-	return s.Run(ctx, func(ev *sequence.Event) {
-		ev.Mono = d.mono()
 		select {
 		case d.events <- *ev:
+			return true
 		case <-ctx.Done():
+			return false
 		}
-	})
+	}
 }
 
-func (s syslogSource) logStats(log *slog.Logger) {
-	st := s.Stats()
-	log.Info("input totals", "input", s.Name, "messages", st.Messages, "lines", st.Lines, "events", st.Events,
-		"skipped", sum(st.Skipped[:]), "denied", st.Denied, "oversize", st.Oversize, "malformed", st.Malformed,
-		"refused", st.Refused, "refused_sender", st.RefusedSender, "slow", st.Slow, "handshake_failed", st.Handshake, "idle", st.Idle)
+// InputStats is one input's counters, with its name.
+type InputStats struct {
+	// Name identifies the input, as in logs and events.
+	Name string
+	input.Stats
+}
+
+// InputStats returns the counters of every input, in the order they were
+// configured. Every kind of input reports in the same shape, so a reader
+// needs to know none of them. It is safe to call while Run runs.
+func (d *Daemon) InputStats() []InputStats {
+	out := make([]InputStats, len(d.sources))
+	for i, src := range d.sources {
+		out[i] = InputStats{Name: src.name, Stats: src.in.Stats()}
+	}
+	return out
 }
 
 // loadTLS reads a TLS listener's certificate, key and client CAs again
 // from the files it was started with, and returns what puts them in force;
 // nil for a listener without TLS.
-func (s syslogSource) loadTLS() (func() error, error) {
-	if s.TLS == nil {
+func loadTLS(name string, l *textlog.SyslogListener) (func() error, error) {
+	if l.TLS == nil {
 		return nil, nil
 	}
 	// Judged again, as they are read again: a renewed key must be as
 	// private as the first.
-	if err := checkTLSFiles(s.TLS.Files(), uint32(os.Geteuid())); err != nil {
-		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+	if err := checkTLSFiles(l.TLS.Files(), uint32(os.Geteuid())); err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
 	}
-	creds, err := textlog.LoadSyslogCredentials(s.TLS.Files())
+	creds, err := textlog.LoadSyslogCredentials(l.TLS.Files())
 	if err != nil {
-		return nil, fmt.Errorf("input %s: %w", s.Name, err)
+		return nil, fmt.Errorf("input %s: %w", name, err)
 	}
-	return func() error { return s.SetTLS(creds) }, nil
+	return func() error { return l.SetTLS(creds) }, nil
 }
 
 // syslogTLSFiles names the TLS files of a syslog input.
@@ -597,9 +546,9 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 	case config.InputText:
 		format, err := textlog.ParseFormat(in.Format)
 		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 		}
-		return textSource{&textlog.Source{
+		return source{in.String(), &textlog.Source{
 			Name:   in.String(),
 			Path:   in.Path,
 			Parser: textlog.Parser{Format: format, Prefix: in.Prefix, Programs: in.Programs},
@@ -610,7 +559,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 	case config.InputSyslog:
 		format, err := textlog.ParseFormat(in.Format)
 		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 		}
 		l := &textlog.SyslogListener{
 			Name:            in.String(),
@@ -626,17 +575,17 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 		}
 		if in.Network == config.SyslogTLS {
 			if l.TLS, err = textlog.LoadSyslogCredentials(syslogTLSFiles(in)); err != nil {
-				return nil, fmt.Errorf("input %s: %w", in.String(), err)
+				return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 			}
 		}
 		// Bind now, so that a port in use or a missing capability stops
 		// the daemon at start with a clear error.
 		if err := l.Listen(); err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.String(), err)
+			return source{}, fmt.Errorf("input %s: %w", in.String(), err)
 		}
-		return syslogSource{l}, nil
+		return source{in.String(), l}, nil
 	case config.InputNFLOG:
-		return nflogSource{&nflog.Input{
+		return source{in.String(), &nflog.Input{
 			Name:       in.String(),
 			Groups:     in.Groups,
 			Prefix:     in.Prefix,
@@ -646,7 +595,7 @@ func (d *Daemon) newSource(in config.Input) (source, error) {
 			Logger:     d.log,
 		}}, nil
 	}
-	return nil, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)
+	return source{}, fmt.Errorf("input %s: unknown input type %q", in.String(), in.Type)
 }
 
 // Reload reads the configuration again and applies it: doors whose rules
@@ -671,40 +620,58 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // Run runs the daemon until ctx ends or every input has ended (stdin or a
 // file reaching its end). It then lets running commands finish and closes
 // every open door before returning.
+//
+// One errgroup holds everything that runs: the inputs, the matcher loop
+// and the runner. An input that fails stops the daemon: running with an
+// input silently gone would leave its doors unknockable.
 func (d *Daemon) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+
+	// The runner outlives the loop, whatever ends the loop: it stops only
+	// once the loop has handed it the last match, so no open is lost on
+	// the way out. What is open is closed by CloseAll once the group has
+	// returned.
 	runnerCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRunner()
-	runnerDone := make(chan error, 1)
-	go func() { runnerDone <- d.runner.Run(runnerCtx) }()
+	g.Go(func() error { return d.runner.Run(runnerCtx) })
 
-	// An input that fails stops the daemon: running with an input
-	// silently gone would leave its doors unknockable.
-	g, gctx := errgroup.WithContext(ctx)
+	emit := d.emitter(gctx)
 	inputsDone := make(chan struct{})
 	var inputs sync.WaitGroup
 	for _, src := range d.sources {
 		inputs.Add(1)
 		g.Go(func() error {
 			defer inputs.Done()
-			if err := src.run(gctx, d); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("input %s: %w", src.name(), err)
+			if err := src.in.Run(gctx, emit); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("input %s: %w", src.name, err)
 			}
 			return nil
 		})
 	}
-	go func() { inputs.Wait(); close(inputsDone) }()
-	g.Go(func() error { return d.loop(gctx, inputsDone) })
+	g.Go(func() error {
+		inputs.Wait()
+		close(inputsDone)
+		return nil
+	})
+	g.Go(func() error {
+		defer stopRunner()
+		err := func() error {
+			defer close(d.snaps.loopDone)
+			return d.loop(gctx, inputsDone)
+		}()
+		// When the inputs ran out (rather than a signal stopping us), let
+		// the commands their last knocks asked for run first.
+		if ctx.Err() == nil {
+			d.runner.Drain(ctx)
+		}
+		return err
+	})
+	obsDone := d.obs.serve(ctx, d)
 	err := g.Wait()
 
-	// When the inputs ran out (rather than a signal stopping us), let the
-	// commands their last knocks asked for run; then close what is open.
-	if ctx.Err() == nil {
-		d.runner.Drain(ctx)
-	}
-	stopRunner()
-	if rerr := <-runnerDone; err == nil {
-		err = rerr
-	}
+	// Everything has stopped: close what is open.
+	d.runner.CloseAll(context.WithoutCancel(ctx))
+	obsDone()
 	d.logStats()
 	closeAll(d.oneTime)
 	d.closeReplay()
@@ -750,6 +717,8 @@ func (d *Daemon) loop(ctx context.Context, inputsDone <-chan struct{}) error {
 			err := d.apply()
 			done <- err
 			arm()
+		case reply := <-d.snaps.req:
+			reply <- d.takeSnapshot()
 		case <-inputsDone:
 			// Every input has ended: take what is still queued, then stop.
 			for {
@@ -791,8 +760,8 @@ func (d *Daemon) apply() error {
 	// as the rest does when they are unusable.
 	var renewTLS []func() error
 	for _, src := range d.sources {
-		if s, ok := src.(syslogSource); ok {
-			swap, err := s.loadTLS()
+		if l, ok := src.in.(*textlog.SyslogListener); ok {
+			swap, err := loadTLS(src.name, l)
 			if err != nil {
 				return fail(err)
 			}
@@ -801,7 +770,7 @@ func (d *Daemon) apply() error {
 			}
 		}
 	}
-	doors, files, err := d.matcherDoors(cfg)
+	doors, adoors, files, err := d.doors(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -832,7 +801,7 @@ func (d *Daemon) apply() error {
 	}
 	closeAll(d.oneTime)
 	d.oneTime = files
-	d.runner.SetDoors(actionDoors(cfg))
+	d.runner.SetDoors(adoors)
 	for _, swap := range renewTLS {
 		if err := swap(); err != nil {
 			d.log.Error("TLS credentials not renewed", "err", err)
@@ -863,8 +832,18 @@ func (d *Daemon) logStats() {
 			"rejected_key", r.Key, "rejected_door", r.Door, "rejected_source", r.Source, "rejected_skew", r.Skew, "rejected_replay", r.Replay,
 			"replay_errors", ms.ReplayErrs)
 	}
-	for _, src := range d.sources {
-		src.logStats(d.log)
+	for _, st := range d.InputStats() {
+		// What an input read is logged by its unit, lines or packets;
+		// events the queue did not take as queue_overflow, the name
+		// NFLOG's losses have had; and the input's own counters by their
+		// names, levels (connections open now) left out of totals.
+		args := []any{"input", st.Name, st.Unit, st.Read, "events", st.Events, "skipped", st.SkippedTotal(), "queue_overflow", st.Dropped}
+		for _, c := range st.Counters {
+			if !c.Gauge {
+				args = append(args, c.Name, c.Value)
+			}
+		}
+		d.log.Info("input totals", args...)
 	}
 	rs := d.runner.Stats()
 	d.log.Info("command totals", "started", rs.Started, "failed", rs.Failed, "timed_out", rs.TimedOut, "dropped", rs.Dropped,

@@ -93,7 +93,7 @@ cmd_timeout = "1h"
 // would, reporting to sig when it runs.
 func pendingClose(t *testing.T, stateDir, sig string, due time.Time) {
 	t.Helper()
-	j, _, err := journal.Open(stateDir, nil)
+	j, err := journal.Open(stateDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestFailedStartRunsRestoredCloses(t *testing.T) {
 		t.Errorf("journal after the failed start: %+v, %v; want no pending close", recs, err)
 	}
 	// The journal's lock went with the failed start.
-	j, _, err := journal.Open(cfg.Daemon.StateDir, nil)
+	j, err := journal.Open(cfg.Daemon.StateDir, nil)
 	if err != nil {
 		t.Fatalf("journal after the failed start: %v", err)
 	}

@@ -54,7 +54,7 @@ func wantTrustError(t *testing.T, what string, err error, path string) {
 // killed with a door open would; the close runs stop.
 func leftJournal(t *testing.T, dir string, stop ...string) {
 	t.Helper()
-	j, _, err := journal.Open(dir, nil)
+	j, err := journal.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

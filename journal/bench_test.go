@@ -10,7 +10,7 @@ import (
 // cost every open with a timed close pays before its start command. It
 // depends on the file system under the test's temporary directory.
 func BenchmarkAdd(b *testing.B) {
-	j, _, err := Open(b.TempDir(), nil)
+	j, _, err := openAll(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func BenchmarkAdd(b *testing.B) {
 // 10 000 pending closes.
 func BenchmarkOpen(b *testing.B) {
 	dir := b.TempDir()
-	j, _, err := Open(dir, nil)
+	j, _, err := openAll(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	j.Close()
 	for b.Loop() {
-		j, recs, err := Open(dir, nil)
+		j, recs, err := openAll(dir)
 		if err != nil || len(recs) != 10000 {
 			b.Fatalf("%d records, %v", len(recs), err)
 		}

@@ -113,7 +113,7 @@ func TestFullStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.crash()
-	j2, recs, err := Open(dir, nil)
+	j2, recs, err := openAll(dir)
 	if err != nil {
 		t.Fatalf("reopen: %v (the failed write must not leave damage)", err)
 	}
@@ -132,7 +132,7 @@ func TestFullStateDir(t *testing.T) {
 func TestReadOnlyStateDir(t *testing.T) {
 	mnt, dir := oneRecordOnTmpfs(t)
 	remount(t, mnt, unix.MS_RDONLY)
-	j, recs, err := Open(dir, nil)
+	j, recs, err := openAll(dir)
 	if !errors.Is(err, unix.EROFS) || j == nil {
 		t.Fatalf("Open on a read-only file system: %v, %v; want a journal and EROFS", j, err)
 	}
@@ -149,7 +149,7 @@ func TestReadOnlyStateDir(t *testing.T) {
 	j.Close()
 
 	remount(t, mnt, 0)
-	j, recs, err = Open(dir, nil)
+	j, recs, err = openAll(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestMissingStateDirHeals(t *testing.T) {
 	mnt := tmpfs(t, "256k")
 	remount(t, mnt, unix.MS_RDONLY)
 	dir := filepath.Join(mnt, "state")
-	j, recs, err := Open(dir, nil)
+	j, recs, err := openAll(dir)
 	if j == nil || !errors.Is(err, unix.EROFS) || len(recs) != 0 {
 		t.Fatalf("Open under a read-only parent: %v, %d records, %v", j, len(recs), err)
 	}
@@ -201,7 +201,7 @@ func TestDamageKeptUntilSetAside(t *testing.T) {
 	}
 	f.Close()
 	remount(t, mnt, unix.MS_RDONLY)
-	j, recs, err := Open(dir, nil)
+	j, recs, err := openAll(dir)
 	var de *DamageError
 	if j == nil || !errors.As(err, &de) || de.SetAside != "" || len(recs) != 1 {
 		t.Fatalf("Open read-only with damage: %v, %d records, %v", j, len(recs), err)

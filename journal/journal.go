@@ -59,29 +59,38 @@ type Journal struct {
 	dirty bool
 	// unsynced is set when lines were written without fsync (Extend, Done).
 	unsynced bool
+	// restored are the records Open read; damage is what it could not
+	// read (nil when none). Neither changes after Open.
+	restored []Record
+	damage   *DamageError
+	// writeErr is the latest write's failure, nil after a success.
+	writeErr error
 }
 
-// Open opens (creating as needed) the journal in dir and returns it with the
-// closes still pending from earlier runs, oldest ID first. dir is created
-// mode 0700 and the journal mode 0600: its lines name who may reach which
+// Open opens (creating as needed) the journal in dir. dir is created mode
+// 0700 and the journal mode 0600: its lines name who may reach which
 // service.
 //
-// Open returns a nil Journal only when dir or anything in it is not to be
-// trusted (see CheckDir), an existing journal cannot be read, dir is not a
-// directory, or another process holds dir (ErrInUse): the caller cannot
-// know what doors are open and must not go on. The returned
-// Journal holds a lock on dir until Close. Any other error comes with a usable Journal and the
-// records that could be read, and should be logged:
+// Open returns either a Journal or an error. The error means the caller
+// cannot know what doors are open and must not go on: dir or anything in it
+// is not to be trusted (see CheckDir), an existing journal cannot be read,
+// dir is not a directory, or another process holds dir (ErrInUse). The
+// returned Journal holds a lock on dir until Close.
 //
-//   - a *DamageError: damaged lines were skipped and copied to a file next
-//     to the journal, named in the message;
-//   - a failure to write (read-only or full file system, permissions): the
-//     pending closes can still be run, but Add fails, so no door with a
-//     timed close opens, until a later write succeeds.
+// A journal that opened may still be degraded, which its methods report
+// and the caller should log:
 //
-// Open rewrites the journal from what it read, which both drops finished
+//   - Damage: damaged lines were skipped (and copied to a file next to the
+//     journal, if that could be written);
+//   - WriteErr: the journal cannot be written (read-only or full file
+//     system, permissions): the pending closes can still be run, but Add
+//     fails, so no door with a timed close opens, until a later write
+//     succeeds.
+//
+// Restored returns the closes still pending from earlier runs. Open
+// rewrites the journal from what it read, which both drops finished
 // records and proves the directory is writable now.
-func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
+func Open(dir string, log *slog.Logger) (*Journal, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +98,7 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	// must be found as that of "/var/lib/portknockd".
 	dir = filepath.Clean(dir)
 	if err := CheckDir(dir, uint32(os.Geteuid())); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	j := &Journal{dir: dir, path: filepath.Join(dir, FileName), log: log, pending: make(map[uint64]Record)}
 	fi, err := os.Stat(dir)
@@ -97,9 +106,9 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		// Created by the rewrite below, or by a later write if that fails.
 	case err != nil:
-		return nil, nil, fmt.Errorf("state_dir: %w", err)
+		return nil, fmt.Errorf("state_dir: %w", err)
 	case !fi.IsDir():
-		return nil, nil, fmt.Errorf("state_dir %s: not a directory", dir)
+		return nil, fmt.Errorf("state_dir %s: not a directory", dir)
 	case fi.Mode().Perm()&0o077 != 0:
 		log.Warn("state_dir is open to other users; 0700 is expected", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
@@ -107,40 +116,61 @@ func Open(dir string, log *slog.Logger) (*Journal, []Record, error) {
 	// Lock before reading: what another daemon is writing is not ours to
 	// replay. A directory that cannot be created yet is locked by the first
 	// write that creates it.
-	var errs []error
 	if err := j.prepareDirLocked(); errors.Is(err, ErrInUse) {
-		return nil, nil, err
+		return nil, err
 	} else if err != nil {
-		errs = append(errs, err)
+		j.writeErr = err
 	} else {
 		j.removeTemps()
 	}
 	data, err := readLimited(j.path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		j.unlock()
-		return nil, nil, fmt.Errorf("state_dir: reading journal: %w", err)
+		return nil, fmt.Errorf("state_dir: reading journal: %w", err)
 	}
 	records, damaged, maxID := replay(data)
 	j.nextID = maxID + 1
+	j.restored = records
 	for _, r := range records {
 		j.pending[r.ID] = r
 	}
 	if len(damaged) > 0 {
-		de := j.setAside(damaged)
-		errs = append(errs, de)
-		if de.SetAside == "" {
-			// Reported once, here; the first write that succeeds sets
-			// them aside before it rewrites the journal.
+		j.damage = j.setAside(damaged)
+		if j.damage.SetAside == "" {
+			// Reported once, by Damage; the first write that
+			// succeeds sets them aside before it rewrites the journal.
 			j.damaged = damaged
 			j.dirty = true
-			return j, records, errors.Join(errs...)
+			return j, nil
 		}
 	}
 	if err := j.rewriteLocked(); err != nil {
 		j.dirty = true
-		errs = append(errs, err)
+		j.writeErr = err
 	}
-	return j, records, errors.Join(errs...)
+	return j, nil
+}
+
+// Restored returns the closes Open found pending from earlier runs, oldest
+// ID first. The slice is the caller's.
+func (j *Journal) Restored() []Record {
+	return slices.Clone(j.restored)
+}
+
+// Damage reports the damaged lines Open skipped, and where they were copied
+// (or why they could not be); nil when the journal read clean.
+func (j *Journal) Damage() *DamageError {
+	return j.damage
+}
+
+// WriteErr reports why the journal cannot be written, as last found: by
+// Open, or by the latest write (Add, Extend, Done, Sync). It is nil once a
+// write has succeeded. While it is not nil, Add may fail, and the doors
+// with a timed close stay shut.
+func (j *Journal) WriteErr() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.writeErr
 }
 
 // Read returns the closes pending in dir's journal and its damaged lines
@@ -342,7 +372,8 @@ func (j *Journal) Sync() error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		j.writeErr = fmt.Errorf("journal: %w", err)
+		return j.writeErr
 	}
 	j.unsynced = false
 	return nil
@@ -374,14 +405,20 @@ func (j *Journal) Close() error {
 	}
 	j.f = nil
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
 }
 
 // appendLocked writes one line, first rewriting the file if an earlier
-// failure may have left it torn or if it has grown too long.
+// failure may have left it torn or if it has grown too long. Its outcome
+// is what WriteErr reports.
 func (j *Journal) appendLocked(b []byte, sync bool) error {
+	j.writeErr = j.writeLocked(b, sync)
+	return j.writeErr
+}
+
+func (j *Journal) writeLocked(b []byte, sync bool) error {
 	if j.dirty || j.lines > 2*len(j.pending)+compactSlack {
 		if err := j.rewriteLocked(); err != nil {
 			return err
@@ -389,7 +426,7 @@ func (j *Journal) appendLocked(b []byte, sync bool) error {
 	}
 	if _, err := j.f.Write(b); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.lines++
 	if !sync {
@@ -398,7 +435,7 @@ func (j *Journal) appendLocked(b []byte, sync bool) error {
 	}
 	if err := j.f.Sync(); err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	j.unsynced = false
 	return nil
@@ -442,7 +479,7 @@ func (j *Journal) rewriteLocked() error {
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		j.dirty = true
-		return fmt.Errorf("journal %s: %w", j.path, err)
+		return fmt.Errorf("journal: %w", err)
 	}
 	if j.f != nil {
 		j.f.Close()

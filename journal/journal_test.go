@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"portknock/config"
+	"portknock/command"
 )
 
 var t0 = time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
@@ -20,13 +21,34 @@ func rec(door, src string, due time.Time) Record {
 		Door: door,
 		Src:  netip.MustParseAddr(src),
 		Due:  due,
-		Stop: config.Command{Shell: "nft delete element inet fw knock4 { " + src + " }"},
+		Stop: command.Command{Shell: "nft delete element inet fw knock4 { " + src + " }"},
 	}
+}
+
+// openAll opens the journal in dir and returns, beside it, what it
+// restored and its degraded states joined into one error; it checks Open's
+// contract of a journal or an error, never both.
+func openAll(dir string) (*Journal, []Record, error) {
+	j, err := Open(dir, nil)
+	if (j == nil) == (err == nil) {
+		return j, nil, fmt.Errorf("Open returned journal %v and error %v: want exactly one", j != nil, err)
+	}
+	if j == nil {
+		return nil, nil, err
+	}
+	var errs []error
+	if de := j.Damage(); de != nil {
+		errs = append(errs, de)
+	}
+	if werr := j.WriteErr(); werr != nil {
+		errs = append(errs, werr)
+	}
+	return j, j.Restored(), errors.Join(errs...)
 }
 
 func mustOpen(t *testing.T, dir string) (*Journal, []Record) {
 	t.Helper()
-	j, recs, err := Open(dir, nil)
+	j, recs, err := openAll(dir)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -42,7 +64,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	a := rec("ssh", "192.0.2.7", t0.Add(30*time.Second))
 	b := rec("web", "2001:db8::7", t0.Add(time.Minute))
-	b.Stop = config.Command{Argv: []string{"/usr/sbin/nft", "delete", "element", "inet", "fw", "knock6", "{ 2001:db8::7 }"}}
+	b.Stop = command.Command{Argv: []string{"/usr/sbin/nft", "delete", "element", "inet", "fw", "knock6", "{ 2001:db8::7 }"}}
 	c := rec("ssh", "192.0.2.8", t0.Add(40*time.Second))
 	a.For = 30 * time.Second
 	var ids []uint64
@@ -74,7 +96,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	// No Close: the next Open must read what a killed daemon left.
 	j.crash()
-	j2, got, err := Open(dir, nil)
+	j2, got, err := openAll(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +160,7 @@ func TestNotADirectory(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := Open(file, nil); err == nil {
+	if _, _, err := openAll(file); err == nil {
 		t.Fatal("Open on a regular file succeeded")
 	}
 }
@@ -175,7 +197,7 @@ func TestDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	j, recs, err := Open(dir, nil)
+	j, recs, err := openAll(dir)
 	if err != nil {
 		var de *DamageError
 		if !errors.As(err, &de) {
@@ -213,7 +235,7 @@ func TestDamaged(t *testing.T) {
 	}
 	// The journal was rewritten clean: a second open finds no damage.
 	j.Close()
-	_, recs2, err := Open(dir, nil)
+	_, recs2, err := openAll(dir)
 	if err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
@@ -271,7 +293,7 @@ func TestCompaction(t *testing.T) {
 	if n := bytes.Count(data, []byte{'\n'}); n > 2+compactSlack+2 {
 		t.Errorf("journal has %d lines for 1 pending record", n)
 	}
-	_, recs, err := Open(dir, nil)
+	_, recs, err := openAll(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +310,7 @@ func TestInUse(t *testing.T) {
 	if _, err := j.Add(rec("ssh", "192.0.2.1", t0)); err != nil {
 		t.Fatal(err)
 	}
-	j2, recs, err := Open(dir, nil)
+	j2, recs, err := openAll(dir)
 	if j2 != nil || recs != nil || !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("second Open = %v, %v, %v; want nil and ErrInUse naming %s", j2, recs, err, dir)
 	}
@@ -296,7 +318,7 @@ func TestInUse(t *testing.T) {
 		t.Fatalf("Add after a refused second Open: %v", err)
 	}
 	j.Close()
-	j3, recs, err := Open(dir, nil)
+	j3, recs, err := openAll(dir)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("Open after Close: %d records, %v", len(recs), err)
 	}

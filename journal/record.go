@@ -23,7 +23,7 @@ import (
 	"strconv"
 	"time"
 
-	"portknock/config"
+	"portknock/command"
 )
 
 // Record is one pending close: the door opened for Src, and the command that
@@ -41,7 +41,7 @@ type Record struct {
 	// one that wrote Due (no RTC at boot, a clock stepped back) still
 	// closes the door within For instead of when the clock catches up.
 	For  time.Duration
-	Stop config.Command
+	Stop command.Command
 }
 
 // op is what a line says about a record.
@@ -190,7 +190,7 @@ func replay(data []byte) (pending []Record, damaged []Damage, maxID uint64) {
 		i, known := byID[l.ID]
 		switch l.Op {
 		case opOpen:
-			r := Record{ID: l.ID, Door: l.Door, Src: l.Src, Due: l.Due, For: time.Duration(l.For), Stop: config.Command{Shell: l.Shell, Argv: l.Argv}}
+			r := Record{ID: l.ID, Door: l.Door, Src: l.Src, Due: l.Due, For: time.Duration(l.For), Stop: command.Command{Shell: l.Shell, Argv: l.Argv}}
 			if known {
 				pending[i] = r
 				continue

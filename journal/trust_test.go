@@ -26,7 +26,7 @@ func pendingIn(t *testing.T, dir string) {
 // returning no journal and none of its closes.
 func refused(t *testing.T, dir, at string) {
 	t.Helper()
-	j, recs, err := Open(dir, nil)
+	j, recs, err := openAll(dir)
 	if j != nil || recs != nil {
 		j.Close()
 		t.Fatalf("Open of an untrusted state_dir returned a journal and %d closes", len(recs))

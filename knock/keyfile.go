@@ -40,7 +40,7 @@ func ReadKeyFile(path string) (sealed.Key, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
 	if err != nil {
-		return sealed.Key{}, fmt.Errorf("reading key file %s: %w", path, err)
+		return sealed.Key{}, fmt.Errorf("key file: %w", err)
 	}
 	if len(data) > maxKeyFile {
 		return sealed.Key{}, fmt.Errorf("key file %s is larger than %d KiB: not a key file", path, maxKeyFile>>10)
@@ -90,7 +90,7 @@ func WriteKeyFile(path string, k sealed.Key) error {
 		// Half a key file is worse than none: the next keygen would
 		// refuse to replace it.
 		os.Remove(path)
-		return fmt.Errorf("writing key file %s: %w", path, err)
+		return fmt.Errorf("writing key file: %w", err)
 	}
 	syncDir(filepath.Dir(path))
 	return nil

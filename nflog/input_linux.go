@@ -2,6 +2,7 @@ package nflog
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,18 +14,25 @@ import (
 	"sync/atomic"
 	"time"
 
-	gonflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
 // Defaults for an Input's settings.
 const (
 	// DefaultReadBuffer is the socket receive buffer: large, so that a burst
-	// of logged packets waits in the kernel instead of being dropped.
-	DefaultReadBuffer = 4 << 20
+	// of logged packets waits in the kernel instead of being dropped. It
+	// is also where messages wait while the reader waits for room in the
+	// matcher's queue (queueWaitMax), so it must outlast that wait at the
+	// fastest flood (270 000 messages/s measured here). 16 MiB holds about
+	// 40 000 messages sent one per datagram (measured: the kernel counts
+	// about 830 bytes for each, against twice the size set), and several
+	// times that in batches, where a message takes little more than its
+	// 200 bytes. The kernel takes the memory only while messages wait.
+	DefaultReadBuffer = 16 << 20
 	// DefaultSnapLen is how much of each packet the kernel copies: enough
 	// for an IPv6 header, a few extension headers and the TCP header.
 	DefaultSnapLen = 256
@@ -79,39 +87,25 @@ type Input struct {
 	skipped                                  [reasonCount]atomic.Uint64
 	switches                                 atomic.Uint64
 
-	// Set by Run before any socket starts.
+	// Set by Run before any socket starts, from the fields, which are
+	// the caller's and never written here.
 	prefix string // Prefix without surrounding blanks
 	batch  batchSettings
+	now    func() time.Time
+	log    *slog.Logger
 }
 
-// Stats counts what an Input saw.
-type Stats struct {
-	// Packets counts logged packets received.
-	Packets uint64
-	// Events counts packets handed on as knock events.
-	Events uint64
-	// Skipped counts packets that were not events, indexed by Reason.
-	Skipped [reasonCount]uint64
-	// Overflow counts events dropped because the matcher's queue was full.
-	Overflow uint64
-	// KernelDrops counts log messages the kernel could not deliver, known
-	// from gaps in their sequence numbers.
-	KernelDrops uint64
-	// Overruns counts times the socket buffer overflowed (ENOBUFS).
-	Overruns uint64
-	// BatchSwitches counts the times a socket started or stopped batching.
-	BatchSwitches uint64
-}
-
-// Stats returns the counters so far; safe while Run runs.
-func (in *Input) Stats() Stats {
-	s := Stats{
-		Packets:       in.packets.Load(),
-		Events:        in.events.Load(),
-		Overflow:      in.overflow.Load(),
-		KernelDrops:   in.gaps.Load(),
-		Overruns:      in.enobufs.Load(),
-		BatchSwitches: in.switches.Load(),
+// Stats returns the counters so far; safe while Run runs. Read counts
+// the logged packets received, and Dropped the events lost because the
+// matcher's queue stayed full (see queueWaitMax); the Input's own
+// counters are named by KernelDrops, Overruns and BatchSwitches.
+func (in *Input) Stats() input.Stats {
+	s := input.Stats{
+		Unit:     "packets",
+		Read:     in.packets.Load(),
+		Events:   in.events.Load(),
+		Dropped:  in.overflow.Load(),
+		Counters: counters(in.gaps.Load(), in.enobufs.Load(), in.switches.Load()),
 	}
 	for i := range s.Skipped {
 		s.Skipped[i] = in.skipped[i].Load()
@@ -120,12 +114,15 @@ func (in *Input) Stats() Stats {
 }
 
 // Run reads every group until ctx ends, calling emit for each knock
-// event. emit must not block: it reports false when the event could not
-// be queued, which is counted. emit must not keep the event: it is
-// reused for the next. A group whose socket breaks is reopened with
+// event, with input.NoWait: the netlink reader must keep up with the
+// kernel, which drops what the socket cannot hold. When the queue has no
+// room, the group's reader tries again for a while (queueWaitMax), leaving
+// later messages in the socket's larger buffer, and counts the event
+// dropped if the queue stays full. emit may be called from one goroutine
+// per group at once. A group whose socket breaks is reopened with
 // backoff; Run fails only when a group cannot be bound at all at start,
 // or the settings are wrong, with an error that says why.
-func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error {
+func (in *Input) Run(ctx context.Context, emit input.Emit) error {
 	if err := in.resolve(); err != nil {
 		return err
 	}
@@ -152,11 +149,13 @@ func (in *Input) Run(ctx context.Context, emit func(*sequence.Event) bool) error
 
 // resolve applies the defaults and checks the settings.
 func (in *Input) resolve() error {
-	if in.Logger == nil {
-		in.Logger = slog.New(slog.DiscardHandler)
+	in.log = in.Logger
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
 	}
-	if in.Now == nil {
-		in.Now = time.Now
+	in.now = in.Now
+	if in.now == nil {
+		in.now = time.Now
 	}
 	if len(in.Groups) == 0 {
 		return errors.New("no NFLOG groups")
@@ -172,11 +171,16 @@ func (in *Input) resolve() error {
 // groupSocket is one bound NFLOG group.
 type groupSocket struct {
 	group  uint16
-	nf     *gonflog.Nflog
+	conn   *netlink.Conn
 	cancel context.CancelFunc
-	broken chan error // the receive loop stopped on an error
+	broken chan error    // the receive loop stopped on an error
+	done   chan struct{} // closed when the receive loop has ended
+	// bound gets the kernel's answer to the bind request whose sequence
+	// number is bindSeq: 0 or an error number.
+	bound   chan int32
+	bindSeq uint32
 
-	// Touched only by go-nflog's receive goroutine.
+	// Touched only by the receive goroutine.
 	lastSeq uint32
 	haveSeq bool
 	ev      sequence.Event // the event being handed on, reused
@@ -198,16 +202,9 @@ type groupSocket struct {
 	refused atomic.Pointer[netlink.OpError]
 }
 
-func (s *groupSocket) close() {
-	// The receive context must end before Close, or Close waits on a
-	// receive loop that never ends.
-	s.cancel()
-	s.nf.Close()
-}
-
 // keep runs a group's socket until ctx ends, reopening it with backoff
 // when it breaks.
-func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.Event) bool) {
+func (in *Input) keep(ctx context.Context, s *groupSocket, emit input.Emit) {
 	backoff := time.Second
 	report := time.NewTicker(time.Second)
 	defer report.Stop()
@@ -232,7 +229,7 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 		case err := <-s.broken:
 			s.close()
 			in.flushDrops(s)
-			in.Logger.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+			in.log.Error("NFLOG socket failed; reopening", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 		}
 		for {
 			t := time.NewTimer(backoff)
@@ -245,10 +242,10 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 			backoff = min(backoff*2, 30*time.Second)
 			ns, err := in.open(ctx, s.group, emit)
 			if err != nil {
-				in.Logger.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
+				in.log.Error("cannot reopen NFLOG group", "input", in.Name, "group", s.group, "err", err, "retry_in", backoff)
 				continue
 			}
-			in.Logger.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
+			in.log.Info("NFLOG group reopened", "input", in.Name, "group", s.group)
 			s, backoff = ns, time.Second
 			break
 		}
@@ -256,46 +253,20 @@ func (in *Input) keep(ctx context.Context, s *groupSocket, emit func(*sequence.E
 }
 
 // open binds one group and starts receiving from it.
-func (in *Input) open(ctx context.Context, group uint16, emit func(*sequence.Event) bool) (*groupSocket, error) {
+func (in *Input) open(ctx context.Context, group uint16, emit input.Emit) (*groupSocket, error) {
 	snap := in.SnapLen
 	if snap == 0 {
 		snap = DefaultSnapLen
-	}
-	nf, err := gonflog.Open(&gonflog.Config{
-		Group:    group,
-		Copymode: gonflog.CopyPacket,
-		Bufsize:  snap,
-		// Without a threshold of one packet the kernel batches log
-		// messages for up to a second, delaying every knock.
-		QThresh: 1,
-		Flags:   gonflog.FlagSeq,
-		NetNS:   in.NetNS,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("NFLOG group %d: opening netlink socket: %w", group, err)
 	}
 	rbuf := in.ReadBuffer
 	if rbuf <= 0 {
 		rbuf = DefaultReadBuffer
 	}
-	if err := setReadBuffer(nf.Con, rbuf); err != nil {
-		in.Logger.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
-	}
-	// ENOBUFS is reported to us (counted), not hidden.
-	rctx, cancel := context.WithCancel(ctx)
-	s := &groupSocket{group: group, nf: nf, cancel: cancel, broken: make(chan error, 1)}
-	if in.batch.above > 0 {
-		s.batch = newBatchSwitch(in.batch.above, in.batch.below, batchHold)
-	}
-	err = nf.RegisterWithErrorFunc(rctx,
-		func(a gonflog.Attribute) int { in.hook(s, &a, emit); return 0 },
-		func(err error) int { return in.receiveError(rctx, s, err) })
+	s, err := in.dial(ctx, group, snap, rbuf, emit)
 	if err != nil {
-		cancel()
-		nf.Close()
-		return nil, explainBindError(group, err)
+		return nil, err
 	}
-	in.Logger.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
+	in.log.Info("reading NFLOG group", "input", in.Name, "group", group, "rcvbuf", rbuf, "snaplen", snap)
 	return s, nil
 }
 
@@ -327,30 +298,32 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 	return 1
 }
 
-// hook handles one logged packet on go-nflog's receive goroutine. It must
-// not block: the kernel drops what the socket cannot hold.
-func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.Event) bool) {
+// hook handles one logged packet on the socket's receive goroutine. It
+// waits only as emit does, at most queueWaitMax when the receive loop's
+// queueWaiter is emit: meanwhile the kernel keeps what the socket can
+// hold and drops the rest.
+func (in *Input) hook(s *groupSocket, a *logMsg, emit input.Emit) {
 	in.packets.Add(1)
 	seen := uint64(1)
-	if a.Seq != nil {
-		if s.haveSeq && *a.Seq != s.lastSeq+1 {
-			lost := uint64(*a.Seq - s.lastSeq - 1)
+	if a.hasSeq {
+		if s.haveSeq && a.seq != s.lastSeq+1 {
+			lost := uint64(a.seq - s.lastSeq - 1)
 			in.gaps.Add(lost)
 			s.pendDrops.Add(lost)
 			seen += lost
 		}
-		s.lastSeq, s.haveSeq = *a.Seq, true
+		s.lastSeq, s.haveSeq = a.seq, true
 	}
 	s.seen.Add(seen)
-	if in.prefix != "" && (a.Prefix == nil || trimPrefix(*a.Prefix) != in.prefix) {
+	if in.prefix != "" && (!a.hasPrefix || string(trimPrefix(a.prefix)) != in.prefix) {
 		in.skipped[ReasonPrefix].Add(1)
 		return
 	}
-	if a.Hook != nil && (*a.Hook == hookLocalOut || *a.Hook == hookPostRouting) {
+	if a.hasHook && (a.hook == hookLocalOut || a.hook == hookPostRouting) {
 		in.skipped[ReasonOutbound].Add(1)
 		return
 	}
-	if a.Payload == nil {
+	if !a.hasPayload {
 		in.skipped[ReasonTruncated].Add(1)
 		return
 	}
@@ -358,17 +331,17 @@ func (in *Input) hook(s *groupSocket, a *gonflog.Attribute, emit func(*sequence.
 	// allocation per message, since emit may be anything.
 	ev := &s.ev
 	*ev = sequence.Event{}
-	if r := ParsePacket(*a.Payload, ev); r != ReasonNone {
+	if r := ParsePacket(a.payload, ev); r != ReasonNone {
 		in.skipped[r].Add(1)
 		return
 	}
 	ev.Input = in.Name
-	if a.Timestamp != nil {
-		ev.Time = *a.Timestamp
+	if a.hasTime {
+		ev.Time = time.Unix(a.sec, a.usec*1000)
 	} else {
-		ev.Time = in.Now()
+		ev.Time = in.now()
 	}
-	if !emit(ev) {
+	if !emit(ev, input.NoWait) {
 		in.overflow.Add(1)
 		return
 	}
@@ -382,7 +355,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		return
 	}
 	if op := s.refused.Load(); op != nil {
-		in.Logger.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
+		in.log.Error("the kernel refused an NFLOG queue setting; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "batched", s.batch.batched, "err", op)
 		s.batch = nil
 		return
@@ -398,17 +371,17 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 		queue, timeout, bufsize = in.batch.queue, in.batch.timeout, batchBufSize(in.batch.queue)
 	}
 	if err := s.setQueue(queue, timeout, bufsize); err != nil {
-		in.Logger.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
+		in.log.Error("cannot change the NFLOG queue threshold; batching stays off for this group until its socket is reopened",
 			"input", in.Name, "group", s.group, "queue", queue, "err", err)
 		s.batch = nil
 		return
 	}
 	in.switches.Add(1)
 	if s.batch.batched {
-		in.Logger.Info("NFLOG message rate high: the kernel now sends log messages in batches",
+		in.log.Info("NFLOG message rate high: the kernel now sends log messages in batches",
 			"input", in.Name, "group", s.group, "rate", int64(rate), "queue", queue, "timeout", in.batch.timeout)
 	} else {
-		in.Logger.Info("NFLOG message rate low again: the kernel sends each log message at once",
+		in.log.Info("NFLOG message rate low again: the kernel sends each log message at once",
 			"input", in.Name, "group", s.group, "rate", int64(rate))
 	}
 }
@@ -416,7 +389,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 // waiting reports whether log messages wait unread in the socket (or an
 // overrun is pending), without reading them.
 func (s *groupSocket) waiting() bool {
-	rc, err := s.nf.Con.SyscallConn()
+	rc, err := s.conn.SyscallConn()
 	if err != nil {
 		return false
 	}
@@ -430,9 +403,9 @@ func (s *groupSocket) waiting() bool {
 }
 
 // setQueue sets the socket's queue threshold, flush timeout and buffer
-// size in the kernel. It runs beside go-nflog's receive loop on the same socket: Send
-// and Receive only share the connection's read lock, and without an ACK
-// request nothing but a refusal comes back.
+// size in the kernel. It runs beside the receive loop on the same socket:
+// without an ACK request nothing but a refusal comes back, and the loop
+// hands that to receiveError.
 func (s *groupSocket) setQueue(qthresh uint32, timeout time.Duration, bufsize uint32) error {
 	m, err := queueConfig(s.group, qthresh, timeout, bufsize)
 	if err != nil {
@@ -441,7 +414,7 @@ func (s *groupSocket) setQueue(qthresh uint32, timeout time.Duration, bufsize ui
 	// Our own sequence number, stored before sending, so that a refusal
 	// can be told from other errors however soon it arrives.
 	m.Header.Sequence = s.cfgSeq.Add(1)
-	_, err = s.nf.Con.Send(m)
+	_, err = s.conn.Send(m)
 	return err
 }
 
@@ -452,16 +425,16 @@ func (in *Input) flushDrops(s *groupSocket) {
 	drops, overruns := s.pendDrops.Swap(0), s.pendOverruns.Swap(0)
 	switch {
 	case drops > 0:
-		in.Logger.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
+		in.log.Warn(fmt.Sprintf("kernel dropped %d log messages", drops), "input", in.Name, "group", s.group,
 			"dropped", drops, "overruns", overruns)
 	case overruns > 0:
-		in.Logger.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
+		in.log.Warn("NFLOG receive buffer overrun; the messages lost are counted when the next one arrives",
 			"input", in.Name, "group", s.group, "overruns", overruns)
 	}
 }
 
 // trimPrefix removes what the kernel and rule syntax add around a prefix.
-func trimPrefix(p string) string { return strings.TrimSpace(strings.TrimRight(p, "\x00")) }
+func trimPrefix(p []byte) []byte { return bytes.TrimSpace(bytes.TrimRight(p, "\x00")) }
 
 // setReadBuffer sets the socket's receive buffer, past net.core.rmem_max
 // when the process has CAP_NET_ADMIN (SO_RCVBUFFORCE).

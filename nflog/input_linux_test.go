@@ -6,28 +6,30 @@ import (
 	"testing"
 	"time"
 
-	gonflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
-// loggedSYN is what go-nflog hands the hook for a TCP SYN logged on the
+// loggedSYN is what the decoder hands the hook for a TCP SYN logged on the
 // input hook with a prefix, a sequence number and a timestamp.
-func loggedSYN() gonflog.Attribute {
-	hook := uint8(1) // NF_INET_LOCAL_IN
-	prefix := "knock"
-	payload := capSYN4
-	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	seq := uint32(0)
-	return gonflog.Attribute{Hook: &hook, Prefix: &prefix, Payload: &payload, Timestamp: &ts, Seq: &seq}
+func loggedSYN() logMsg {
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	return logMsg{
+		hook: 1, hasHook: true, // NF_INET_LOCAL_IN
+		prefix: []byte("knock\x00"), hasPrefix: true,
+		payload: capSYN4, hasPayload: true,
+		sec: ts.Unix(), usec: int64(ts.Nanosecond() / 1000), hasTime: true,
+		hasSeq: true,
+	}
 }
 
 // queueEmit hands events on as the daemon does: copied into a buffered
 // channel, never waiting.
-func queueEmit(q chan sequence.Event) func(*sequence.Event) bool {
-	return func(ev *sequence.Event) bool {
+func queueEmit(q chan sequence.Event) input.Emit {
+	return func(ev *sequence.Event, _ input.Mode) bool {
 		select {
 		case q <- *ev:
 			return true
@@ -38,9 +40,24 @@ func queueEmit(q chan sequence.Event) func(*sequence.Event) bool {
 }
 
 func newTestInput() (*Input, *groupSocket) {
-	in := &Input{Name: "nflog:5", Prefix: "knock", Now: time.Now}
-	in.prefix = in.Prefix
+	in := &Input{Name: "nflog:5", Prefix: "knock"}
+	in.prefix, in.now = in.Prefix, time.Now
 	return in, &groupSocket{group: 5}
+}
+
+// TestResolveKeepsFields: the defaults Run needs are kept beside the
+// fields, which are the caller's configuration and stay as given.
+func TestResolveKeepsFields(t *testing.T) {
+	in := &Input{Name: "nflog:5", Groups: []uint16{5}, Prefix: " knock "}
+	if err := in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if in.Logger != nil || in.Now != nil || in.Prefix != " knock " || in.BatchAbove != 0 || in.BatchBelow != 0 || in.BatchQueue != 0 || in.BatchTimeout != 0 {
+		t.Errorf("resolve wrote the fields: %+v", in)
+	}
+	if in.log == nil || in.now == nil || in.prefix != "knock" {
+		t.Errorf("resolve left the state unset: log %v, now set %v, prefix %q", in.log, in.now != nil, in.prefix)
+	}
 }
 
 func TestHookEvent(t *testing.T) {
@@ -49,18 +66,18 @@ func TestHookEvent(t *testing.T) {
 	emit := queueEmit(q)
 	a := loggedSYN()
 	for i := range 3 {
-		*a.Seq = uint32(i * 2) // every other message lost
+		a.seq = uint32(i * 2) // every other message lost
 		in.hook(s, &a, emit)
 	}
 	if len(q) != 3 {
 		t.Fatalf("%d events queued, want 3", len(q))
 	}
 	ev := <-q
-	if ev.Src.String() != "127.0.0.1" || ev.Port != 7000 || ev.Proto != sequence.TCP || !ev.Time.Equal(*a.Timestamp) || ev.Input != "nflog:5" {
+	if ev.Src.String() != "127.0.0.1" || ev.Port != 7000 || ev.Proto != sequence.TCP || !ev.Time.Equal(time.Unix(a.sec, a.usec*1000)) || ev.Input != "nflog:5" {
 		t.Errorf("event %+v", ev)
 	}
 	st := in.Stats()
-	if st.Packets != 3 || st.Events != 3 || st.KernelDrops != 2 {
+	if st.Read != 3 || st.Events != 3 || st.Counter(KernelDrops) != 2 {
 		t.Errorf("stats %+v, want 3 packets, 3 events, 2 kernel drops", st)
 	}
 	if n := s.seen.Load(); n != 5 {
@@ -70,7 +87,7 @@ func TestHookEvent(t *testing.T) {
 	// The event handed on is reused: a parse failure must not leave the
 	// previous packet's fields in it for the next.
 	bad := loggedSYN()
-	*bad.Payload = capSYN4[:30]
+	bad.payload = capSYN4[:30]
 	in.hook(s, &bad, emit)
 	if st := in.Stats(); st.Skipped[ReasonTruncated] != 1 || len(q) != 2 {
 		t.Errorf("truncated packet: stats %+v, %d queued", st, len(q))
@@ -86,7 +103,7 @@ func TestHookAllocations(t *testing.T) {
 	emit := queueEmit(q)
 	a := loggedSYN()
 	allocs := testing.AllocsPerRun(1000, func() {
-		*a.Seq++
+		a.seq++
 		in.hook(s, &a, emit)
 		<-q
 	})
@@ -96,7 +113,8 @@ func TestHookAllocations(t *testing.T) {
 }
 
 // BenchmarkHook is the cost of the part of a logged packet's way that is
-// ours: from go-nflog's parsed message to the event in the matcher's queue.
+// ours after decoding: from the decoded message to the event in the
+// matcher's queue.
 func BenchmarkHook(b *testing.B) {
 	in, s := newTestInput()
 	q := make(chan sequence.Event, 1)
@@ -104,7 +122,7 @@ func BenchmarkHook(b *testing.B) {
 	a := loggedSYN()
 	b.ReportAllocs()
 	for b.Loop() {
-		*a.Seq++
+		a.seq++
 		in.hook(s, &a, emit)
 		<-q
 	}
@@ -134,5 +152,15 @@ func TestReceiveError(t *testing.T) {
 					ret, s.refused.Load(), len(s.broken), tt.goOn, tt.refused, tt.broken)
 			}
 		})
+	}
+}
+
+func TestParseGroupOwner(t *testing.T) {
+	table := "    5   4242     0 2 65535      0  1\n    7      0     0 2   256      0  1\n"
+	if p, ok := parseGroupOwner(table, 5); !ok || p != 4242 {
+		t.Errorf("group 5: %d, %v; want 4242", p, ok)
+	}
+	if _, ok := parseGroupOwner(table, 6); ok {
+		t.Error("group 6 reported as bound")
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	"portknock/sequence"
+	"portknock/input"
 )
 
 // Input reads NFLOG groups; NFLOG exists only on Linux, so elsewhere Run
@@ -28,16 +28,12 @@ type Input struct {
 	BatchTimeout           time.Duration
 }
 
-// Stats counts what an Input saw; always zero here.
-type Stats struct {
-	Packets, Events, Overflow, KernelDrops, Overruns, BatchSwitches uint64
-	Skipped                                                         [reasonCount]uint64
+// Stats returns zero counters, the same ones as on Linux.
+func (in *Input) Stats() input.Stats {
+	return input.Stats{Unit: "packets", Counters: counters(0, 0, 0)}
 }
 
-// Stats returns zero counters.
-func (in *Input) Stats() Stats { return Stats{} }
-
 // Run reports that NFLOG needs Linux.
-func (in *Input) Run(context.Context, func(*sequence.Event) bool) error {
+func (in *Input) Run(context.Context, input.Emit) error {
 	return errors.New("NFLOG input needs Linux; use a text input with the firewall's log")
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"portknock/bench/netbench"
+	"portknock/input"
 	"portknock/internal/netnstest"
 	"portknock/sequence"
 )
@@ -253,9 +254,9 @@ func TestBatchingInKernel(t *testing.T) {
 	}
 
 	logged := r.logged()
-	netnstest.Eventually(t, waitTimeout, "every logged packet received", func() bool { return int(r.in.Stats().Packets) >= logged })
+	netnstest.Eventually(t, waitTimeout, "every logged packet received", func() bool { return int(r.in.Stats().Read) >= logged })
 	st := r.in.Stats()
-	if int(st.Packets) != logged || st.KernelDrops != 0 || int(st.Events) != logged || st.BatchSwitches != 2 {
+	if int(st.Read) != logged || st.Counter(KernelDrops) != 0 || int(st.Events) != logged || st.Counter(BatchSwitches) != 2 {
 		t.Errorf("kernel logged %d; stats %+v, want all received as events, no drops, 2 switches", logged, st)
 	}
 	if n := r.logs.count("in batches") + r.logs.count("at once"); n != 2 {
@@ -274,9 +275,9 @@ func TestBatchingOff(t *testing.T) {
 		r.syns(100)
 	}
 	logged := r.logged()
-	netnstest.Eventually(t, waitTimeout, "every logged packet received", func() bool { return int(r.in.Stats().Packets) >= logged })
-	if st := r.in.Stats(); st.BatchSwitches != 0 {
-		t.Errorf("%d switches with batching off", st.BatchSwitches)
+	netnstest.Eventually(t, waitTimeout, "every logged packet received", func() bool { return int(r.in.Stats().Read) >= logged })
+	if st := r.in.Stats(); st.Counter(BatchSwitches) != 0 {
+		t.Errorf("%d switches with batching off", st.Counter(BatchSwitches))
 	}
 	if _, timeout := r.instance(); timeout != 100 {
 		t.Errorf("flush timeout %d, want the kernel's default 100", timeout)
@@ -343,7 +344,7 @@ func TestWaiting(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	stalled := make(chan struct{})
-	s, err := r.in.open(ctx, 5, func(*sequence.Event) bool {
+	s, err := r.in.open(ctx, 5, func(*sequence.Event, input.Mode) bool {
 		once.Do(func() { close(stalled) })
 		<-release
 		return true
@@ -363,5 +364,45 @@ func TestWaiting(t *testing.T) {
 	netnstest.Eventually(t, waitTimeout, "the messages are read", func() bool { return r.in.Stats().Events == 6 })
 	if s.waiting() {
 		t.Error("waiting after every message was read")
+	}
+}
+
+// TestQueueFullWaits refuses the first events as a full queue would: the
+// reader must wait and hand them on, not drop them, and the messages behind
+// them must wait in the socket.
+func TestQueueFullWaits(t *testing.T) {
+	r := newKernelRig(t, &Input{BatchAbove: -1})
+	if err := r.in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	refusals := 0
+	got := 0
+	s, err := r.in.open(ctx, 5, func(*sequence.Event, input.Mode) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		// Every fifth try is taken: each event waits four times.
+		if refusals++; refusals%5 != 0 {
+			return false
+		}
+		got++
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	const n = 50
+	r.syns(n)
+	netnstest.Eventually(t, waitTimeout, "every event handed on", func() bool { return int(r.in.Stats().Events) >= n })
+	mu.Lock()
+	defer mu.Unlock()
+	if st := r.in.Stats(); got != n || st.Dropped != 0 || st.Counter(KernelDrops) != 0 {
+		t.Errorf("%d events taken, stats %+v; want %d, no overflow, no drop", got, st, n)
+	}
+	if refusals != 5*n {
+		t.Errorf("%d tries, want %d", refusals, 5*n)
 	}
 }

@@ -10,41 +10,27 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
-// Reason says why a logged packet is not a knock event.
-type Reason uint8
+// Reason says why a logged packet is not a knock event: the reasons of
+// every input, so that NFLOG and text inputs are counted alike.
+type Reason = input.Reason
 
-// Reasons a packet is not an event. ReasonNone means it is one.
+// Reasons a packet is not an event, named here as ParsePacket returns them
+// (see package input). ReasonNone means it is one.
 const (
-	ReasonNone Reason = iota
-	// ReasonTruncated: the packet ends before its headers do (snap length
-	// too small, or a malformed packet).
-	ReasonTruncated
-	// ReasonNotIP: neither IPv4 nor IPv6.
-	ReasonNotIP
-	// ReasonFragment: a non-first fragment, which carries no ports.
-	ReasonFragment
-	// ReasonNoPorts: not TCP or UDP (ICMP, ESP, ...).
-	ReasonNoPorts
-	// ReasonOutbound: logged on the way out (OUTPUT or POSTROUTING).
-	ReasonOutbound
-	// ReasonPrefix: logged by another rule (prefix filter).
-	ReasonPrefix
+	ReasonNone      = input.ReasonNone
+	ReasonTruncated = input.ReasonTruncated
+	ReasonNotIP     = input.ReasonNotIP
+	ReasonFragment  = input.ReasonFragment
+	ReasonNoPorts   = input.ReasonNoPorts
+	ReasonOutbound  = input.ReasonOutbound
+	ReasonPrefix    = input.ReasonPrefix
 
-	reasonCount
+	reasonCount = input.NumReasons
 )
-
-var reasonNames = [...]string{"none", "truncated", "not_ip", "fragment", "no_ports", "outbound", "prefix"}
-
-// String names the reason for logs and counters.
-func (r Reason) String() string {
-	if int(r) < len(reasonNames) {
-		return reasonNames[r]
-	}
-	return "unknown"
-}
 
 // IP protocol numbers and IPv6 extension headers that matter here.
 const (

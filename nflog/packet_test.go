@@ -115,16 +115,6 @@ func TestParsePacket(t *testing.T) {
 	}
 }
 
-func TestParseGroupOwner(t *testing.T) {
-	table := "    5   4242     0 2 65535      0  1\n    7      0     0 2   256      0  1\n"
-	if p, ok := parseGroupOwner(table, 5); !ok || p != 4242 {
-		t.Errorf("group 5: %d, %v; want 4242", p, ok)
-	}
-	if _, ok := parseGroupOwner(table, 6); ok {
-		t.Error("group 6 reported as bound")
-	}
-}
-
 func FuzzParsePacket(f *testing.F) {
 	for _, p := range [][]byte{capSYN4, capSYN6, capUDP4, capUDP6, capICMPErr4, capFrag4One, capFrag4Two, capFrag6One, capFrag6Two} {
 		f.Add(p)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,8 +75,10 @@ func TestUnitIsTheExample(t *testing.T) {
 }
 
 // TestDefaultConfig runs portknockd check on the configuration the package
-// ships: it must pass without a warning, and open nothing (no set, no stop
-// command, a start command that only echoes).
+// ships: it must pass, and open nothing (no set, no stop command, a start
+// command that only echoes). The one warning it may give is that its door
+// has no close: true, and the reminder an admin needs when replacing the
+// echo with a command that opens something.
 func TestDefaultConfig(t *testing.T) {
 	bin := t.TempDir()
 	run(t, nil, "go", "build", "-o", bin+string(filepath.Separator), "portknock/cmd/portknockd")
@@ -95,8 +98,10 @@ func TestDefaultConfig(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("portknockd check of the shipped configuration: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
-	if stderr.Len() > 0 {
-		t.Errorf("portknockd check warns about the shipped configuration:\n%s", stderr.String())
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if line != "" && !strings.HasPrefix(line, `warning: door "example" has no close`) {
+			t.Errorf("portknockd check warns about the shipped configuration: %s", line)
+		}
 	}
 	out := stdout.String()
 	for _, want := range []string{
@@ -356,7 +361,7 @@ reload_service || echo "reload failed"
 							t.Errorf("with a configuration others can write, output lacks %q:\n%s", want, out)
 						}
 					}
-					if strings.Contains(out, "open\n") || strings.Contains(out, "signal") {
+					if slices.Contains(strings.Split(out, "\n"), "open") || strings.Contains(out, "signal ") {
 						t.Errorf("a refused configuration still started or signalled:\n%s", out)
 					}
 					return

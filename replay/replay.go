@@ -249,14 +249,14 @@ func (c *Cache) Use(ct [sealed.BlockSize]byte, until time.Time) error {
 	}
 	if _, err := c.f.Write(useLine(ct, u)); err != nil {
 		c.dirty = true
-		return fmt.Errorf("replay cache %s: %w", c.path, err)
+		return fmt.Errorf("replay cache: %w", err)
 	}
 	c.lines++
 	if err := c.f.Sync(); err != nil {
 		// The line may or may not be on disk: the block is refused, and
 		// the next Use rewrites the file from what is known.
 		c.dirty = true
-		return fmt.Errorf("replay cache %s: %w", c.path, err)
+		return fmt.Errorf("replay cache: %w", err)
 	}
 	c.used[ct] = u
 	return nil
@@ -318,7 +318,7 @@ func (c *Cache) rewriteLocked() error {
 	}
 	f, err := os.OpenFile(c.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("replay cache %s: %w", c.path, err)
+		return fmt.Errorf("replay cache: %w", err)
 	}
 	if c.f != nil {
 		c.f.Close()

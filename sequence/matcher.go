@@ -77,6 +77,7 @@ type doorState struct {
 	timeout  int64
 	gen      uint32 // bumped when a one-time sequence is consumed
 	disabled bool   // one-time sequences exhausted
+	ctr      *DoorStats
 }
 
 // Matcher runs every door's automaton for every source, following the
@@ -101,6 +102,7 @@ type Matcher struct {
 	now      int64 // latest monotonic time seen (Event.Mono), in ns
 	log      *slog.Logger
 	stats    Stats
+	ctr      counters
 }
 
 // New builds a matcher for doors, which must have unique names.
@@ -194,6 +196,7 @@ func (d *doorState) loadOneTime(log *slog.Logger, ranges []sealedRange) error {
 // source in doors whose rules did not change, and in sealed ranges whose
 // ports, key and rules did not.
 func (m *Matcher) setDoors(ds []doorState, rs []sealedRange) {
+	m.attachCounters(ds, rs)
 	old, oldRanges := m.doors, m.ranges
 	keep := make([]int, len(ds)) // new door index → old index, or -1
 	for i := range ds {
@@ -389,6 +392,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 			// door takes it by rule 4. So a reset never restarts here.
 			took = true
 			m.stats.WrongKnocks++
+			ds.ctr.WrongKnocks++
 			if m.log.Enabled(context.Background(), slog.LevelInfo) {
 				m.log.Info("wrong knock; attempt reset", "door", ds.Name, "src", ev.Src,
 					"knock", step.String(), "want", ds.seq[pr.step].String(), "step", int(pr.step)+1, "input", ev.Input)
@@ -424,6 +428,7 @@ func (m *Matcher) advance(ds *doorState, pr *progress, ev *Event, now int64, out
 		return out
 	}
 	m.stats.Matches++
+	ds.ctr.Matches++
 	return append(out, Match{Door: ds.Name, Src: NormalizeAddr(ev.Src), Dst: ev.Dst, Last: ev.Step(), Time: ev.Time, Input: ev.Input})
 }
 
@@ -447,6 +452,7 @@ func (m *Matcher) consume(ds *doorState, src netip.Addr) bool {
 
 func (m *Matcher) timedOut(ds *doorState, src netip.Addr, pr *progress) {
 	m.stats.Timeouts++
+	ds.ctr.Timeouts++
 	// An attempt that got no further than its first knock is what every
 	// spoofed packet to a first port leaves behind: logged at info, a
 	// flood would become a flood of log lines. It is counted all the same.
@@ -490,6 +496,7 @@ func (m *Matcher) evict() {
 	}
 	idx := m.heaps[t].items[0]
 	m.stats.Evictions++
+	m.countEviction(idx)
 	if m.log.Enabled(context.Background(), slog.LevelDebug) {
 		m.log.Debug("source table full; evicting attempt", "src", addrOf(m.srcs[idx].key))
 	}

@@ -39,7 +39,9 @@ type sealedRange struct {
 	opener  *sealed.Opener
 	doors   []sealed.Door // in the order of names
 	names   []string
-	label   string // "40000-44095/tcp"
+	label   string       // "40000-44095/tcp"
+	ctr     *DoorStats   // the range's counters
+	doorCtr []*DoorStats // its doors', in the order of names
 }
 
 // sealedProgress is one source's knocks in one sealed range: 32 bytes.
@@ -254,6 +256,7 @@ func (m *Matcher) openSealed(r *sealedRange, sp *sealedProgress, ev *Event, out 
 	if err != nil {
 		reason, _ := err.(sealed.Reason)
 		m.stats.SealedRejects.count(reason)
+		r.countRejection(d, reason)
 		if !sp.logged {
 			sp.logged = true
 			m.logRejection(r, d, blk, reason, ev)
@@ -262,6 +265,7 @@ func (m *Matcher) openSealed(r *sealedRange, sp *sealedProgress, ev *Event, out 
 	}
 	*sp = sealedProgress{}
 	m.stats.Matches++
+	r.doorCtr[d].Matches++
 	return append(out, Match{Door: r.names[d], Src: NormalizeAddr(ev.Src), Dst: ev.Dst, Last: ev.Step(), Time: ev.Time, Input: ev.Input})
 }
 
@@ -298,6 +302,7 @@ func (m *Matcher) logRejection(r *sealedRange, d int, blk sealed.Block, reason s
 // and a rejected block has had its line.
 func (m *Matcher) sealedTimedOut(r *sealedRange, src netip.Addr, sp *sealedProgress) {
 	m.stats.Timeouts++
+	r.ctr.Timeouts++
 	level := slog.LevelInfo
 	if sp.knocks() < 2 || sp.logged {
 		level = slog.LevelDebug

@@ -3,6 +3,8 @@ package textlog
 import (
 	"fmt"
 	"strconv"
+
+	"portknock/input"
 )
 
 // Format names a text log dialect. Inputs either pin one format or use
@@ -125,71 +127,25 @@ func (f Format) String() string {
 // valid reports whether f is a format this version can parse.
 func (f Format) valid() bool { return f < formatCount && implemented[f] }
 
-// Reason says why a line is not an event. Skipped lines are counted per
-// reason so that an operator can tell a misconfigured prefix or format
-// (everything skipped for one reason) from ordinary noise.
-type Reason uint8
+// Reason says why a line is not an event: the reasons of every input, so
+// that text, syslog and NFLOG inputs are counted and reported alike.
+type Reason = input.Reason
 
-// Reasons for skipping a line. Reasons are appended as formats need them
-// (a packet that is outbound, a fragment, a packet without ports, an ICMP
-// error quoting another packet), so the values must not be stored.
+// Reasons for skipping a line, named here as the parsers return them (see
+// package input).
 const (
-	// ReasonNone means the line is an event.
-	ReasonNone Reason = iota
-	// ReasonUnrecognized means no format recognised the line's shape.
-	ReasonUnrecognized
-	// ReasonBadAddress means the line has the shape of a format but its
-	// source address is not an IP address.
-	ReasonBadAddress
-	// ReasonBadPort means the port is not a number in 1..65535.
-	ReasonBadPort
-	// ReasonBadProto means the protocol is neither tcp nor udp.
-	ReasonBadProto
-	// ReasonPrefix means the line did not carry the input's prefix, so it
-	// was not logged by the knock rule (or was written by someone else).
-	ReasonPrefix
-	// ReasonTooLong means the line exceeded the input's maximum length
-	// and was skipped unread.
-	ReasonTooLong
-	// ReasonOutbound means the packet was leaving the host (an OUTPUT
-	// rule, or a log line with an output interface but no input one).
-	ReasonOutbound
-	// ReasonFragment means a non-first fragment: it carries no ports.
-	ReasonFragment
-	// ReasonNoPorts means a protocol without ports (ICMP, ESP, ...). The
-	// ports an ICMP error quotes from another packet are never a knock.
-	ReasonNoPorts
-	// ReasonTruncated means the line was cut short (by syslog's size
-	// limit, say) before the fields a knock needs.
-	ReasonTruncated
-	// ReasonProgram means the record is in the message of a program other
-	// than the one its firewall logs as (or one Parser.Programs names):
-	// another program's text, or a relay that renames the firewall.
-	ReasonProgram
+	ReasonNone         = input.ReasonNone
+	ReasonUnrecognized = input.ReasonUnrecognized
+	ReasonBadAddress   = input.ReasonBadAddress
+	ReasonBadPort      = input.ReasonBadPort
+	ReasonBadProto     = input.ReasonBadProto
+	ReasonPrefix       = input.ReasonPrefix
+	ReasonTooLong      = input.ReasonTooLong
+	ReasonOutbound     = input.ReasonOutbound
+	ReasonFragment     = input.ReasonFragment
+	ReasonNoPorts      = input.ReasonNoPorts
+	ReasonTruncated    = input.ReasonTruncated
+	ReasonProgram      = input.ReasonProgram
 
-	reasonCount
+	reasonCount = input.NumReasons
 )
-
-var reasonNames = [reasonCount]string{
-	ReasonNone:         "none",
-	ReasonUnrecognized: "unrecognized",
-	ReasonBadAddress:   "bad_address",
-	ReasonBadPort:      "bad_port",
-	ReasonBadProto:     "bad_proto",
-	ReasonPrefix:       "prefix",
-	ReasonTooLong:      "too_long",
-	ReasonOutbound:     "outbound",
-	ReasonFragment:     "fragment",
-	ReasonNoPorts:      "no_ports",
-	ReasonTruncated:    "truncated",
-	ReasonProgram:      "program",
-}
-
-// String returns a short snake_case name, suitable as a log value or a
-// metric label.
-func (r Reason) String() string {
-	if r < reasonCount {
-		return reasonNames[r]
-	}
-	return "reason(" + strconv.Itoa(int(r)) + ")"
-}

@@ -47,20 +47,6 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-func TestReasonString(t *testing.T) {
-	seen := map[string]bool{}
-	for r := ReasonNone; r < reasonCount; r++ {
-		s := r.String()
-		if s == "" || strings.HasPrefix(s, "reason(") || seen[s] {
-			t.Errorf("Reason(%d).String() = %q: missing or duplicate name", r, s)
-		}
-		seen[s] = true
-	}
-	if s := Reason(250).String(); s != "reason(250)" {
-		t.Errorf("Reason(250).String() = %q", s)
-	}
-}
-
 var (
 	v4   = netip.MustParseAddr("192.0.2.7")
 	v6   = netip.MustParseAddr("2001:db8::1")

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portknock/input"
 	"portknock/internal/filetrust"
 	"portknock/sequence"
 )
@@ -39,39 +40,32 @@ type Source struct {
 
 	lc      lineCounters
 	events  atomic.Uint64
+	dropped atomic.Uint64
 	skipped [reasonCount]atomic.Uint64
 }
 
-// Stats is a snapshot of a Source's counters. Lines == Events + the sum of
-// Skipped, give or take lines in flight.
-type Stats struct {
-	// Lines counts every line read, including skipped ones.
-	Lines uint64
-	// Events counts lines handed on as events.
-	Events uint64
-	// Skipped counts the lines that were not events, indexed by Reason.
-	// Skipped[ReasonTooLong] is the number of overlong lines.
-	Skipped [reasonCount]uint64
-}
+var _ input.Input = (*Source)(nil)
 
-// Stats returns the source's counters so far. It is safe to call while Run
-// is running.
-func (s *Source) Stats() Stats {
-	var st Stats
-	st.Events = s.events.Load()
+// Stats returns the source's counters so far: Read counts every line,
+// overlong ones included (as skipped with ReasonTooLong). It is safe to
+// call while Run is running.
+func (s *Source) Stats() input.Stats {
+	st := input.Stats{Unit: "lines", Events: s.events.Load(), Dropped: s.dropped.Load()}
 	for r := range s.skipped {
 		st.Skipped[r] = s.skipped[r].Load()
 	}
-	st.Skipped[ReasonTooLong] += s.lc.tooLong.Load()
-	st.Lines = s.lc.lines.Load() + s.lc.tooLong.Load()
+	tooLong := s.lc.tooLong.Load()
+	st.Skipped[ReasonTooLong] += tooLong
+	st.Read = s.lc.lines.Load() + tooLong
 	return st
 }
 
 // Run reads lines, parses each and calls emit for every event, stamped with
 // Time = Now() and Input = Name: knocks are timed by when they are read,
-// since a line's own timestamp may lack a year, a zone or precision. The event is reused for the next line, so
-// emit must copy what it keeps. Lines that are not events are counted per
-// Reason and logged at debug level; they are never fatal.
+// since a line's own timestamp may lack a year, a zone or precision. A
+// Source waits for emit to take each event (input.Wait): a pipe or a file
+// just slows down, and nothing is lost. Lines that are not events are
+// counted per Reason and logged at debug level; they are never fatal.
 //
 // What ends Run depends on Path:
 //   - "-" (stdin): EOF or ctx ending. Reading from a pipe, FIFO or terminal
@@ -81,12 +75,16 @@ func (s *Source) Stats() Stats {
 //   - a regular file: only ctx ending. The file is followed from its end
 //     across truncation and rotation; lines already in it are history.
 //
+// A FIFO or file path that does not exist yet is waited for, and then
+// followed from its start (see follower).
+//
 // Run returns nil in all these cases, and an error when the input cannot
 // be opened or read, or when a FIFO or file (or a followed file's successor
-// after rotation) may not be trusted (see CheckInput).
-func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
+// after rotation) may not be trusted (see CheckInput). Errors do not name
+// the input: the caller does.
+func (s *Source) Run(ctx context.Context, emit input.Emit) error {
 	if !s.Parser.Format.valid() {
-		return fmt.Errorf("input %q: unknown format %d", s.Name, s.Parser.Format)
+		return fmt.Errorf("unknown format %d", s.Parser.Format)
 	}
 	maxLen := s.MaxLine
 	if maxLen <= 0 {
@@ -114,28 +112,28 @@ func (s *Source) Run(ctx context.Context, emit func(*sequence.Event)) error {
 		}
 		ev.Time = now()
 		ev.Input = s.Name
-		s.events.Add(1)
-		emit(&ev)
+		if emit(&ev, input.Wait) {
+			s.events.Add(1)
+		} else {
+			s.dropped.Add(1) // the daemon is stopping
+		}
 	}
 
-	r := &reader{ctx: ctx, maxLen: maxLen, c: &s.lc, fn: handle, log: log}
+	r := &reader{maxLen: maxLen, c: &s.lc, fn: handle, log: log}
 	var err error
 	if s.Path == "-" {
 		in := s.Stdin
 		if in == nil {
 			in = os.Stdin
 		}
-		err = r.stdin(in)
+		err = r.stdin(ctx, in)
 	} else {
-		err = r.path(s.Path)
+		err = r.path(ctx, s.Path)
 	}
 	if err != nil && ctx.Err() != nil {
 		return nil // failures caused by the shutdown are not failures
 	}
-	if err != nil {
-		return fmt.Errorf("input %q: %w", s.Name, err)
-	}
-	return nil
+	return err
 }
 
 // quoteLine renders a skipped line for a log, shortened because the line
@@ -150,7 +148,6 @@ func quoteLine(line []byte) string {
 
 // reader holds what the per-kind loops share.
 type reader struct {
-	ctx    context.Context
 	maxLen int
 	c      *lineCounters
 	fn     func([]byte)
@@ -159,25 +156,25 @@ type reader struct {
 }
 
 // read reads f to EOF (or ctx ending) through the shared buffer.
-func (r *reader) read(f *os.File) error {
+func (r *reader) read(ctx context.Context, f *os.File) error {
 	if r.br == nil {
 		r.br = newLineBuffer(f, r.maxLen)
 	} else {
 		r.br.Reset(f)
 	}
-	return readLinesFrom(r.ctx, f, r.br, r.maxLen, r.c, r.fn)
+	return readLinesFrom(ctx, f, r.br, r.maxLen, r.c, r.fn)
 }
 
-func (r *reader) stdin(in *os.File) error {
+func (r *reader) stdin(ctx context.Context, in *os.File) error {
 	f, release, err := pollable(in)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := r.read(f); err != nil {
+	if err := r.read(ctx, f); err != nil {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
-	if r.ctx.Err() == nil {
+	if ctx.Err() == nil {
 		r.log.Info("end of stdin")
 	}
 	return nil
@@ -206,26 +203,29 @@ func CheckInput(path string, uid uint32) error {
 	return err
 }
 
-func (r *reader) path(path string) error {
+func (r *reader) path(ctx context.Context, path string) error {
 	if err := CheckInput(path, uint32(os.Geteuid())); err != nil {
 		return err
 	}
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r.file(ctx, path) // a log not written yet is waited for
+	}
 	if err != nil {
 		return err
 	}
 	switch {
 	case fi.Mode()&fs.ModeNamedPipe != 0:
-		return r.fifo(path)
+		return r.fifo(ctx, path)
 	case fi.Mode().IsRegular():
-		return r.file(path)
+		return r.file(ctx, path)
 	}
 	return fmt.Errorf("%s is neither a FIFO nor a regular file (%v)", path, fi.Mode().Type())
 }
 
 // file follows a log file from its end until ctx ends (see follower).
-func (r *reader) file(path string) error {
-	fl, err := openFollower(r.ctx, path, r.log)
+func (r *reader) file(ctx context.Context, path string) error {
+	fl, err := openFollower(ctx.Done(), path, r.log)
 	if err != nil {
 		return err
 	}
@@ -233,9 +233,9 @@ func (r *reader) file(path string) error {
 	if r.br == nil {
 		r.br = newLineBuffer(fl, r.maxLen)
 	}
-	err = readLinesFrom(r.ctx, fl, r.br, r.maxLen, r.c, r.fn)
-	if err != nil && r.ctx.Err() == nil {
-		return fmt.Errorf("following %s: %w", path, err)
+	err = readLinesFrom(ctx, fl, r.br, r.maxLen, r.c, r.fn)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("following: %w", err) // err names the path
 	}
 	return nil
 }
@@ -249,7 +249,7 @@ func (r *reader) file(path string) error {
 // price is that an unterminated last line of a writer that vanished is
 // joined to the next writer's first line, which then fails to parse and is
 // counted.
-func (r *reader) fifo(path string) error {
+func (r *reader) fifo(ctx context.Context, path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -259,8 +259,8 @@ func (r *reader) fifo(path string) error {
 	if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
 		return fmt.Errorf("%s is no longer a FIFO", path)
 	}
-	if err := r.read(f); err != nil && r.ctx.Err() == nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+	if err := r.read(ctx, f); err != nil && ctx.Err() == nil {
+		return err // names the path
 	}
 	return nil
 }

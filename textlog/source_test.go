@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -104,7 +106,7 @@ func run(t *testing.T, ctx context.Context, s *Source) (<-chan sequence.Event, c
 	}
 	events := make(chan sequence.Event, 100)
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, func(ev *sequence.Event) { events <- *ev }) }()
+	go func() { done <- s.Run(ctx, func(ev *sequence.Event, _ input.Mode) bool { events <- *ev; return true }) }()
 	return events, done
 }
 
@@ -136,18 +138,19 @@ func knock(input, src string, port uint16, proto sequence.Proto) sequence.Event 
 	return sequence.Event{Src: netip.MustParseAddr(src), Port: port, Proto: proto, Time: testTime, Input: input}
 }
 
-func checkStats(t *testing.T, s *Source, want Stats) {
+func checkStats(t *testing.T, s *Source, want input.Stats) {
 	t.Helper()
 	got := s.Stats()
-	if got != want {
+	want.Unit = "lines"
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stats = %+v, want %+v", got, want)
 	}
 	var sum uint64
 	for _, n := range got.Skipped {
 		sum += n
 	}
-	if got.Lines != got.Events+sum {
-		t.Errorf("stats %+v: lines != events + skipped", got)
+	if got.Read != got.Events+sum {
+		t.Errorf("stats %+v: read != events + skipped", got)
 	}
 }
 
@@ -211,7 +214,7 @@ func TestSourceFIFO(t *testing.T) {
 	write("10000 192.0.2.9")
 	write("7000 192.0.2.10\n7001 192.0.2.11\n")
 	expect(t, events, done, knock("fifo", "192.0.2.11", 7001, sequence.TCP))
-	checkStats(t, s, Stats{Lines: 8, Events: 5, Skipped: skipped(ReasonUnrecognized, 2, ReasonTooLong, 1)})
+	checkStats(t, s, input.Stats{Read: 8, Events: 5, Skipped: skipped(ReasonUnrecognized, 2, ReasonTooLong, 1)})
 
 	cancel()
 	if err := waitErr(t, done); err != nil {
@@ -284,7 +287,7 @@ func TestSourceStdinPipe(t *testing.T) {
 	if err := waitErr(t, done); err != nil {
 		t.Fatalf("Run = %v, want nil after cancellation", err)
 	}
-	checkStats(t, s, Stats{Lines: 3, Events: 2, Skipped: skipped(ReasonPrefix, 1)})
+	checkStats(t, s, input.Stats{Read: 3, Events: 2, Skipped: skipped(ReasonPrefix, 1)})
 }
 
 func TestSourceStdinEOF(t *testing.T) {
@@ -301,7 +304,7 @@ func TestSourceStdinEOF(t *testing.T) {
 	if err := waitErr(t, done); err != nil {
 		t.Fatalf("Run = %v, want nil at EOF", err)
 	}
-	checkStats(t, s, Stats{Lines: 2, Events: 2})
+	checkStats(t, s, input.Stats{Read: 2, Events: 2})
 }
 
 func TestSourceStdinDevNull(t *testing.T) {
@@ -356,7 +359,7 @@ func TestSourceFile(t *testing.T) {
 	// The last line has no newline yet: a writer may be mid-line.
 	appendTo(t, path, "\n")
 	expect(t, events, done, knock("file", "2001:db8::1", 9000, sequence.UDP))
-	checkStats(t, s, Stats{Lines: 7, Events: 2, Skipped: skipped(
+	checkStats(t, s, input.Stats{Read: 7, Events: 2, Skipped: skipped(
 		ReasonBadPort, 1, ReasonBadAddress, 1, ReasonBadProto, 1, ReasonUnrecognized, 1, ReasonTooLong, 1)})
 
 	// Rotation by rename: the rest of the old file, then the new one from
@@ -419,15 +422,73 @@ func TestSourceErrors(t *testing.T) {
 		s    *Source
 		want string
 	}{
-		{"missing path", &Source{Name: "x", Path: filepath.Join(dir, "missing")}, "no such file"},
 		{"directory", &Source{Name: "x", Path: dir}, "neither a FIFO nor a regular file"},
 		{"bad format", &Source{Name: "x", Path: "-", Parser: Parser{Format: 77}}, "unknown format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.s.Run(context.Background(), func(*sequence.Event) { t.Error("event from a broken source") })
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"x"`) {
-				t.Fatalf("Run = %v, want an error naming the input and containing %q", err, tc.want)
+			err := tc.s.Run(context.Background(), func(*sequence.Event, input.Mode) bool { t.Error("event from a broken source"); return true })
+			// The caller names the input: an error naming it too
+			// would be logged with the name twice.
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), `"x"`) {
+				t.Fatalf("Run = %v, want an error containing %q and not the input's name", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSourceFileNotYetThere: a followed file that does not exist yet is
+// waited for with one warning, as tail -F does, and read from its start
+// once it appears: every line in a new log is news.
+func TestSourceFileNotYetThere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.log")
+	rec := newRecorder()
+	s := &Source{Name: "file", Path: path, Logger: slog.New(rec)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, done := run(t, ctx, s)
+	rec.waitFor(t, waitingForFile)
+
+	// Written before the follower sees the file: still read, from the top.
+	appendTo(t, path, "7000 192.0.2.7\n")
+	rec.waitFor(t, appearedFile)
+	expect(t, events, done, knock("file", "192.0.2.7", 7000, sequence.TCP))
+	appendTo(t, path, "8000 192.0.2.7\n")
+	expect(t, events, done, knock("file", "192.0.2.7", 8000, sequence.TCP))
+
+	cancel()
+	if err := waitErr(t, done); err != nil {
+		t.Fatalf("Run = %v, want nil after cancellation", err)
+	}
+	var warnings []string
+	for _, l := range rec.lines() {
+		if strings.HasPrefix(l, "WARN ") {
+			warnings = append(warnings, l)
+		}
+	}
+	want := "WARN " + waitingForFile + " path=" + path + " err=open " + path + ": no such file or directory input=file"
+	if len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("warnings = %q, want exactly %q", warnings, want)
+	}
+}
+
+// TestSourceFileAppearsUntrusted: a file that appears later is judged as
+// one present at start would have been.
+func TestSourceFileAppearsUntrusted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.log")
+	rec := newRecorder()
+	s := &Source{Name: "file", Path: path, Logger: slog.New(rec)}
+	_, done := run(t, context.Background(), s)
+	rec.waitFor(t, waitingForFile)
+	// Made aside and renamed into place, so that it appears writable by all.
+	appendTo(t, path+".tmp", "7000 192.0.2.7\n")
+	if err := os.Chmod(path+".tmp", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	err := waitErr(t, done)
+	if err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("Run = %v, want the appeared file refused as not trusted", err)
 	}
 }

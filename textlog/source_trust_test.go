@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"portknock/input"
 	"portknock/internal/filetrust"
 	"portknock/sequence"
 )
@@ -19,13 +20,14 @@ import (
 // path, without reading a line.
 func wantRefused(t *testing.T, s *Source, path, fix string) {
 	t.Helper()
-	err := s.Run(context.Background(), func(*sequence.Event) { t.Error("event from a refused input") })
+	err := s.Run(context.Background(), func(*sequence.Event, input.Mode) bool { t.Error("event from a refused input"); return true })
 	var te *filetrust.Error
 	if !errors.As(err, &te) || te.At != path {
 		t.Fatalf("Run = %v, want a trust error about %s", err, path)
 	}
-	if !strings.Contains(err.Error(), `"`+s.Name+`"`) || !strings.HasSuffix(err.Error(), "fix: "+fix) {
-		t.Errorf("Run = %v, want the input named and the fix %q", err, fix)
+	// The daemon names the input; the error itself names the path.
+	if !strings.HasPrefix(err.Error(), s.Path+": ") || !strings.HasSuffix(err.Error(), "fix: "+fix) {
+		t.Errorf("Run = %v, want the path first and the fix %q", err, fix)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -179,6 +180,9 @@ type SyslogListener struct {
 	udp     *net.UDPConn
 	tcp     net.Listener
 	cfg     syslogConfig
+	// newTLS holds what SetTLS gave before Listen, which takes it over
+	// the TLS field: the fields are the caller's, never written here.
+	newTLS *SyslogCredentials
 
 	tls     atomic.Pointer[SyslogCredentials] // the credentials handshakes use now
 	emitMu  sync.Mutex                        // emit sees one caller at a time, as from a Source
@@ -206,6 +210,7 @@ type syslogConfig struct {
 type syslogCounters struct {
 	lines     atomic.Uint64
 	events    atomic.Uint64
+	dropped   atomic.Uint64
 	skipped   [reasonCount]atomic.Uint64
 	messages  atomic.Uint64
 	denied    atomic.Uint64
@@ -219,65 +224,71 @@ type syslogCounters struct {
 	open      atomic.Int64
 }
 
-// SyslogStats is a snapshot of a SyslogListener's counters.
-type SyslogStats struct {
-	// Stats counts the lines of the messages read, as a Source counts
-	// its lines: Lines == Events + the sum of Skipped. Each oversize
-	// message counts as one line skipped with ReasonTooLong, so that
-	// inputs of either kind can be reported alike.
-	Stats
-	// Messages counts the UDP datagrams and TCP messages read from allowed
-	// senders, oversize ones excluded.
-	Messages uint64
-	// Denied counts datagrams dropped and connections closed because the
-	// sender is not in Allow.
-	Denied uint64
-	// Oversize counts messages longer than MaxMessage, dropped unread.
-	Oversize uint64
-	// Malformed counts TCP connections whose framing broke: closed by the
-	// listener for a bad length prefix, or ended by the sender inside an
-	// octet-counted message.
-	Malformed uint64
-	// Refused counts TCP connections closed at once because MaxConns
-	// connections were open.
-	Refused uint64
-	// RefusedSender counts TCP connections closed at once because their
-	// sender had MaxConnsPerSender connections open.
-	RefusedSender uint64
-	// Slow counts TCP connections closed because a message, or the TLS
-	// handshake, took longer than MessageTimeout.
-	Slow uint64
-	// Handshake counts TLS connections closed because the handshake
-	// failed: no client certificate or one no client CA signed, no common
-	// protocol version, or not TLS at all.
-	Handshake uint64
-	// Idle counts TCP connections closed after IdleTimeout without data.
-	Idle uint64
-	// Open is the number of TCP connections being served now.
-	Open int
-}
+var _ input.Input = (*SyslogListener)(nil)
 
-// Stats returns the listener's counters so far. It is safe to call at any
-// time, also while Run is running.
-func (l *SyslogListener) Stats() SyslogStats {
+// The names of a SyslogListener's own counters in its Stats.
+const (
+	// SyslogMessages counts the UDP datagrams and TCP messages read from
+	// allowed senders, oversize ones excluded.
+	SyslogMessages = "messages"
+	// SyslogDenied counts datagrams dropped and connections closed
+	// because the sender is not in Allow.
+	SyslogDenied = "denied"
+	// SyslogOversize counts messages longer than MaxMessage, dropped
+	// unread; each is also a line skipped with ReasonTooLong.
+	SyslogOversize = "oversize"
+	// SyslogMalformed counts TCP connections whose framing broke: closed
+	// by the listener for a bad length prefix, or ended by the sender
+	// inside an octet-counted message.
+	SyslogMalformed = "malformed"
+	// SyslogRefused counts TCP connections closed at once because
+	// MaxConns connections were open.
+	SyslogRefused = "refused"
+	// SyslogRefusedSender counts TCP connections closed at once because
+	// their sender had MaxConnsPerSender connections open.
+	SyslogRefusedSender = "refused_sender"
+	// SyslogSlow counts TCP connections closed because a message, or the
+	// TLS handshake, took longer than MessageTimeout.
+	SyslogSlow = "slow"
+	// SyslogHandshakeFailed counts TLS connections closed because the
+	// handshake failed: no client certificate or one no client CA signed,
+	// no common protocol version, or not TLS at all.
+	SyslogHandshakeFailed = "handshake_failed"
+	// SyslogIdle counts TCP connections closed after IdleTimeout without
+	// data.
+	SyslogIdle = "idle"
+	// SyslogOpen is the number of TCP connections being served now (a
+	// gauge).
+	SyslogOpen = "open"
+)
+
+// Stats returns the listener's counters so far, as a Source counts its
+// lines: Read counts the lines of the messages read, and each oversize
+// message one line skipped with ReasonTooLong, so that inputs of either
+// kind are reported alike. The listener's own counters follow, named by
+// the Syslog* constants. It is safe to call at any time, also while Run
+// is running.
+func (l *SyslogListener) Stats() input.Stats {
 	c := &l.c
-	var st SyslogStats
-	st.Events = c.events.Load()
+	st := input.Stats{Unit: "lines", Events: c.events.Load(), Dropped: c.dropped.Load()}
 	for r := range c.skipped {
 		st.Skipped[r] = c.skipped[r].Load()
 	}
-	st.Oversize = c.oversize.Load()
-	st.Skipped[ReasonTooLong] += st.Oversize
-	st.Lines = c.lines.Load() + st.Oversize
-	st.Messages = c.messages.Load()
-	st.Denied = c.denied.Load()
-	st.Malformed = c.malformed.Load()
-	st.Refused = c.refused.Load()
-	st.RefusedSender = c.refusedS.Load()
-	st.Slow = c.slow.Load()
-	st.Handshake = c.handshake.Load()
-	st.Idle = c.idle.Load()
-	st.Open = int(c.open.Load())
+	oversize := c.oversize.Load()
+	st.Skipped[ReasonTooLong] += oversize
+	st.Read = c.lines.Load() + oversize
+	st.Counters = []input.Counter{
+		{Name: SyslogMessages, Value: c.messages.Load()},
+		{Name: SyslogDenied, Value: c.denied.Load()},
+		{Name: SyslogOversize, Value: oversize},
+		{Name: SyslogMalformed, Value: c.malformed.Load()},
+		{Name: SyslogRefused, Value: c.refused.Load()},
+		{Name: SyslogRefusedSender, Value: c.refusedS.Load()},
+		{Name: SyslogSlow, Value: c.slow.Load()},
+		{Name: SyslogHandshakeFailed, Value: c.handshake.Load()},
+		{Name: SyslogIdle, Value: c.idle.Load()},
+		{Name: SyslogOpen, Value: uint64(max(c.open.Load(), 0)), Gauge: true},
+	}
 	return st
 }
 
@@ -290,21 +301,21 @@ func (l *SyslogListener) Listen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return fmt.Errorf("input %q: listener is closed", l.Name)
+		return errors.New("listener is closed")
 	}
 	if l.bound {
 		return nil
 	}
 	cfg, err := l.config()
 	if err != nil {
-		return fmt.Errorf("input %q: %w", l.Name, err)
+		return err
 	}
 	udp, tcp, err := bindSyslog(cfg.network, cfg.addr)
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			err = fmt.Errorf("%w (ports below 1024 need CAP_NET_BIND_SERVICE)", err)
 		}
-		return fmt.Errorf("input %q: %w", l.Name, err)
+		return err
 	}
 	if udp != nil {
 		// Firewalls log in bursts; a larger buffer rides them out. The
@@ -313,30 +324,39 @@ func (l *SyslogListener) Listen() error {
 	}
 	l.cfg, l.udp, l.tcp, l.bound = cfg, udp, tcp, true
 	if cfg.tlsListener {
-		l.tls.Store(l.TLS)
+		l.tls.Store(l.credentials())
 	}
 	return nil
 }
 
 // SetTLS replaces the credentials of a TLS listener, as a reload does
 // when certificates are renewed: handshakes from now on use t, and
-// connections already open keep theirs. Before Listen it sets the TLS
-// field.
+// connections already open keep theirs. Before Listen it takes the TLS
+// field's place.
 func (l *SyslogListener) SetTLS(t *SyslogCredentials) error {
 	if t == nil {
-		return fmt.Errorf("input %q: no TLS credentials", l.Name)
+		return errors.New("no TLS credentials")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.bound {
-		l.TLS = t
+		l.newTLS = t
 		return nil
 	}
 	if !l.cfg.tlsListener {
-		return fmt.Errorf("input %q: not a TLS listener", l.Name)
+		return errors.New("not a TLS listener")
 	}
 	l.tls.Store(t)
 	return nil
+}
+
+// credentials returns the TLS credentials to start with: SetTLS's, else
+// the TLS field's. l.mu must be held.
+func (l *SyslogListener) credentials() *SyslogCredentials {
+	if l.newTLS != nil {
+		return l.newTLS
+	}
+	return l.TLS
 }
 
 // LoopbackListen reports whether every address a listener on addr (a
@@ -378,9 +398,9 @@ func (l *SyslogListener) config() (syslogConfig, error) {
 	}
 	cfg.tlsListener = cfg.network == SyslogTLS
 	switch {
-	case cfg.tlsListener && l.TLS == nil:
+	case cfg.tlsListener && l.credentials() == nil:
 		return cfg, errors.New("a TLS listener needs a certificate and key")
-	case !cfg.tlsListener && l.TLS != nil:
+	case !cfg.tlsListener && l.credentials() != nil:
 		return cfg, fmt.Errorf("TLS credentials given to a %s listener", cfg.network)
 	}
 	if cfg.addr == "" {
@@ -558,26 +578,27 @@ func (l *SyslogListener) closeSockets() {
 
 // Run receives messages until ctx ends, parses their lines and calls emit
 // for every event, stamped with Time = Now() and Input = Name like a
-// Source's. The event is reused, so emit must copy what it keeps. emit is
-// called from one goroutine at a time, although messages are read by one
-// goroutine per TCP connection and one for UDP; so while emit blocks,
-// nothing else is parsed, and emit must return once ctx has ended.
+// Source's. Like a Source it waits for emit to take each event
+// (input.Wait): the senders' sockets buffer meanwhile. emit is called from
+// one goroutine at a time, although messages are read by one goroutine per
+// TCP connection and one for UDP; so while emit waits, nothing else is
+// parsed, and emit must return once ctx has ended.
 //
 // Lines that are not events are counted per Reason; dropped datagrams and
-// connections are counted (see SyslogStats). Neither is fatal.
+// connections are counted (see Stats). Neither is fatal.
 //
 // Run binds the sockets unless Listen did, and closes them when it returns.
 // It returns nil once ctx has ended and every connection has been closed
 // and its goroutine has ended, and an error if the sockets cannot be bound
 // or a socket fails; a listener runs once.
-func (l *SyslogListener) Run(ctx context.Context, emit func(*sequence.Event)) error {
+func (l *SyslogListener) Run(ctx context.Context, emit input.Emit) error {
 	if err := l.Listen(); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	if l.running || l.closed {
 		l.mu.Unlock()
-		return fmt.Errorf("input %q: listener already ran or is closed", l.Name)
+		return errors.New("listener already ran or is closed")
 	}
 	l.running = true
 	ctx, cancel := context.WithCancel(ctx)
@@ -597,7 +618,7 @@ func (l *SyslogListener) Run(ctx context.Context, emit func(*sequence.Event)) er
 		runErr  error
 	)
 	fail := func(err error) {
-		errOnce.Do(func() { runErr = fmt.Errorf("input %q: %w", l.Name, err) })
+		errOnce.Do(func() { runErr = err })
 		cancel()
 	}
 	if udp != nil {
@@ -660,36 +681,38 @@ func syslogAfterFunc(ctx context.Context, f func()) (stop func()) {
 // TCP connection.
 type syslogHandler struct {
 	l    *SyslogListener
-	ctx  context.Context
 	cfg  *syslogConfig
-	emit func(*sequence.Event)
+	emit input.Emit
 	from netip.Addr
 	ev   sequence.Event
 }
 
 // message parses every line of one message.
-func (h *syslogHandler) message(msg []byte) {
+func (h *syslogHandler) message(ctx context.Context, msg []byte) {
 	h.l.c.messages.Add(1)
-	syslogLines(msg, h.line)
+	syslogLines(msg, func(line []byte) { h.line(ctx, line) })
 }
 
-func (h *syslogHandler) line(line []byte) {
+func (h *syslogHandler) line(ctx context.Context, line []byte) {
 	c := &h.l.c
 	c.lines.Add(1)
 	_, r := h.l.Parser.Parse(line, &h.ev)
 	if r != ReasonNone {
 		c.skipped[r].Add(1)
-		if h.cfg.log.Enabled(h.ctx, slog.LevelDebug) {
+		if h.cfg.log.Enabled(ctx, slog.LevelDebug) {
 			h.cfg.log.Debug("line is not a knock", "reason", r.String(), "from", h.from, "line", quoteLine(line))
 		}
 		return
 	}
 	h.ev.Time = h.cfg.now()
 	h.ev.Input = h.l.Name
-	c.events.Add(1)
 	h.l.emitMu.Lock()
 	defer h.l.emitMu.Unlock()
-	h.emit(&h.ev)
+	if h.emit(&h.ev, input.Wait) {
+		c.events.Add(1)
+	} else {
+		c.dropped.Add(1) // the daemon is stopping
+	}
 }
 
 // syslogLines calls fn for every line of msg: the pieces between LF or NUL
@@ -730,8 +753,8 @@ func syslogTerminator(b []byte) int {
 }
 
 // serveUDP reads datagrams until the socket is closed.
-func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *net.UDPConn, emit func(*sequence.Event)) error {
-	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit}
+func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *net.UDPConn, emit input.Emit) error {
+	h := &syslogHandler{l: l, cfg: &cfg, emit: emit}
 	// One byte more than the limit tells an oversize datagram from one of
 	// exactly MaxMessage bytes: the kernel truncates what does not fit.
 	buf := make([]byte, cfg.maxMessage+1)
@@ -753,7 +776,7 @@ func (l *SyslogListener) serveUDP(ctx context.Context, cfg syslogConfig, conn *n
 			continue
 		}
 		h.from = from.Addr()
-		h.message(buf[:n])
+		h.message(ctx, buf[:n])
 	}
 }
 
@@ -856,7 +879,7 @@ func (s *syslogSenders) done(src netip.Addr) {
 
 // serveTCP accepts connections until the listener is closed, serving each
 // on a goroutine counted in wg.
-func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.Listener, emit func(*sequence.Event), wg *sync.WaitGroup) error {
+func (l *SyslogListener) serveTCP(ctx context.Context, cfg syslogConfig, ln net.Listener, emit input.Emit, wg *sync.WaitGroup) error {
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -921,7 +944,7 @@ func syslogPeer(a net.Addr) netip.AddrPort {
 
 // serveConn reads one TCP connection's messages until the sender closes
 // it, its framing breaks, it is too slow or idle, or ctx ends.
-func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn net.Conn, from netip.AddrPort, emit func(*sequence.Event)) {
+func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn net.Conn, from netip.AddrPort, emit input.Emit) {
 	// The socket itself is closed, also under TLS: a TLS close would
 	// first write an alert, which a sender that reads nothing can delay.
 	defer conn.Close()
@@ -941,7 +964,7 @@ func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn n
 		stream = syslogMarkReader{tc, timed}
 	}
 
-	h := &syslogHandler{l: l, ctx: ctx, cfg: &cfg, emit: emit, from: from.Addr()}
+	h := &syslogHandler{l: l, cfg: &cfg, emit: emit, from: from.Addr()}
 	// The buffer holds a whole message and the byte after it, as
 	// syslogFrames needs, and is at least a page so that reads stay large.
 	br := bufio.NewReaderSize(stream, max(cfg.maxMessage+1, 4096))
@@ -952,7 +975,8 @@ func (l *SyslogListener) serveConn(ctx context.Context, cfg syslogConfig, conn n
 	// Between messages the idle limit applies, unless the next message
 	// has begun to arrive already.
 	boundary := func() { timed.messageDone(br.Buffered() > 0) }
-	err := syslogFrames(br, cfg.maxMessage, h.message, oversize, boundary)
+	message := func(msg []byte) { h.message(ctx, msg) }
+	err := syslogFrames(br, cfg.maxMessage, message, oversize, boundary)
 	switch {
 	case ctx.Err() != nil:
 	case err == nil:

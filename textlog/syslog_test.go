@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"portknock/input"
 	"portknock/sequence"
 )
 
@@ -62,10 +64,12 @@ func slStart(t *testing.T, l *SyslogListener) *slRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &slRun{l: l, events: make(chan sequence.Event, 100), cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- l.Run(ctx, func(ev *sequence.Event) {
+		r.done <- l.Run(ctx, func(ev *sequence.Event, _ input.Mode) bool {
 			select {
 			case r.events <- *ev:
+				return true
 			case <-ctx.Done():
+				return false
 			}
 		})
 	}()
@@ -84,7 +88,7 @@ func (r *slRun) stop(t *testing.T) error {
 	r.once.Do(func() {
 		r.cancel()
 		r.err = waitErr(t, r.done)
-		if open := r.l.Stats().Open; open != 0 {
+		if open := r.l.Stats().Counter(SyslogOpen); open != 0 {
 			t.Errorf("after Run returned, %d connections are open", open)
 		}
 		if leaks := slGoroutines(); len(leaks) > 0 {
@@ -168,7 +172,7 @@ func (r *slRun) noEvents(t *testing.T) {
 
 // eventually waits for cond on the listener's stats, for counters that no
 // event follows (a dropped datagram, say).
-func (r *slRun) eventually(t *testing.T, what string, cond func(SyslogStats) bool) {
+func (r *slRun) eventually(t *testing.T, what string, cond func(input.Stats) bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond(r.l.Stats()) {
@@ -217,18 +221,26 @@ func slClosed(t *testing.T, c net.Conn) {
 	}
 }
 
-// slStats checks counters; fields of want left zero must be zero.
-func slStats(t *testing.T, got, want SyslogStats) {
+// slStats checks counters: the shared ones against want, the listener's
+// own against own; counters left out must be zero.
+func slStats(t *testing.T, got, want input.Stats, own map[string]uint64) {
 	t.Helper()
-	if got != want {
+	for _, c := range got.Counters {
+		if c.Value != own[c.Name] {
+			t.Errorf("counter %s = %d, want %d", c.Name, c.Value, own[c.Name])
+		}
+		delete(own, c.Name)
+	}
+	for name := range own {
+		t.Errorf("no counter %s", name)
+	}
+	got.Counters = nil
+	want.Unit = "lines"
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stats\n got  %+v\n want %+v", got, want)
 	}
-	var sum uint64
-	for _, n := range got.Skipped {
-		sum += n
-	}
-	if got.Lines != got.Events+sum {
-		t.Errorf("stats %+v: lines != events + skipped", got)
+	if got.Read != got.Events+got.Dropped+got.SkippedTotal() {
+		t.Errorf("stats %+v: read != events + dropped + skipped", got)
 	}
 }
 
@@ -260,11 +272,9 @@ func TestSyslogUDP(t *testing.T) {
 		slKnock("192.0.2.12", 7006, sequence.TCP),
 	)
 	r.noEvents(t)
-	slStats(t, r.l.Stats(), SyslogStats{
-		Stats:    Stats{Lines: 10, Events: 7, Skipped: slSkipped(ReasonUnrecognized, 1, ReasonTooLong, 2)},
-		Messages: 6,
-		Oversize: 2,
-	})
+	slStats(t, r.l.Stats(),
+		input.Stats{Read: 10, Events: 7, Skipped: slSkipped(ReasonUnrecognized, 1, ReasonTooLong, 2)},
+		map[string]uint64{SyslogMessages: 6, SyslogOversize: 2})
 }
 
 func slSkipped(pairs ...any) (a [reasonCount]uint64) {
@@ -382,12 +392,10 @@ func TestSyslogTCPFraming(t *testing.T) {
 	r.expect(t, want...)
 	slClosed(t, c) // the listener closes after the sender's end
 	r.noEvents(t)
-	r.eventually(t, "the connection to end", func(st SyslogStats) bool { return st.Open == 0 })
-	slStats(t, r.l.Stats(), SyslogStats{
-		Stats:    Stats{Lines: 22, Events: 18, Skipped: slSkipped(ReasonUnrecognized, 1, ReasonTooLong, 3)},
-		Messages: 18,
-		Oversize: 3,
-	})
+	r.eventually(t, "the connection to end", func(st input.Stats) bool { return st.Counter(SyslogOpen) == 0 })
+	slStats(t, r.l.Stats(),
+		input.Stats{Read: 22, Events: 18, Skipped: slSkipped(ReasonUnrecognized, 1, ReasonTooLong, 3)},
+		map[string]uint64{SyslogMessages: 18, SyslogOversize: 3})
 }
 
 // TestSyslogTCPMalformed checks that broken framing closes the connection
@@ -423,13 +431,13 @@ func TestSyslogTCPMalformed(t *testing.T) {
 			}
 			r.expect(t, slKnock(fmt.Sprintf("192.0.2.%d", i+1), uint16(7000+i), sequence.TCP))
 			slClosed(t, c)
-			r.eventually(t, "the malformed stream to be counted", func(st SyslogStats) bool { return st.Malformed == uint64(i+1) })
+			r.eventually(t, "the malformed stream to be counted", func(st input.Stats) bool { return st.Counter(SyslogMalformed) == uint64(i+1) })
 		})
 	}
-	r.eventually(t, "connections to end", func(st SyslogStats) bool { return st.Open == 0 })
+	r.eventually(t, "connections to end", func(st input.Stats) bool { return st.Counter(SyslogOpen) == 0 })
 	r.noEvents(t)
 	st := r.l.Stats()
-	if st.Events != uint64(len(cases)) || st.Malformed != uint64(len(cases)) {
+	if st.Events != uint64(len(cases)) || st.Counter(SyslogMalformed) != uint64(len(cases)) {
 		t.Errorf("stats %+v: want %d events and as many malformed streams", st, len(cases))
 	}
 }
@@ -456,7 +464,7 @@ func TestSyslogEmitSerialized(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(ev *sequence.Event) {
+		done <- l.Run(ctx, func(ev *sequence.Event, _ input.Mode) bool {
 			if inFlight.Add(1) > 1 {
 				overlap.Store(true)
 			}
@@ -466,6 +474,7 @@ func TestSyslogEmitSerialized(t *testing.T) {
 			if count.Add(1) == (conns+1)*each {
 				close(all)
 			}
+			return true
 		})
 	}()
 	addrs := l.Addrs()
@@ -515,19 +524,22 @@ func TestSyslogTCPConnLimit(t *testing.T) {
 	c3 := slDial(t, "tcp", addr)
 	_, _ = c3.Write([]byte(slOct("7003 192.0.2.1"))) // may already fail
 	slClosed(t, c3)
-	r.eventually(t, "the connection to be refused", func(st SyslogStats) bool { return st.Refused == 1 })
-	if st := r.l.Stats(); st.Open != 2 {
+	r.eventually(t, "the connection to be refused", func(st input.Stats) bool { return st.Counter(SyslogRefused) == 1 })
+	if st := r.l.Stats(); st.Counter(SyslogOpen) != 2 {
 		t.Errorf("stats %+v: want 2 open", st)
 	}
 	served(c2, 7004) // the open ones are still served
 
 	c1.Close()
-	r.eventually(t, "a connection to end", func(st SyslogStats) bool { return st.Open == 1 })
+	r.eventually(t, "a connection to end", func(st input.Stats) bool { return st.Counter(SyslogOpen) == 1 })
 	c4 := slDial(t, "tcp", addr)
 	served(c4, 7005)
 	r.noEvents(t)
-	if st := r.l.Stats(); st.Refused != 1 || st.Events != 4 {
-		t.Errorf("stats %+v: want 1 refused and 4 events", st)
+	// The listener counts an event once emit has returned, which may be
+	// after the test has read it.
+	r.eventually(t, "4 events counted", func(st input.Stats) bool { return st.Events == 4 })
+	if st := r.l.Stats(); st.Counter(SyslogRefused) != 1 {
+		t.Errorf("stats %+v: want 1 refused", st)
 	}
 }
 
@@ -544,8 +556,8 @@ func TestSyslogTCPIdle(t *testing.T) {
 	if gap := time.Since(last); gap < idle {
 		t.Errorf("closed after %v of silence, before the idle timeout %v", gap, idle)
 	}
-	r.eventually(t, "the idle connection to be counted", func(st SyslogStats) bool { return st.Idle == 1 && st.Open == 0 })
-	if st := r.l.Stats(); st.Malformed != 0 {
+	r.eventually(t, "the idle connection to be counted", func(st input.Stats) bool { return st.Counter(SyslogIdle) == 1 && st.Counter(SyslogOpen) == 0 })
+	if st := r.l.Stats(); st.Counter(SyslogMalformed) != 0 {
 		t.Errorf("stats %+v: an idle connection is not malformed", st)
 	}
 }
@@ -679,15 +691,15 @@ func TestSyslogAllow(t *testing.T) {
 				// UDP and TCP are read by different goroutines: either
 				// event may come first.
 				r.expectUnordered(t, slKnock("192.0.2.1", 7000, sequence.TCP), slKnock("192.0.2.1", 7001, sequence.TCP))
-				if st := r.l.Stats(); st.Denied != 0 {
+				if st := r.l.Stats(); st.Counter(SyslogDenied) != 0 {
 					t.Errorf("stats %+v: nothing should be denied", st)
 				}
 				return
 			}
 			slClosed(t, c)
-			r.eventually(t, "both senders to be denied", func(st SyslogStats) bool { return st.Denied == 2 })
+			r.eventually(t, "both senders to be denied", func(st input.Stats) bool { return st.Counter(SyslogDenied) == 2 })
 			r.noEvents(t)
-			if st := r.l.Stats(); st.Messages != 0 || st.Lines != 0 {
+			if st := r.l.Stats(); st.Counter(SyslogMessages) != 0 || st.Read != 0 {
 				t.Errorf("stats %+v: a denied sender's message was read", st)
 			}
 			log := logs.String()
@@ -758,10 +770,12 @@ func TestSyslogShutdown(t *testing.T) {
 	events := make(chan sequence.Event) // unbuffered: an unread event holds its sender in emit
 	done := make(chan error, 1)
 	go func() {
-		done <- l.Run(ctx, func(ev *sequence.Event) {
+		done <- l.Run(ctx, func(ev *sequence.Event, _ input.Mode) bool {
 			select {
 			case events <- *ev:
+				return true
 			case <-ctx.Done():
+				return false
 			}
 		})
 	}()
@@ -795,7 +809,7 @@ func TestSyslogShutdown(t *testing.T) {
 	slWrite(t, conns[3], slOct("7100 192.0.2.1"))
 	u := slDial(t, "udp", udpAddr)
 	slWrite(t, u, "7200 192.0.2.1")
-	if st := l.Stats(); st.Open != 4 {
+	if st := l.Stats(); st.Counter(SyslogOpen) != 4 {
 		t.Fatalf("stats %+v: want 4 open connections", st)
 	}
 
@@ -806,7 +820,7 @@ func TestSyslogShutdown(t *testing.T) {
 	if leaks := slGoroutines(); len(leaks) > 0 {
 		t.Fatalf("after Run returned, listener goroutines remain:\n%s", strings.Join(leaks, "\n\n"))
 	}
-	if st := l.Stats(); st.Open != 0 || st.Malformed != 0 || st.Idle != 0 {
+	if st := l.Stats(); st.Counter(SyslogOpen) != 0 || st.Counter(SyslogMalformed) != 0 || st.Counter(SyslogIdle) != 0 {
 		t.Errorf("stats %+v: want no open, malformed or idle connections", st)
 	}
 	for _, c := range conns {
@@ -816,7 +830,7 @@ func TestSyslogShutdown(t *testing.T) {
 		c.Close()
 		t.Error("the listener still accepts connections")
 	}
-	if err := l.Run(context.Background(), func(*sequence.Event) {}); err == nil {
+	if err := l.Run(context.Background(), func(*sequence.Event, input.Mode) bool { return true }); err == nil {
 		t.Error("a second Run succeeded")
 	}
 }
@@ -848,10 +862,10 @@ func TestSyslogListen(t *testing.T) {
 			l := &SyslogListener{Name: "in", Addr: "127.0.0.1:0"}
 			tc.l(l)
 			err := l.Listen()
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `input "in"`) {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), `"in"`) {
 				t.Errorf("Listen: %v, want an error about %q", err, tc.want)
 			}
-			if err := l.Run(context.Background(), func(*sequence.Event) {}); err == nil {
+			if err := l.Run(context.Background(), func(*sequence.Event, input.Mode) bool { return true }); err == nil {
 				t.Error("Run succeeded")
 			}
 			if a := l.Addrs(); a != nil {
@@ -899,7 +913,7 @@ func TestSyslogListen(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.Close()
-		if err := l.Run(context.Background(), func(*sequence.Event) {}); err == nil {
+		if err := l.Run(context.Background(), func(*sequence.Event, input.Mode) bool { return true }); err == nil {
 			t.Error("Run after Close succeeded")
 		}
 	})

@@ -102,7 +102,7 @@ func readPEMFile(path string, secret bool) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if len(data) > maxPEMFile {
 		return nil, fmt.Errorf("%s is larger than %d KiB, not a PEM file", path, maxPEMFile>>10)

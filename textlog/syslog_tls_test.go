@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/input"
 	"portknock/internal/testpki"
 	"portknock/sequence"
 )
@@ -140,7 +141,7 @@ func TestSyslogTLS(t *testing.T) {
 				c, err := p.dial(t, addr, tc.cert, edits...)
 				slRefused(t, c, err)
 				refused++
-				r.eventually(t, "the handshake to be counted as failed", func(st SyslogStats) bool { return st.Handshake == uint64(refused) })
+				r.eventually(t, "the handshake to be counted as failed", func(st input.Stats) bool { return st.Counter(SyslogHandshakeFailed) == uint64(refused) })
 			})
 		}
 		// The good sender is still served.
@@ -157,8 +158,8 @@ func TestSyslogTLS(t *testing.T) {
 		r := slStart(t, &SyslogListener{Network: SyslogTLS, TLS: p.creds(t, true), Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
 		c, err := p.dial(t, r.addr(t, "tcp"), p.client)
 		slRefused(t, c, err)
-		r.eventually(t, "the sender to be denied", func(st SyslogStats) bool { return st.Denied == 1 })
-		if st := r.l.Stats(); st.Handshake != 0 {
+		r.eventually(t, "the sender to be denied", func(st input.Stats) bool { return st.Counter(SyslogDenied) == 1 })
+		if st := r.l.Stats(); st.Counter(SyslogHandshakeFailed) != 0 {
 			t.Errorf("stats %+v: a denied sender got as far as the handshake", st)
 		}
 	})
@@ -172,7 +173,7 @@ func TestSyslogTLS(t *testing.T) {
 		if d := time.Since(start); d < limit {
 			t.Errorf("closed after %v, before the limit %v", d, limit)
 		}
-		r.eventually(t, "the slow handshake to be counted", func(st SyslogStats) bool { return st.Slow == 1 })
+		r.eventually(t, "the slow handshake to be counted", func(st input.Stats) bool { return st.Counter(SyslogSlow) == 1 })
 	})
 
 	t.Run("new credentials", func(t *testing.T) {
@@ -222,6 +223,31 @@ func TestSyslogSetTLS(t *testing.T) {
 	defer l.Close()
 	if err := l.SetTLS(p.creds(t, false)); err == nil || !strings.Contains(err.Error(), "not a TLS listener") {
 		t.Errorf("SetTLS on a TCP listener: %v", err)
+	}
+}
+
+// TestSyslogSetTLSBeforeListen: credentials given before Listen are the
+// ones the listener starts with, and the TLS field, the caller's, is left
+// as it was.
+func TestSyslogSetTLSBeforeListen(t *testing.T) {
+	slNetns(t)
+	p := newSLPKI(t)
+	l := &SyslogListener{Network: SyslogTLS}
+	if err := l.SetTLS(p.creds(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	if l.TLS != nil {
+		t.Error("SetTLS wrote the TLS field")
+	}
+	r := slStart(t, l)
+	c, err := p.dial(t, r.addr(t, "tcp"), nil)
+	if err != nil {
+		t.Fatalf("handshake with the credentials SetTLS gave: %v", err)
+	}
+	slWrite(t, c, slOct("7000 192.0.2.1"))
+	r.expect(t, slKnock("192.0.2.1", 7000, sequence.TCP))
+	if l.TLS != nil {
+		t.Error("Listen or Run wrote the TLS field")
 	}
 }
 

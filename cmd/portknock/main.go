@@ -75,9 +75,11 @@ Examples:
 
 To knock on a host named keygen, put an option or -- before it.
 
-Exit status: 0 when every knock was sent (or the key written), 1 when the
-host could not be resolved, the key file could not be used or a knock could
-not be sent, 2 for a bad command line.
+Exit status:
+  0   every knock was sent (or the key written)
+  1   the host could not be resolved, the key file could not be used or a
+      knock could not be sent
+  2   a bad command line
 `
 
 // run is main with its outside world passed in: tests give it a fake
@@ -196,4 +198,12 @@ Writes a new random sealed-door key (32 bytes in base64, with a comment
 header) to FILE, created with mode 0600. An existing FILE is never
 overwritten. The daemon's door names it as key_file; each client gets a
 copy, mode 0600, and knocks with portknock --key FILE host BASE.
+
+Options:
+  -h, --help   print this help and exit
+
+Exit status:
+  0   the key was written
+  1   FILE exists already or could not be written
+  2   a bad command line
 `

@@ -15,14 +15,12 @@ import (
 
 	flag "github.com/spf13/pflag"
 
-	"portknock/actions"
 	"portknock/config"
 	"portknock/daemon"
 	"portknock/internal/filetrust"
 	"portknock/journal"
 	"portknock/nftset"
 	"portknock/replay"
-	"portknock/sealed"
 	"portknock/sequence"
 	"portknock/textlog"
 )
@@ -32,30 +30,33 @@ import (
 // the daemon would believe (the configuration, one-time sequence files,
 // key files, FIFO and file inputs, state_dir and what it holds) as the
 // daemon will, and reports every one it would refuse, not only the first.
+// The judging is the daemon's own (see daemon.CheckFiles); this prints.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.StringP("config", "c", defaultConfig, "configuration `file` (TOML or knockd.conf)")
 	asUser := fs.StringP("user", "u", "", "judge files as the daemon running as `user` will (default: the user running check)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 2
+	specs := fs.StringArrayP("input", "i", nil, "check with this `input` added, as the daemon's -i adds it (repeatable)")
+	if code, done := parseFlags(fs, args, checkHelp, stdout); done {
+		return code
 	}
 	if fs.NArg() == 1 {
 		*cfgPath = fs.Arg(0)
 	} else if fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: portknockd check [-u USER] [-c] FILE")
-		return 2
+		fmt.Fprintln(stderr, "usage: portknockd check [-u USER] [-i INPUT]... [-c] FILE")
+		return exitUsage
+	}
+	extra, err := config.ParseInputSpecs(*specs)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+		return exitUsage
 	}
 	uid := uint32(os.Geteuid())
 	if *asUser != "" {
 		var err error
 		if uid, err = lookupUID(*asUser); err != nil {
 			fmt.Fprintf(stderr, "%s: --user: %v\n", fs.Name(), err)
-			return 2
+			return exitUsage
 		}
 	}
 	// Judged first and read anyway, so that a file both untrusted and
@@ -65,25 +66,50 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
-		return 1
+		return exitFail
 	}
-	for _, w := range cfg.Warnings {
+	inputs := append(append([]config.Input(nil), cfg.Inputs...), extra...)
+	warnings := append(append([]string(nil), cfg.Warnings...), config.InputWarnings(extra)...)
+	if len(inputs) == 0 {
+		warnings = append(warnings, fmt.Sprintf("%s: %v; the daemon will not start without one", cfg.Path, daemon.ErrNoInputs))
+	}
+	warnings = append(warnings, daemon.DoorsWithoutClose(cfg)...)
+	if daemon.UsesStateDir(cfg, cfg.Daemon.StateDir) {
+		if err := daemon.CheckStateDir(cfg.Daemon.StateDir, uid); err != nil {
+			warnings = append(warnings, err.Error())
+		}
+	}
+	notYet, probeErr := daemon.ProbeTextInputs(inputs)
+	for _, e := range notYet {
+		warnings = append(warnings, e.Error()+"; the daemon waits for it")
+	}
+	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	untrusted = append(untrusted, checkFiles(cfg, uid)...)
-	oneTime, err := readOneTime(cfg)
+	untrusted = append(untrusted, daemon.CheckFiles(cfg, inputs, uid)...)
+	oneTime, err := daemon.ReadDoorsOneTime(cfg)
 	if err != nil {
 		printProblems(stderr, untrusted)
 		fmt.Fprintln(stderr, err)
-		return 1
+		return exitFail
 	}
-	for _, w := range oneTimeInRanges(cfg, oneTime) {
+	for _, w := range daemon.OneTimeInSealedRanges(cfg, oneTime) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	printConfig(stdout, cfg, oneTime)
+	printConfig(stdout, cfg, inputs, oneTime)
 	ok := checkTLS(stdout, cfg, time.Now())
 	if !checkSets(stdout, cfg) {
 		ok = false
+	}
+	if probeErr != nil {
+		// Trust problems are listed below; what remains would stop an
+		// input from opening.
+		for _, e := range filetrust.Split(probeErr) {
+			if !isTrustError(e) {
+				fmt.Fprintln(stderr, "error:", e)
+				ok = false
+			}
+		}
 	}
 	if len(untrusted) > 0 {
 		printProblems(stderr, untrusted)
@@ -91,29 +117,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		ok = false
 	}
 	if !ok {
-		return 1
+		return exitFail
 	}
-	return 0
+	return exitOK
 }
 
-// checkFiles judges, for a daemon running as uid, every file cfg makes the
-// daemon believe besides the configuration itself, with the same checks
-// the daemon makes.
-func checkFiles(cfg *config.Config, uid uint32) []error {
-	var errs []error
-	for _, d := range cfg.Doors {
-		if d.OneTimeSequences != "" {
-			for _, err := range filetrust.Split(actions.CheckOneTime(d.OneTimeSequences, uid)) {
-				errs = append(errs, fmt.Errorf("door %q: one-time sequences: %w", d.Name, err))
-			}
-		}
-	}
-	errs = append(errs, filetrust.Split(daemon.CheckInputs(cfg.Inputs, uid))...)
-	errs = append(errs, filetrust.Split(config.CheckKeys(cfg, uid))...)
-	if daemon.UsesStateDir(cfg, cfg.Daemon.StateDir) {
-		errs = append(errs, filetrust.Split(journal.CheckDir(cfg.Daemon.StateDir, uid))...)
-	}
-	return errs
+// isTrustError reports whether err is a file the daemon would not believe,
+// which CheckFiles reports already.
+func isTrustError(err error) bool {
+	var te *filetrust.Error
+	return errors.As(err, &te)
 }
 
 func printProblems(w io.Writer, errs []error) {
@@ -166,77 +179,27 @@ func checkTLS(w io.Writer, cfg *config.Config, now time.Time) bool {
 	return ok
 }
 
-// checkSets looks up the doors' nftables sets in the running kernel, when
-// there are any and the check is allowed to (CAP_NET_ADMIN), and reports
-// whether none is unusable.
+// checkSets looks up the doors' nftables sets in the running kernel, as
+// the daemon does, when there are any and the check is allowed to
+// (CAP_NET_ADMIN), and reports whether none is unusable.
 func checkSets(w io.Writer, cfg *config.Config) bool {
 	ok := true
-	for _, d := range cfg.Doors {
-		for _, ds := range d.Sets() {
-			err := nftset.New().Check(ds.Ref, ds.IPv6)
-			switch {
-			case err == nil:
-				fmt.Fprintf(w, "door %s %s %q: ok\n", d.Name, ds.Key, ds.Ref)
-			case errors.Is(err, os.ErrPermission):
-				fmt.Fprintf(w, "door %s %s %q: not checked: %v\n", d.Name, ds.Key, ds.Ref, err)
-			default:
-				ok = false
-				fmt.Fprintf(w, "door %s %s: error: %v\n", d.Name, ds.Key, err)
-			}
+	for _, c := range daemon.LookupSets(cfg, nftset.New()) {
+		switch {
+		case c.Err == nil:
+			fmt.Fprintf(w, "door %s %s %q: ok\n", c.Door, c.Key, c.Ref)
+		case errors.Is(c.Err, os.ErrPermission):
+			fmt.Fprintf(w, "door %s %s %q: not checked: %v\n", c.Door, c.Key, c.Ref, c.Err)
+		default:
+			ok = false
+			fmt.Fprintf(w, "door %s %s: error: %v\n", c.Door, c.Key, c.Err)
 		}
 	}
 	return ok
 }
 
-// readOneTime reads each door's unused one-time sequences, by door name,
-// without opening the files for writing.
-func readOneTime(cfg *config.Config) (map[string][][]sequence.Step, error) {
-	out := make(map[string][][]sequence.Step)
-	for _, d := range cfg.Doors {
-		if d.OneTimeSequences == "" {
-			continue
-		}
-		unused, err := actions.ReadOneTime(d.OneTimeSequences)
-		if err != nil {
-			return nil, fmt.Errorf("door %q: %w", d.Name, err)
-		}
-		out[d.Name] = unused
-	}
-	return out, nil
-}
-
-// oneTimeInRanges returns a warning for each unused one-time sequence
-// with a knock in a sealed range: the daemon refuses such a sequence (at
-// start, or disables its door when it comes up), but only the current one
-// is known before then.
-func oneTimeInRanges(cfg *config.Config, oneTime map[string][][]sequence.Step) []string {
-	var out []string
-	for _, d := range cfg.Doors {
-		for i, steps := range oneTime[d.Name] {
-			for _, st := range steps {
-				if r := rangeOf(cfg, st); r != nil {
-					out = append(out, fmt.Sprintf("door %q: unused one-time sequence %d (%s) has knock %v in the sealed range %s of door %q; the door is disabled when it comes up",
-						d.Name, i+1, joinSteps(steps, ","), st, r, r.Doors[0]))
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// rangeOf returns the sealed range st lies in, or nil.
-func rangeOf(cfg *config.Config, st sequence.Step) *config.SealedRange {
-	for _, r := range cfg.SealedRanges() {
-		if r.Proto == st.Proto && int(st.Port) >= int(r.Base) && int(st.Port) < int(r.Base)+sealed.Span {
-			return &r
-		}
-	}
-	return nil
-}
-
-func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequence.Step) {
-	fmt.Fprintf(w, "%s: %s format, %d door(s), %d input(s)\n\n", cfg.Path, cfg.Format, len(cfg.Doors), len(cfg.Inputs))
+func printConfig(w io.Writer, cfg *config.Config, inputs []config.Input, oneTime map[string][][]sequence.Step) {
+	fmt.Fprintf(w, "%s: %s format, %d door(s), %d input(s)\n\n", cfg.Path, cfg.Format, len(cfg.Doors), len(inputs))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range cfg.Doors {
 		fmt.Fprintf(tw, "door %s\n", d.Name)
@@ -289,7 +252,7 @@ func printConfig(w io.Writer, cfg *config.Config, oneTime map[string][][]sequenc
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	for _, in := range cfg.Inputs {
+	for _, in := range inputs {
 		fmt.Fprintf(w, "input %s", in.String())
 		if in.Type == config.InputText || in.Type == config.InputSyslog {
 			fmt.Fprintf(w, " format %s", in.Format)

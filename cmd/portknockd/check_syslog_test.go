@@ -96,9 +96,22 @@ func TestCheckSyslogInputs(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, errOut)
 				}
 			}
-			if tc.noStderr && errOut != "" {
-				t.Errorf("stderr: %s", errOut)
+			// The doors run start_command only, and are warned
+			// about for it; nothing else may be said.
+			if rest := dropLines(errOut, "has no close"); tc.noStderr && rest != "" {
+				t.Errorf("stderr: %s", rest)
 			}
 		})
 	}
+}
+
+// dropLines returns text without the lines that contain sub.
+func dropLines(text, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if !strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

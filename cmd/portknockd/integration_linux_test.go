@@ -434,6 +434,13 @@ func TestShutdownClosesDoors(t *testing.T) {
 	if len(r.logged("closed", "door=ssh", "src=127.0.0.1", "cmd=stop")) != 1 {
 		t.Fatal("daemon did not log closing the door on its way out")
 	}
+	// The signal is logged by name, before the shutdown it causes.
+	lines := d.Lines()
+	sig := slices.IndexFunc(lines, logMatch("signal received; shutting down", "signal=SIGTERM"))
+	closed := slices.IndexFunc(lines, logMatch("closed", "door=ssh"))
+	if sig < 0 || sig > closed {
+		t.Errorf("SIGTERM not logged before the doors were closed (line %d, closed at %d):\n%s", sig, closed, d.Output())
+	}
 	r.assertSet("allow4")
 	r.assertReachable(svc4, false, "after the daemon stopped")
 }
@@ -741,6 +748,7 @@ func TestUnprivilegedDaemon(t *testing.T) {
 		if !strings.Contains(out, "CAP_NET_ADMIN") || !strings.Contains(out, "NFLOG group 5") {
 			t.Fatalf("error does not name the group and CAP_NET_ADMIN (%v):\n%s", err, out)
 		}
+		bindErrorBeforeStarted(t, out)
 	})
 
 	t.Run("group already bound", func(t *testing.T) {
@@ -756,9 +764,22 @@ func TestUnprivilegedDaemon(t *testing.T) {
 		if !strings.Contains(out, "already bound by another process") {
 			t.Fatalf("second daemon's error does not say the group is taken (%v):\n%s", err, out)
 		}
+		bindErrorBeforeStarted(t, out)
 		// The first daemon is unaffected.
 		r.knock(r.client, "127.0.0.1", "7000", "8000", "9000:udp")
 		r.waitLog(0, "opened", "door=ssh", "src=127.0.0.1")
 		r.assertSet("allow4", "127.0.0.1")
 	})
+}
+
+// bindErrorBeforeStarted holds a daemon that could not bind its NFLOG group
+// to saying so, naming the input once, before it would say it started.
+func bindErrorBeforeStarted(t *testing.T, out string) {
+	t.Helper()
+	if strings.Contains(out, "portknockd started") {
+		t.Errorf("a daemon whose group could not be bound logged that it started:\n%s", out)
+	}
+	if !strings.Contains(out, `level=ERROR msg="cannot start" err="input nflog:5: NFLOG group 5`) || strings.Count(out, "nflog:5") != 1 {
+		t.Errorf("the bind error does not name the input once, as the start's error:\n%s", out)
+	}
 }

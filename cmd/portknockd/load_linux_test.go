@@ -369,8 +369,10 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 //
 // Not parallel: the burst and the backlog it leaves keep both CPUs busy.
 func TestNFLOGSocketOverrun(t *testing.T) {
-	// The 4 MiB receive buffer holds a few thousand log messages.
-	const burst = 50_000
+	// The 16 MiB receive buffer holds a few tens of thousands of log
+	// messages, one per datagram (the stopped daemon cannot switch to
+	// batches).
+	const burst = 200_000
 	r := newRig(t)
 	r.loadNft(countedRuleset())
 	d := r.startDaemon(r.config(nftDoor{start: "true"}))

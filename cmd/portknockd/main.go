@@ -5,9 +5,14 @@
 //
 // Usage:
 //
-//	portknockd [-c FILE] [-i INPUT]... [-D] [-v] [--dry-run]
-//	portknockd check [-u USER] [-c FILE]
-//	portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... < lines
+//	portknockd [-c FILE] [-i INPUT]... [-s DIR] [-D] [-v] [--dry-run] [-p PIDFILE] [-g LOGFILE]
+//	portknockd check [-u USER] [-i INPUT]... [-c] FILE
+//	portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... [-D] < lines
+//	portknockd status [-c FILE] [-s DIR] [--json]
+//
+// This package is the command line only: flags, then the configuration,
+// then the daemon (package daemon), whose own checks check reuses. --help
+// lists every option, input form, format, signal and exit status.
 //
 // The configuration is TOML or a knockd.conf, recognised by content. It, the
 // state directory and every file the daemon reads must be owned by root or
@@ -48,17 +53,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return runCheck(args[1:], stdout, stderr)
 		case "parse":
 			return runParse(args[1:], stdin, stdout, stderr)
+		case "status":
+			return runStatus(args[1:], stdout, stderr)
 		}
 	}
 	return runDaemon(args, stdin, stdout, stderr)
 }
 
+// runDaemon runs the daemon until a signal stops it or its inputs end.
 func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
 		cfgPath   = fs.StringP("config", "c", defaultConfig, "configuration `file` (TOML or knockd.conf)")
-		inputs    = fs.StringArrayP("input", "i", nil, "add an input: - for stdin, a FIFO or file `path`, or nflog:GROUP[,GROUP] (repeatable)")
+		inputs    = fs.StringArrayP("input", "i", nil, "add an `input` (see INPUTS; repeatable)")
 		debugLog  = fs.BoolP("debug", "D", false, "log debugging output, including every line that is not a knock")
 		verbose   = fs.BoolP("verbose", "v", false, "log every knock as it is matched")
 		showVer   = fs.BoolP("version", "V", false, "print the version and exit")
@@ -68,73 +76,47 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		stateDir  = fs.StringP("state-dir", "s", "", "keep the journal of pending closes and the replay cache in `dir` (overrides the configuration)")
 		daemonize = fs.BoolP("daemon", "d", false, "accepted for knockd compatibility; portknockd always runs in the foreground")
 	)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: portknockd [options]\n       portknockd check [-u USER] [-c FILE]\n       portknockd parse [-f FORMAT] [--prefix PREFIX] [--program NAME]... < lines\n\nOptions:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 2
+	if code, done := parseFlags(fs, args, daemonHelp, stdout); done {
+		return code
 	}
 	if *showVer {
 		fmt.Fprintln(stdout, buildinfo.Version("portknockd"))
 		return 0
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "portknockd: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
+		fmt.Fprintf(stderr, "portknockd: unexpected argument %q (see portknockd --help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	// Every -i is judged before anything else, with the words check uses.
+	extra, err := config.ParseInputSpecs(*inputs)
+	if err != nil {
+		fmt.Fprintf(stderr, "portknockd: %v\n", err)
+		return exitUsage
 	}
 
 	// The command line overrides the file at every load, so that a reload
 	// does not see the flags' values as a change to [daemon].
-	load := func() (*config.Config, error) {
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			return nil, err
-		}
-		if *pidFile != "" {
-			cfg.Daemon.PIDFile = *pidFile
-		}
-		if *logFile != "" {
-			cfg.Daemon.LogFile = *logFile
-		}
-		if *stateDir != "" {
-			cfg.Daemon.StateDir = *stateDir
-		}
-		return cfg, nil
-	}
+	over := overrides{pidFile: *pidFile, logFile: *logFile, stateDir: *stateDir}
+	load := func() (*config.Config, error) { return over.load(*cfgPath) }
 	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	var extra []config.Input
-	for _, spec := range *inputs {
-		in, err := config.ParseInputSpec(spec)
-		if err != nil {
-			fmt.Fprintf(stderr, "portknockd: -i %s: %v\n", spec, err)
-			return 2
-		}
-		extra = append(extra, in)
+		return exitFail
 	}
 	if len(cfg.Inputs)+len(extra) == 0 {
 		// Before the log file is opened: a knockd.conf run without -i
 		// must not create knockd's log file only to say so.
 		fmt.Fprintf(stderr, "portknockd: %s: %v\n", cfg.Path, daemon.ErrNoInputs)
-		return 1
+		return exitFail
 	}
 	level := slog.LevelInfo
 	if *debugLog || *verbose {
 		level = slog.LevelDebug
 	}
-	log, closeLog, err := newLogger(stderr, cfg.Daemon, level, *debugLog)
+	log, closeLog, err := newLogger(stderr, cfg.Daemon, level, *debugLog, dialSyslog)
 	if err != nil {
 		fmt.Fprintf(stderr, "portknockd: %v\n", err)
-		return 1
+		return exitFail
 	}
 	defer closeLog()
 	if *daemonize {
@@ -145,54 +127,140 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	in, _ := stdin.(*os.File) // a text input reading "-" needs a file
+	// New binds and opens every input (or makes sure it can), so that
+	// "started" below comes only once every input is there.
 	d, err := daemon.New(cfg, daemon.Options{
 		Stdin:       in,
 		Logger:      log,
 		DryRun:      *dryRun,
 		ExtraInputs: extra,
 		Load:        load,
+		// A dry run leaves state_dir alone, the socket included.
+		Status: !*dryRun,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
-		return 1
+		return exitFail
 	}
 	if cfg.Daemon.PIDFile != "" {
 		if err := os.WriteFile(cfg.Daemon.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			log.Error("cannot write pid file", "err", err)
-			return 1
+			return exitFail
 		}
 		defer os.Remove(cfg.Daemon.PIDFile)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	handled := make(chan struct{})
 	go func() {
-		for {
-			select {
-			case <-hup:
-				log.Info("SIGHUP: reloading configuration", "config", *cfgPath)
-				_ = d.Reload(ctx) // the daemon logs the outcome
-			case <-ctx.Done():
-				return
-			}
-		}
+		defer close(handled)
+		handleSignals(ctx, sigs, log, cancel, func() {
+			log.Info("SIGHUP: reloading configuration", "config", *cfgPath)
+			_ = d.Reload(ctx) // the daemon logs the outcome
+		})
 	}()
+	defer func() { cancel(); <-handled }()
 
 	log.Info("portknockd started", "version", buildinfo.Version("portknockd"), "config", cfg.Path, "doors", len(cfg.Doors), "dry_run", *dryRun)
 	if err := d.Run(ctx); err != nil {
 		log.Error("portknockd stopped", "err", err)
-		return 1
+		return exitFail
 	}
 	log.Info("portknockd stopped")
-	return 0
+	return exitOK
+}
+
+// Exit statuses, as --help and portknockd(8) list them.
+const (
+	exitOK    = 0
+	exitFail  = 1 // invalid or untrusted configuration, a failed start, an error
+	exitUsage = 2 // a bad command line
+)
+
+// parseFlags parses args, and says whether the program is done (help asked
+// for, or a bad flag) and with which status. Help asked for goes to stdout,
+// where a pager can take it; a bad flag is one line on the flag set's
+// output, pointing to the help.
+func parseFlags(fs *flag.FlagSet, args []string, h help, stdout io.Writer) (code int, done bool) {
+	fs.Usage = func() {}
+	// Defined here, rather than left to pflag, so that the help lists it.
+	asked := fs.BoolP("help", "h", false, "print this help and exit")
+	err := fs.Parse(args)
+	switch {
+	case err == nil && !*asked:
+		return 0, false
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		printUsage(stdout, h, fs)
+		return exitOK, true
+	default:
+		fmt.Fprintf(fs.Output(), "%s: %v (see %s --help)\n", fs.Name(), err, fs.Name())
+		return exitUsage, true
+	}
+}
+
+// overrides are the flags that replace [daemon] settings of the file.
+type overrides struct{ pidFile, logFile, stateDir string }
+
+func (o overrides) load(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if o.pidFile != "" {
+		cfg.Daemon.PIDFile = o.pidFile
+	}
+	if o.logFile != "" {
+		cfg.Daemon.LogFile = o.logFile
+	}
+	if o.stateDir != "" {
+		cfg.Daemon.StateDir = o.stateDir
+	}
+	return cfg, nil
+}
+
+// signalName is a signal as the log names it: "SIGTERM", not "terminated".
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return s.String()
+}
+
+// handleSignals acts on the daemon's signals until ctx ends: SIGHUP
+// reloads; SIGINT and SIGTERM are logged, with which one came, and stop
+// the daemon, which then logs its shutdown.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, log *slog.Logger, stop func(), reload func()) {
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				reload() // which logs that it does
+				continue
+			}
+			log.Info("signal received; shutting down", "signal", signalName(s))
+			stop()
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // newLogger builds the daemon's logger: text to stderr, and also to the
 // configured log file and syslog, as knockd's logfile and usesyslog did.
-func newLogger(stderr io.Writer, dc config.Daemon, level slog.Level, source bool) (*slog.Logger, func(), error) {
+// Syslog that cannot be reached (no /dev/log in a container, say) is not
+// worth refusing to start over: the logger says so once, on stderr, and
+// logs there alone. A log file that cannot be opened is an error: it was
+// asked for by name.
+func newLogger(stderr io.Writer, dc config.Daemon, level slog.Level, source bool, dial func() (io.WriteCloser, error)) (*slog.Logger, func(), error) {
 	opts := &slog.HandlerOptions{Level: level, AddSource: source}
 	handlers := []slog.Handler{slog.NewTextHandler(stderr, opts)}
 	var closers []io.Closer
@@ -204,18 +272,28 @@ func newLogger(stderr io.Writer, dc config.Daemon, level slog.Level, source bool
 		closers = append(closers, f)
 		handlers = append(handlers, slog.NewTextHandler(f, opts))
 	}
+	var syslogErr error
 	if dc.UseSyslog {
-		w, err := syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "portknockd")
-		if err != nil {
-			return nil, nil, fmt.Errorf("syslog: %w", err)
+		if w, err := dial(); err != nil {
+			syslogErr = err
+		} else {
+			closers = append(closers, w)
+			handlers = append(handlers, slog.NewTextHandler(w, opts))
 		}
-		closers = append(closers, w)
-		handlers = append(handlers, slog.NewTextHandler(w, opts))
 	}
 	closeAll := func() {
 		for _, c := range closers {
 			c.Close()
 		}
 	}
-	return slog.New(slog.NewMultiHandler(handlers...)), closeAll, nil
+	log := slog.New(slog.NewMultiHandler(handlers...))
+	if syslogErr != nil {
+		log.Warn("cannot log to syslog; logging without it", "err", syslogErr)
+	}
+	return log, closeAll, nil
+}
+
+// dialSyslog connects to the local syslog daemon.
+func dialSyslog() (io.WriteCloser, error) {
+	return syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "portknockd")
 }

@@ -146,8 +146,8 @@ func TestFlags(t *testing.T) {
 	if code, _, errOut := runArgs(t, "", "--no-such-flag"); code != 2 || !strings.Contains(errOut, "no-such-flag") {
 		t.Errorf("unknown flag: exit %d, %q", code, errOut)
 	}
-	if code, _, errOut := runArgs(t, "", "-h"); code != 0 || !strings.Contains(errOut, "--dry-run") {
-		t.Errorf("-h: exit %d, %q", code, errOut)
+	if code, out, _ := runArgs(t, "", "-h"); code != 0 || !strings.Contains(out, "--dry-run") {
+		t.Errorf("-h: exit %d, %q", code, out)
 	}
 	if code, _, errOut := runArgs(t, "", "-c", "/nonexistent/portknockd.toml"); code != 1 || !strings.Contains(errOut, "/nonexistent/portknockd.toml") {
 		t.Errorf("missing config: exit %d, %q", code, errOut)

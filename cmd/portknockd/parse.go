@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"time"
 
 	flag "github.com/spf13/pflag"
@@ -34,15 +34,12 @@ type parsedEvent struct {
 func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portknockd parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	formatName := fs.StringP("format", "f", "auto", "line `format` (auto, simple, ...)")
+	formatName := fs.StringP("format", "f", "auto", "line `format` (see Formats below)")
 	prefix := fs.String("prefix", "", "keep only lines logged with this `prefix`")
 	programs := fs.StringArray("program", nil, "count records under this syslog `program` (tag) instead of each format's own; repeatable")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-		return 2
+	debug := fs.BoolP("debug", "D", false, "print each skipped line on stderr with the reason it was skipped")
+	if code, done := parseFlags(fs, args, parseHelp, stdout); done {
+		return code
 	}
 	format, err := textlog.ParseFormat(*formatName)
 	if err != nil {
@@ -59,6 +56,7 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(out)
 	var (
+		lineNo  uint64
 		ev      sequence.Event
 		events  uint64
 		skipped [256]uint64 // by textlog.Reason
@@ -69,9 +67,13 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// Stamps without a year are placed against the time the line
 		// was read: a log followed for days moves on with the clock.
 		p.Now = in.now
+		lineNo++
 		f, reason := p.Parse(line, &ev)
 		if reason != textlog.ReasonNone {
 			skipped[reason]++
+			if *debug {
+				fmt.Fprintln(stderr, skippedLine(lineNo, reason, line))
+			}
 			return
 		}
 		events++
@@ -102,6 +104,8 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = encErr
 	}
+	// Overlong lines never reach the parser, so -D cannot show them one by
+	// one; they are counted here.
 	skipped[textlog.ReasonTooLong] += st.TooLong
 	total := st.Lines + st.TooLong
 	fmt.Fprintf(stderr, "%d lines: %d knock events", total, events)
@@ -116,6 +120,17 @@ func runParse(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// skippedLine is how parse -D shows a line it skipped: its number, the
+// reason, and the line, quoted and shortened.
+func skippedLine(n uint64, r textlog.Reason, line []byte) string {
+	const keep = 200
+	q := strconv.Quote(string(line))
+	if len(line) > keep {
+		q = strconv.Quote(string(line[:keep])) + "…"
+	}
+	return fmt.Sprintf("skipped line %d: %s: %s", n, r, q)
 }
 
 // clockReader notes the time of each read from r, the time the lines it

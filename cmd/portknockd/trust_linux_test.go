@@ -101,7 +101,7 @@ start_command      = "true"
 // marker file, as a daemon killed with a door open would.
 func (d *trustDir) leaveJournal(t *testing.T) {
 	t.Helper()
-	j, _, err := journal.Open(d.state, nil)
+	j, err := journal.Open(d.state, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,8 @@ func TestReloadRefusesUntrustedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemon, "-c", cfg)
+	// A state_dir of the test's: the daemon makes its status socket there.
+	cmd := exec.Command(daemon, "-c", cfg, "-s", filepath.Join(dir, "state"))
 	cmd.Stdin = pr
 	p := netnstest.StartCmd(t, cmd, "portknockd", "reload test")
 	pr.Close()

@@ -152,6 +152,7 @@ func TestFlagsDocumented(t *testing.T) {
 		{"portknockd.8", daemon, []string{"--help"}, true},
 		{"portknockd.8", daemon, []string{"check", "--help"}, true},
 		{"portknockd.8", daemon, []string{"parse", "--help"}, true},
+		{"portknockd.8", daemon, []string{"status", "--help"}, true},
 		{"portknock.1", client, []string{"--help"}, true},
 		{"portknock.1", client, []string{"keygen", "--help"}, false},
 	}
@@ -185,7 +186,7 @@ func TestSubcommandsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"check", "parse"} {
+	for _, sub := range []string{"check", "parse", "status"} {
 		if !strings.Contains(string(src), "\n.Ss portknockd "+sub+"\n") {
 			t.Errorf("portknockd.8 has no subsection \"portknockd %s\"", sub)
 		}
@@ -223,4 +224,156 @@ func TestConfigKeysDocumented(t *testing.T) {
 			t.Errorf("portknockd.toml.5: no .It Ic %s entry for a key of examples/portknockd.toml", k)
 		}
 	}
+}
+
+// helpText runs a program for its help and returns it.
+func helpText(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// helpSection returns the lines of the help's section whose heading starts
+// with title, up to the next blank line; "" when there is none.
+func helpSection(help, title string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.Lines(help) {
+		switch {
+		case !in && strings.HasPrefix(line, title):
+			in = true
+		case in && strings.TrimSpace(line) == "":
+			return b.String()
+		case in:
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// pageSection returns the source lines of a page's .Sh section.
+func pageSection(t *testing.T, page, name string) string {
+	t.Helper()
+	src, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(src), "\n.Sh "+name+"\n")
+	if !ok {
+		t.Fatalf("%s has no section %s", page, name)
+	}
+	body, _, _ := strings.Cut(rest, "\n.Sh ")
+	return body
+}
+
+// itemNames returns the words of the .It lines of a page section that follow
+// the macro mac ("Cm", "Dv"), as the list's items name them.
+func itemNames(section, mac string) []string {
+	var out []string
+	for line := range strings.Lines(section) {
+		if !strings.HasPrefix(line, ".It ") {
+			continue
+		}
+		f := strings.Fields(strings.ReplaceAll(line, `\-`, "-"))
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == mac {
+				out = append(out, strings.TrimRight(f[i+1], ","))
+			}
+		}
+	}
+	return out
+}
+
+// exitCodes returns the exit statuses a help section lists, one a line.
+var exitCodeLine = regexp.MustCompile(`(?m)^\s+([0-9]+)\s`)
+
+// TestHelpAgreesWithPages holds each program's --help to its manual page:
+// the formats, the input forms, the signals and the exit statuses each
+// lists are the same, so that a sysadmin without the page loses nothing.
+func TestHelpAgreesWithPages(t *testing.T) {
+	bin := buildCommands(t)
+	daemon, client := filepath.Join(bin, "portknockd"), filepath.Join(bin, "portknock")
+	help := helpText(t, daemon, "--help")
+
+	t.Run("formats", func(t *testing.T) {
+		formats := itemNames(pageSection(t, "portknockd.8", "FORMATS"), "Cm")
+		if len(formats) < 5 {
+			t.Fatalf("found only %d formats in portknockd.8: %v", len(formats), formats)
+		}
+		for _, args := range [][]string{{"--help"}, {"check", "--help"}, {"parse", "--help"}} {
+			sec := helpSection(helpText(t, daemon, args...), "Formats")
+			var listed []string
+			for line := range strings.Lines(sec) {
+				if f := strings.Fields(line); len(f) > 0 {
+					listed = append(listed, f[0])
+				}
+			}
+			for _, f := range formats {
+				if !slices.Contains(listed, f) {
+					t.Errorf("portknockd %s lists no format %s, which portknockd.8 has", strings.Join(args, " "), f)
+				}
+			}
+			for _, f := range listed {
+				if f != "auto" && !slices.Contains(formats, f) {
+					t.Errorf("portknockd %s lists format %s, which portknockd.8 lacks", strings.Join(args, " "), f)
+				}
+			}
+		}
+	})
+
+	t.Run("inputs", func(t *testing.T) {
+		sec := helpSection(help, "Inputs")
+		page := pageSection(t, "portknockd.8", "INPUTS")
+		for _, form := range []struct{ help, page string }{
+			{"-  ", ".It Cm -"}, {"PATH", ".It Ar path"}, {"text:[FORMAT:]PATH", ".It Cm text"}, {"nflog:GROUP", ".It Cm nflog"},
+		} {
+			if !strings.Contains(sec, form.help) || !strings.Contains(strings.ReplaceAll(page, `\-`, "-"), form.page) {
+				t.Errorf("input form %q (page %q) missing from --help or portknockd.8:\n%s", form.help, form.page, sec)
+			}
+		}
+	})
+
+	t.Run("signals", func(t *testing.T) {
+		signals := itemNames(pageSection(t, "portknockd.8", "SIGNALS"), "Dv")
+		if len(signals) < 3 {
+			t.Fatalf("found only %d signals in portknockd.8: %v", len(signals), signals)
+		}
+		sec := helpSection(help, "Signals")
+		for _, s := range signals {
+			if !strings.Contains(sec, s) {
+				t.Errorf("--help's Signals lacks %s, which portknockd.8 has:\n%s", s, sec)
+			}
+		}
+	})
+
+	t.Run("exit status", func(t *testing.T) {
+		pages := map[string]string{"portknockd.8": pageSection(t, "portknockd.8", "EXIT STATUS"), "portknock.1": pageSection(t, "portknock.1", "EXIT STATUS")}
+		for _, tc := range []struct {
+			page string
+			bin  string
+			args []string
+		}{
+			{"portknockd.8", daemon, []string{"--help"}},
+			{"portknockd.8", daemon, []string{"check", "--help"}},
+			{"portknockd.8", daemon, []string{"parse", "--help"}},
+			{"portknock.1", client, []string{"--help"}},
+			{"portknock.1", client, []string{"keygen", "--help"}},
+		} {
+			sec := helpSection(helpText(t, tc.bin, tc.args...), "Exit status")
+			codes := exitCodeLine.FindAllStringSubmatch(sec, -1)
+			if len(codes) < 2 {
+				t.Errorf("%s %s: no exit statuses listed, one a line, under \"Exit status:\":\n%s", filepath.Base(tc.bin), strings.Join(tc.args, " "), sec)
+			}
+			for _, c := range codes {
+				if !regexp.MustCompile(`(^|\s)` + c[1] + `(\s|$)`).MatchString(pages[tc.page]) {
+					t.Errorf("%s %s lists exit status %s, which %s's EXIT STATUS does not", filepath.Base(tc.bin), strings.Join(tc.args, " "), c[1], tc.page)
+				}
+			}
+		}
+	})
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command knocklat measures how long portknockd takes from the last packet
 // of a knock sequence to the door's command running.
 //

@@ -1,11 +1,14 @@
+//go:build linux
+
 // Command nflogcount is the bare NFLOG reader the flood benchmark holds
 // portknockd against. It binds one group with the socket settings of
 // portknockd's nflog input at rest — copy mode packet with a 256-byte snap
-// length, a queue threshold of one message, sequence numbers, a 4 MiB
-// receive buffer forced past net.core.rmem_max — through the same go-nflog
-// and netlink packages, and does nothing with a message but count it and
-// check its sequence number. Whatever it loses is lost to the kernel, the
-// socket and the library, not to parsing or matching.
+// length, a queue threshold of one message, sequence numbers, a 16 MiB
+// receive buffer forced past net.core.rmem_max — through go-nflog (which
+// portknockd used before it decoded messages itself), and does nothing
+// with a message but count it and check its sequence number. Whatever it
+// loses is lost to the kernel, the socket and the library, not to
+// matching.
 //
 // -qthresh and -timeout set a fixed queue threshold and flush timeout
 // instead, for comparison with portknockd batching under a flood (which it
@@ -35,7 +38,7 @@ import (
 
 func main() {
 	group := flag.Uint("group", 6, "NFLOG `group` to read")
-	rcvbuf := flag.Int("rcvbuf", 4<<20, "socket receive buffer in `bytes` (SO_RCVBUFFORCE)")
+	rcvbuf := flag.Int("rcvbuf", 16<<20, "socket receive buffer in `bytes` (SO_RCVBUFFORCE)")
 	snap := flag.Uint("snaplen", 256, "`bytes` of each packet the kernel copies")
 	maxTime := flag.Duration("max-time", 5*time.Minute, "stop after this long even without a signal")
 	qthresh := flag.Uint("qthresh", 1, "the kernel's queue threshold: log messages per datagram at most")

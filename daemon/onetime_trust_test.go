@@ -1,29 +1,10 @@
-package actions
+package daemon
 
 import (
-	"errors"
 	"os"
 	"strings"
 	"testing"
-
-	"portknock/internal/filetrust"
 )
-
-func chmod(t *testing.T, path string, mode os.FileMode) {
-	t.Helper()
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// wantTrustError asserts that err is a trust error about path.
-func wantTrustError(t *testing.T, what string, err error, path string) {
-	t.Helper()
-	var te *filetrust.Error
-	if !errors.As(err, &te) || te.At != path || !strings.Contains(err.Error(), "fix: ") {
-		t.Errorf("%s: %v, want a trust error about %s", what, err, path)
-	}
-}
 
 func TestOneTimeRefusesUntrustedFile(t *testing.T) {
 	path := writeFile(t, "1000,2000\n3000\n")
@@ -71,7 +52,7 @@ func TestOneTimeConsumeJudgesAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer o.Close()
-		replaceFile(t, path, content)
+		replaceFile(t, path, content, 0o600)
 		chmod(t, path, 0o666)
 		wantTrustError(t, "Consume of a file replaced by a 0666 one", o.Consume(), path)
 		if data, _ := os.ReadFile(path); string(data) != content {
@@ -88,7 +69,7 @@ func TestOneTimeConsumeJudgesAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer o.Close()
-		replaceFile(t, path, content)
+		replaceFile(t, path, content, 0o600)
 		if err := os.Chown(path, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package actions
+package daemon
 
 import (
 	"os"
@@ -247,19 +247,6 @@ func TestOneTimeClosed(t *testing.T) {
 	}
 }
 
-// replaceFile writes content to a new file and renames it over path, as
-// editors save.
-func replaceFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // rewriteInPlace truncates path and writes content into the same inode.
 func rewriteInPlace(t *testing.T, path, content string) {
 	t.Helper()
@@ -321,7 +308,7 @@ func TestOneTimeFileChanged(t *testing.T) {
 			name:    "replaced by rename, lines shifted",
 			content: "1000,2000\n3000\n4000\n",
 			change: func(t *testing.T, path string) {
-				replaceFile(t, path, "# new sequences on top\n5000\n1000,2000\n3000\n4000\n")
+				replaceFile(t, path, "# new sequences on top\n5000\n1000,2000\n3000\n4000\n", 0o600)
 			},
 			after: "# new sequences on top\n5000\n#000,2000\n3000\n4000\n",
 			next:  "5000",
@@ -329,7 +316,7 @@ func TestOneTimeFileChanged(t *testing.T) {
 		{
 			name:    "replaced by rename, same content",
 			content: "1000,2000\n3000\n",
-			change:  func(t *testing.T, path string) { replaceFile(t, path, "1000,2000\n3000\n") },
+			change:  func(t *testing.T, path string) { replaceFile(t, path, "1000,2000\n3000\n", 0o600) },
 			after:   "#000,2000\n3000\n",
 			next:    "3000",
 		},
@@ -447,8 +434,8 @@ func TestOneTimeFileChangedSequenceGone(t *testing.T) {
 		change func(t *testing.T, path string)
 		after  string
 	}{
-		{"replaced, sequence marked used", func(t *testing.T, path string) { replaceFile(t, path, "#000,2000\n3000\n") }, "#000,2000\n3000\n"},
-		{"replaced, sequence removed", func(t *testing.T, path string) { replaceFile(t, path, "3000\n") }, "3000\n"},
+		{"replaced, sequence marked used", func(t *testing.T, path string) { replaceFile(t, path, "#000,2000\n3000\n", 0o600) }, "#000,2000\n3000\n"},
+		{"replaced, sequence removed", func(t *testing.T, path string) { replaceFile(t, path, "3000\n", 0o600) }, "3000\n"},
 		{"rewritten in place, sequence marked used", func(t *testing.T, path string) { rewriteInPlace(t, path, "#000,2000\n3000\n") }, "#000,2000\n3000\n"},
 		{"removed", func(t *testing.T, path string) { os.Remove(path) }, ""},
 	}
