@@ -1,0 +1,560 @@
+package sequence
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
+	"unsafe"
+
+	"portknock/sealed"
+)
+
+// The table of tracked sources keeps everything an event needs for one
+// source in one slab: the address, the attempt at every door and the
+// collector of every sealed range, with the links of the lists that order
+// them by expiry. A lookup reads a few bytes of tags that stay in cache and
+// then the slab itself, so an event at a source costs one memory access
+// however many sources are tracked. The slab's shape depends on how many
+// doors and ranges there are, which Go cannot say with a struct type: the
+// slabs live in one []uint64 and their parts are read through typed
+// pointers (no part holds a pointer, so the GC never scans the table).
+
+// A track is a door with a sequence (tracks 0 … len(doors)-1) or a sealed
+// range (the tracks after them): one timeout, one attempt per source.
+
+// The two lists every track keeps of the sources' attempts. Both are in
+// the order the attempts started, hence of their deadlines, since time
+// never runs backwards for the matcher and an attempt never restarts in
+// place.
+const (
+	listAll   = iota // every attempt in progress: what Expire pops
+	listFirst        // attempts of sources that have made no progress anywhere: what evict takes first
+)
+
+// link is the part every attempt shares: when it started and its places
+// in the track's two lists (slots, -1 at an end).
+type link struct {
+	start int64 // Event.Mono of the attempt's first knock
+	next  [2]int32
+	prev  [2]int32
+}
+
+// attempt is a source's attempt at one door. A zero step means idle.
+type attempt struct {
+	link
+	gen  uint32 // door generation the attempt was made under
+	step uint8  // knocks taken so far
+}
+
+// collector is a source's knocks in one sealed range.
+type collector struct {
+	link
+	set sealed.Set
+	// logged is set once a rejection of this attempt has been logged, so
+	// that a source sending noise into the range costs one line per
+	// seq_timeout, not one per knock.
+	logged bool
+}
+
+func (c *collector) active() bool { return c.set.Seen() != 0 }
+
+// knocks is how many positions the attempt has filled.
+func (c *collector) knocks() int { return bits.OnesCount16(c.set.Seen()) }
+
+// header is the head of a slab.
+type header struct {
+	key [16]byte // the address, As16
+	// expiry is the deadline of the earliest attempt, kept only while the
+	// source is in the demoted heap.
+	expiry int64
+	// hidx places the source for eviction: ≥ 0 is its position in the
+	// demoted heap; hidxFirst means its attempts are in the listFirst
+	// lists; hidxAdvanced that it has made progress somewhere.
+	hidx     int32
+	active   uint16 // tracks with an attempt in progress
+	advanced uint16 // of those, attempts past their first knock
+}
+
+const (
+	hidxFirst    = -1
+	hidxAdvanced = -2
+)
+
+// maxTracks bounds doors plus sealed ranges, so that a header's counters
+// fit in 16 bits.
+const maxTracks = 1<<16 - 1
+
+// words is how many uint64 a value of n bytes takes in a slab.
+func words(n uintptr) int { return int((n + 7) / 8) }
+
+var (
+	headerWords    = words(unsafe.Sizeof(header{}))
+	attemptWords   = words(unsafe.Sizeof(attempt{}))
+	collectorWords = words(unsafe.Sizeof(collector{}))
+)
+
+// The hash table: slots in chunks of chunkSlots, each chunk described by
+// one control word holding a tag byte per slot (0 when empty, else 0x80
+// and seven bits of the hash) and, in its top byte, how many keys whose
+// home chunk comes earlier were placed past it. A lookup stops at the
+// first chunk that nothing overflowed, and removing a key only clears its
+// tag and counts the overflows back down: slots never move, so the lists'
+// links stay valid.
+const (
+	chunkSlots = 7
+	ctrlLSB    = 0x0001010101010101
+	ctrlMSB    = 0x0080808080808080
+	ctrlOver   = 56 // shift of the overflow count
+	// At most loadNum/loadDen of the slots are used.
+	loadNum, loadDen = 4, 5
+)
+
+// table holds the slabs. The slab after the last slot is always zero:
+// Handle reads an untracked source's idle attempts from it.
+type table struct {
+	ctrl    []uint64
+	words   []uint64
+	stride  int   // words per slab
+	off     []int // word offset of each track in a slab
+	nslots  int
+	limit   int // most slots in use before the table must grow
+	count   int
+	seed    [4]uint64
+	nchunks uint64
+}
+
+// newTable makes a table for at least n sources, with nd doors and nr
+// ranges per slab.
+func newTable(n, nd, nr int) *table {
+	slots := (int64(n)*loadDen + loadNum - 1) / loadNum
+	nchunks := max(int((slots+chunkSlots-1)/chunkSlots), 1)
+	t := &table{nchunks: uint64(nchunks), nslots: nchunks * chunkSlots}
+	t.limit = t.nslots * loadNum / loadDen
+	t.off = make([]int, nd+nr)
+	o := headerWords
+	for i := range nd {
+		t.off[i] = o
+		o += attemptWords
+	}
+	for i := range nr {
+		t.off[nd+i] = o
+		o += collectorWords
+	}
+	t.stride = o
+	t.ctrl = make([]uint64, nchunks)
+	t.words = make([]uint64, (t.nslots+1)*t.stride)
+	for i := range t.seed {
+		t.seed[i] = rand.Uint64()
+	}
+	return t
+}
+
+// zero is the slot of the always-zero slab.
+func (t *table) zero() int32 { return int32(t.nslots) }
+
+func (t *table) hdr(s int32) *header {
+	return (*header)(unsafe.Pointer(&t.words[int(s)*t.stride]))
+}
+
+func (t *table) att(s int32, d int) *attempt {
+	return (*attempt)(unsafe.Pointer(&t.words[int(s)*t.stride+t.off[d]]))
+}
+
+func (t *table) col(s int32, tr int) *collector {
+	return (*collector)(unsafe.Pointer(&t.words[int(s)*t.stride+t.off[tr]]))
+}
+
+func (t *table) link(s int32, tr int) *link {
+	return (*link)(unsafe.Pointer(&t.words[int(s)*t.stride+t.off[tr]]))
+}
+
+// hash mixes the key with the table's random seed, so that a sender who
+// picks its addresses cannot pile them into one chunk.
+func (t *table) hash(key *[16]byte) uint64 {
+	a := binary.LittleEndian.Uint64(key[:8]) ^ t.seed[0]
+	b := binary.LittleEndian.Uint64(key[8:]) ^ t.seed[1]
+	hi, lo := bits.Mul64(a, b)
+	hi, lo = bits.Mul64(hi^lo^t.seed[2], t.seed[3]|1)
+	return hi ^ lo
+}
+
+func (t *table) home(h uint64) uint64 {
+	c, _ := bits.Mul64(h, t.nchunks)
+	return c
+}
+
+func tagOf(h uint64) uint64 { return uint64(byte(h) | 0x80) }
+
+// lookup returns key's slot, or -1.
+func (t *table) lookup(key *[16]byte) int32 {
+	h := t.hash(key)
+	tag := tagOf(h)
+	c := t.home(h)
+	for range t.nchunks {
+		w := t.ctrl[c]
+		x := w ^ tag*ctrlLSB
+		for m := (x - ctrlLSB) &^ x & ctrlMSB; m != 0; m &= m - 1 {
+			s := int32(c)*chunkSlots + int32(bits.TrailingZeros64(m)>>3)
+			if t.hdr(s).key == *key {
+				return s
+			}
+		}
+		if w>>ctrlOver == 0 {
+			break
+		}
+		if c++; c == t.nchunks {
+			c = 0
+		}
+	}
+	return -1
+}
+
+// insert places key, which must be absent, in a free slot and returns it
+// with a zero slab: an idle source, placed in the listFirst lists.
+func (t *table) insert(key *[16]byte) int32 {
+	h := t.hash(key)
+	tag := tagOf(h)
+	c := t.home(h)
+	for {
+		w := t.ctrl[c]
+		if e := ^w & ctrlMSB; e != 0 {
+			i := bits.TrailingZeros64(e) >> 3
+			t.ctrl[c] = w | tag<<(8*i)
+			s := int32(c)*chunkSlots + int32(i)
+			clear(t.words[int(s)*t.stride : int(s+1)*t.stride])
+			hd := t.hdr(s)
+			hd.key, hd.hidx = *key, hidxFirst
+			t.count++
+			return s
+		}
+		if w>>ctrlOver < 0xff {
+			t.ctrl[c] = w + 1<<ctrlOver
+		}
+		if c++; c == t.nchunks {
+			c = 0
+		}
+	}
+}
+
+// remove frees slot s.
+func (t *table) remove(s int32) {
+	h := t.hash(&t.hdr(s).key)
+	c, end := t.home(h), uint64(s/chunkSlots)
+	for c != end {
+		if w := t.ctrl[c]; w>>ctrlOver < 0xff {
+			t.ctrl[c] = w - 1<<ctrlOver
+		}
+		if c++; c == t.nchunks {
+			c = 0
+		}
+	}
+	t.ctrl[end] &^= 0xff << (8 * (s % chunkSlots))
+	t.count--
+}
+
+// used calls f for every slot in use.
+func (t *table) used(f func(s int32)) {
+	for c, w := range t.ctrl {
+		for m := w & ctrlMSB; m != 0; m &= m - 1 {
+			f(int32(c)*chunkSlots + int32(bits.TrailingZeros64(m)>>3))
+		}
+	}
+}
+
+// ends are the first and last slots of a list, -1 when it is empty.
+type ends struct{ head, tail int32 }
+
+// push appends slot s to track tr's list l.
+func (m *Matcher) push(l, tr int, s int32) {
+	e := &m.lists[l][tr]
+	k := m.tb.link(s, tr)
+	k.next[l], k.prev[l] = -1, e.tail
+	if e.tail >= 0 {
+		m.tb.link(e.tail, tr).next[l] = s
+	} else {
+		e.head = s
+	}
+	e.tail = s
+}
+
+// unlink takes slot s out of track tr's list l.
+func (m *Matcher) unlink(l, tr int, s int32) {
+	e := &m.lists[l][tr]
+	k := m.tb.link(s, tr)
+	if k.prev[l] >= 0 {
+		m.tb.link(k.prev[l], tr).next[l] = k.next[l]
+	} else {
+		e.head = k.next[l]
+	}
+	if k.next[l] >= 0 {
+		m.tb.link(k.next[l], tr).prev[l] = k.prev[l]
+	} else {
+		e.tail = k.prev[l]
+	}
+}
+
+// timeout returns track tr's seq_timeout.
+func (m *Matcher) timeout(tr int) int64 {
+	if tr < len(m.doors) {
+		return m.doors[tr].timeout
+	}
+	return m.ranges[tr-len(m.doors)].timeout
+}
+
+// started records that source s began an attempt at track tr at now.
+func (m *Matcher) started(s int32, tr int, now int64) {
+	m.tb.link(s, tr).start = now
+	m.push(listAll, tr, s)
+	h := m.tb.hdr(s)
+	h.active++
+	if h.hidx == hidxFirst {
+		m.push(listFirst, tr, s)
+	}
+}
+
+// advanced records that source s's attempt at track tr went past its
+// first knock: the source leaves the eviction order of those that made no
+// progress.
+func (m *Matcher) advanced(s int32) {
+	h := m.tb.hdr(s)
+	h.advanced++
+	switch {
+	case h.hidx == hidxFirst:
+		for tr := range m.tb.off {
+			if m.activeAt(s, tr) {
+				m.unlink(listFirst, tr, s)
+			}
+		}
+	case h.hidx >= 0:
+		m.demoted.remove(int(h.hidx))
+	}
+	h.hidx = hidxAdvanced
+}
+
+// ended records that source s's attempt at track tr is over; past says
+// whether it had gone past its first knock. The caller clears the attempt
+// and calls settle when done with the source.
+func (m *Matcher) ended(s int32, tr int, past bool) {
+	m.unlink(listAll, tr, s)
+	h := m.tb.hdr(s)
+	h.active--
+	if past {
+		h.advanced--
+	} else if h.hidx == hidxFirst {
+		m.unlink(listFirst, tr, s)
+	}
+}
+
+func (m *Matcher) activeAt(s int32, tr int) bool {
+	if tr < len(m.doors) {
+		return m.tb.att(s, tr).step > 0
+	}
+	return m.tb.col(s, tr).active()
+}
+
+// settle brings source s's place in the eviction order up to date after
+// an event or a sweep changed its attempts, and stops tracking it when
+// none is left.
+//
+// A source whose progress was all undone (the advanced attempt matched,
+// say) but that still has first knocks elsewhere cannot go back into the
+// listFirst lists: its attempts started before others there. Such sources
+// are few, and wait in a heap by expiry instead.
+func (m *Matcher) settle(s int32) {
+	h := m.tb.hdr(s)
+	switch {
+	case h.active == 0:
+		if h.hidx >= 0 {
+			m.demoted.remove(int(h.hidx))
+		}
+		m.tb.remove(s)
+	case h.advanced > 0 || h.hidx == hidxFirst:
+	case h.hidx == hidxAdvanced:
+		h.expiry = m.expiryOf(s)
+		m.demoted.push(s)
+	default: // in the heap
+		if e := m.expiryOf(s); e != h.expiry {
+			h.expiry = e
+			m.demoted.fix(int(h.hidx))
+		}
+	}
+}
+
+// expiryOf returns the deadline of source s's earliest attempt.
+func (m *Matcher) expiryOf(s int32) int64 {
+	e := int64(1<<63 - 1)
+	for tr := range m.tb.off {
+		if m.activeAt(s, tr) {
+			e = min(e, deadline(m.tb.link(s, tr).start, m.timeout(tr)))
+		}
+	}
+	return e
+}
+
+// pastFirst reports whether source s's attempt at track tr has gone past
+// its first knock.
+func (m *Matcher) pastFirst(s int32, tr int) bool {
+	if tr < len(m.doors) {
+		return m.tb.att(s, tr).step > 1
+	}
+	return m.tb.col(s, tr).knocks() > 1
+}
+
+// rebuild moves every tracked source into a new table for at least n
+// sources, with nd doors and nr ranges; keep maps each new track to the
+// old one whose attempts it takes over, or -1. Sources left with no
+// attempt are dropped. The lists are rebuilt in their old order, and
+// every source that has made no progress goes back into the listFirst
+// lists, which empties the demoted heap.
+func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
+	old, oldLists := m.tb, m.lists
+	nt := newTable(n, nd, nr)
+	remap := make([]int32, old.nslots)
+	old.used(func(s int32) {
+		remap[s] = -1
+		oh := old.hdr(s)
+		var active, adv uint16
+		for tr, j := range keep {
+			if j < 0 {
+				continue
+			}
+			if tr < nd {
+				if p := old.att(s, j); p.step > 0 {
+					active++
+					if p.step > 1 {
+						adv++
+					}
+				}
+			} else if c := old.col(s, j); c.active() {
+				active++
+				if c.knocks() > 1 {
+					adv++
+				}
+			}
+		}
+		if active == 0 {
+			return
+		}
+		ns := nt.insert(&oh.key)
+		remap[s] = ns
+		h := nt.hdr(ns)
+		h.active, h.advanced = active, adv
+		if adv > 0 {
+			h.hidx = hidxAdvanced
+		}
+		for tr, j := range keep {
+			if j < 0 {
+				continue
+			}
+			if tr < nd {
+				*nt.att(ns, tr) = *old.att(s, j)
+			} else {
+				*nt.col(ns, tr) = *old.col(s, j)
+			}
+		}
+	})
+	m.tb = nt
+	for l := range m.lists {
+		m.lists[l] = make([]ends, nd+nr)
+		for tr := range m.lists[l] {
+			m.lists[l][tr] = ends{-1, -1}
+		}
+	}
+	for tr, j := range keep {
+		if j < 0 {
+			continue
+		}
+		for s := oldLists[listAll][j].head; s >= 0; s = old.link(s, j).next[listAll] {
+			ns := remap[s]
+			m.push(listAll, tr, ns)
+			if nt.hdr(ns).hidx == hidxFirst {
+				m.push(listFirst, tr, ns)
+			}
+		}
+	}
+	m.demoted.items = m.demoted.items[:0]
+}
+
+// grow makes room for one more source.
+func (m *Matcher) grow() {
+	n := min(max(2*m.tb.limit, 64), m.max)
+	keep := make([]int, len(m.tb.off))
+	for i := range keep {
+		keep[i] = i
+	}
+	m.rebuild(n, len(m.doors), len(m.ranges), keep)
+}
+
+// expiryHeap orders the demoted sources by expiry. It is written out
+// rather than built on container/heap because boxing an int32 into an
+// interface for every Push would allocate.
+type expiryHeap struct {
+	m     *Matcher
+	items []int32
+}
+
+func (h *expiryHeap) less(i, j int) bool {
+	return h.m.tb.hdr(h.items[i]).expiry < h.m.tb.hdr(h.items[j]).expiry
+}
+
+func (h *expiryHeap) swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.m.tb.hdr(h.items[i]).hidx = int32(i)
+	h.m.tb.hdr(h.items[j]).hidx = int32(j)
+}
+
+func (h *expiryHeap) push(s int32) {
+	h.m.tb.hdr(s).hidx = int32(len(h.items))
+	h.items = append(h.items, s)
+	h.up(len(h.items) - 1)
+}
+
+// remove takes out item i; the caller sets the source's hidx.
+func (h *expiryHeap) remove(i int) {
+	n := len(h.items) - 1
+	if i != n {
+		h.swap(i, n)
+	}
+	h.items = h.items[:n]
+	if i != n {
+		h.fix(i)
+	}
+}
+
+func (h *expiryHeap) fix(i int) {
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h *expiryHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			return
+		}
+		h.swap(i, parent)
+		i = parent
+	}
+}
+
+// down sifts item i towards the leaves and reports whether it moved.
+func (h *expiryHeap) down(i int) bool {
+	start, n := i, len(h.items)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && h.less(r, l) {
+			c = r
+		}
+		if !h.less(c, i) {
+			break
+		}
+		h.swap(i, c)
+		i = c
+	}
+	return i > start
+}
