@@ -21,7 +21,9 @@ const DefaultMaxSources = 100000
 type Options struct {
 	// MaxSources bounds how many source addresses have knocks in progress.
 	// When the table is full, a new source evicts the attempt closest to
-	// expiry among those that have made the least progress.
+	// expiry among those that have made the least progress. (A source
+	// whose progress was undone, by a match say, but which still has
+	// first knocks counts as if they were made at that moment.)
 	MaxSources int
 	// Logger receives one line per wrong knock, timeout, one-time sequence
 	// event, sealed rejection and eviction. Nil discards them.
@@ -72,9 +74,6 @@ type Matcher struct {
 	tb *table // the tracked sources, a slab each
 	// lists[l][tr] are the ends of track tr's list l (see listAll).
 	lists [2][]ends
-	// demoted holds the sources that have made no progress but whose
-	// attempts are not in the listFirst lists: see settle.
-	demoted expiryHeap
 
 	replay ReplayCache
 	max    int
@@ -96,7 +95,6 @@ func New(doors []Door, opts Options) (*Matcher, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.demoted.m = m
 	ds, rs, err := m.buildDoors(doors)
 	if err != nil {
 		return nil, err
@@ -460,7 +458,8 @@ func (m *Matcher) alloc(key *[16]byte) int32 {
 
 // evict drops the source closest to expiry among those that have made the
 // least progress, so that a flood of spoofed first knocks cannot push out
-// a real knocker who is already further along.
+// a real knocker who is already further along: the earliest head of the
+// listFirst lists, or when those are empty, of the listAll lists.
 func (m *Matcher) evict() {
 	victim, best := int32(-1), int64(0)
 	consider := func(s int32, e int64) {
@@ -472,9 +471,6 @@ func (m *Matcher) evict() {
 		if e.head >= 0 {
 			consider(e.head, deadline(m.tb.link(e.head, tr).start, m.timeout(tr)))
 		}
-	}
-	if h := m.demoted.items; len(h) > 0 {
-		consider(h[0], m.tb.hdr(h[0]).expiry)
 	}
 	if victim < 0 {
 		// Everyone has made progress.

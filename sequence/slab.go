@@ -22,13 +22,19 @@ import (
 // A track is a door with a sequence (tracks 0 … len(doors)-1) or a sealed
 // range (the tracks after them): one timeout, one attempt per source.
 
-// The two lists every track keeps of the sources' attempts. Both are in
-// the order the attempts started, hence of their deadlines, since time
-// never runs backwards for the matcher and an attempt never restarts in
-// place.
+// The two lists every track keeps of the sources' attempts.
 const (
-	listAll   = iota // every attempt in progress: what Expire pops
-	listFirst        // attempts of sources that have made no progress anywhere: what evict takes first
+	// listAll holds every attempt in progress, in the order they started
+	// and so of their deadlines, since time never runs backwards for the
+	// matcher: Expire pops its heads.
+	listAll = iota
+	// listFirst holds the attempts of the sources that have made no
+	// progress anywhere (advanced is 0), in the order they joined it:
+	// evict takes its heads first. An attempt joins when it starts, or
+	// when its source's last advanced attempt ends (a match, say) and the
+	// source is back among those with first knocks only; ordering it by
+	// that moment, not by its start, keeps the list a queue.
+	listFirst
 )
 
 // link is the part every attempt shares: when it started and its places
@@ -63,22 +69,10 @@ func (c *collector) knocks() int { return bits.OnesCount16(c.set.Seen()) }
 
 // header is the head of a slab.
 type header struct {
-	key [16]byte // the address, As16
-	// expiry is the deadline of the earliest attempt, kept only while the
-	// source is in the demoted heap.
-	expiry int64
-	// hidx places the source for eviction: ≥ 0 is its position in the
-	// demoted heap; hidxFirst means its attempts are in the listFirst
-	// lists; hidxAdvanced that it has made progress somewhere.
-	hidx     int32
-	active   uint16 // tracks with an attempt in progress
-	advanced uint16 // of those, attempts past their first knock
+	key      [16]byte // the address, As16
+	active   uint16   // tracks with an attempt in progress
+	advanced uint16   // of those, attempts past their first knock
 }
-
-const (
-	hidxFirst    = -1
-	hidxAdvanced = -2
-)
 
 // maxTracks bounds doors plus sealed ranges, so that a header's counters
 // fit in 16 bits.
@@ -223,7 +217,7 @@ func (t *table) insert(key *[16]byte) int32 {
 			s := int32(c)*chunkSlots + int32(i)
 			clear(t.words[int(s)*t.stride : int(s+1)*t.stride])
 			hd := t.hdr(s)
-			hd.key, hd.hidx = *key, hidxFirst
+			hd.key = *key
 			t.count++
 			return s
 		}
@@ -307,41 +301,46 @@ func (m *Matcher) started(s int32, tr int, now int64) {
 	m.push(listAll, tr, s)
 	h := m.tb.hdr(s)
 	h.active++
-	if h.hidx == hidxFirst {
+	if h.advanced == 0 {
 		m.push(listFirst, tr, s)
 	}
 }
 
-// advanced records that source s's attempt at track tr went past its
-// first knock: the source leaves the eviction order of those that made no
+// advanced records that one of source s's attempts went past its first
+// knock: the source leaves the eviction order of those that made no
 // progress.
 func (m *Matcher) advanced(s int32) {
 	h := m.tb.hdr(s)
-	h.advanced++
-	switch {
-	case h.hidx == hidxFirst:
+	if h.advanced == 0 {
 		for tr := range m.tb.off {
 			if m.activeAt(s, tr) {
 				m.unlink(listFirst, tr, s)
 			}
 		}
-	case h.hidx >= 0:
-		m.demoted.remove(int(h.hidx))
 	}
-	h.hidx = hidxAdvanced
+	h.advanced++
 }
 
 // ended records that source s's attempt at track tr is over; past says
-// whether it had gone past its first knock. The caller clears the attempt
-// and calls settle when done with the source.
+// whether it had gone past its first knock. The caller then clears the
+// attempt, and calls settle when done with the source.
 func (m *Matcher) ended(s int32, tr int, past bool) {
 	m.unlink(listAll, tr, s)
 	h := m.tb.hdr(s)
 	h.active--
-	if past {
-		h.advanced--
-	} else if h.hidx == hidxFirst {
-		m.unlink(listFirst, tr, s)
+	if !past {
+		if h.advanced == 0 {
+			m.unlink(listFirst, tr, s)
+		}
+		return
+	}
+	if h.advanced--; h.advanced == 0 && h.active > 0 {
+		// Back among the sources with first knocks only.
+		for u := range m.tb.off {
+			if u != tr && m.activeAt(s, u) {
+				m.push(listFirst, u, s)
+			}
+		}
 	}
 }
 
@@ -352,43 +351,11 @@ func (m *Matcher) activeAt(s int32, tr int) bool {
 	return m.tb.col(s, tr).active()
 }
 
-// settle brings source s's place in the eviction order up to date after
-// an event or a sweep changed its attempts, and stops tracking it when
-// none is left.
-//
-// A source whose progress was all undone (the advanced attempt matched,
-// say) but that still has first knocks elsewhere cannot go back into the
-// listFirst lists: its attempts started before others there. Such sources
-// are few, and wait in a heap by expiry instead.
+// settle stops tracking source s if it has no attempt left.
 func (m *Matcher) settle(s int32) {
-	h := m.tb.hdr(s)
-	switch {
-	case h.active == 0:
-		if h.hidx >= 0 {
-			m.demoted.remove(int(h.hidx))
-		}
+	if m.tb.hdr(s).active == 0 {
 		m.tb.remove(s)
-	case h.advanced > 0 || h.hidx == hidxFirst:
-	case h.hidx == hidxAdvanced:
-		h.expiry = m.expiryOf(s)
-		m.demoted.push(s)
-	default: // in the heap
-		if e := m.expiryOf(s); e != h.expiry {
-			h.expiry = e
-			m.demoted.fix(int(h.hidx))
-		}
 	}
-}
-
-// expiryOf returns the deadline of source s's earliest attempt.
-func (m *Matcher) expiryOf(s int32) int64 {
-	e := int64(1<<63 - 1)
-	for tr := range m.tb.off {
-		if m.activeAt(s, tr) {
-			e = min(e, deadline(m.tb.link(s, tr).start, m.timeout(tr)))
-		}
-	}
-	return e
 }
 
 // pastFirst reports whether source s's attempt at track tr has gone past
@@ -403,9 +370,8 @@ func (m *Matcher) pastFirst(s int32, tr int) bool {
 // rebuild moves every tracked source into a new table for at least n
 // sources, with nd doors and nr ranges; keep maps each new track to the
 // old one whose attempts it takes over, or -1. Sources left with no
-// attempt are dropped. The lists are rebuilt in their old order, and
-// every source that has made no progress goes back into the listFirst
-// lists, which empties the demoted heap.
+// attempt are dropped. Both lists are rebuilt in the order the attempts
+// started.
 func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 	old, oldLists := m.tb, m.lists
 	nt := newTable(n, nd, nr)
@@ -439,9 +405,6 @@ func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 		remap[s] = ns
 		h := nt.hdr(ns)
 		h.active, h.advanced = active, adv
-		if adv > 0 {
-			h.hidx = hidxAdvanced
-		}
 		for tr, j := range keep {
 			if j < 0 {
 				continue
@@ -467,12 +430,11 @@ func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 		for s := oldLists[listAll][j].head; s >= 0; s = old.link(s, j).next[listAll] {
 			ns := remap[s]
 			m.push(listAll, tr, ns)
-			if nt.hdr(ns).hidx == hidxFirst {
+			if nt.hdr(ns).advanced == 0 {
 				m.push(listFirst, tr, ns)
 			}
 		}
 	}
-	m.demoted.items = m.demoted.items[:0]
 }
 
 // grow makes room for one more source.
@@ -483,78 +445,4 @@ func (m *Matcher) grow() {
 		keep[i] = i
 	}
 	m.rebuild(n, len(m.doors), len(m.ranges), keep)
-}
-
-// expiryHeap orders the demoted sources by expiry. It is written out
-// rather than built on container/heap because boxing an int32 into an
-// interface for every Push would allocate.
-type expiryHeap struct {
-	m     *Matcher
-	items []int32
-}
-
-func (h *expiryHeap) less(i, j int) bool {
-	return h.m.tb.hdr(h.items[i]).expiry < h.m.tb.hdr(h.items[j]).expiry
-}
-
-func (h *expiryHeap) swap(i, j int) {
-	h.items[i], h.items[j] = h.items[j], h.items[i]
-	h.m.tb.hdr(h.items[i]).hidx = int32(i)
-	h.m.tb.hdr(h.items[j]).hidx = int32(j)
-}
-
-func (h *expiryHeap) push(s int32) {
-	h.m.tb.hdr(s).hidx = int32(len(h.items))
-	h.items = append(h.items, s)
-	h.up(len(h.items) - 1)
-}
-
-// remove takes out item i; the caller sets the source's hidx.
-func (h *expiryHeap) remove(i int) {
-	n := len(h.items) - 1
-	if i != n {
-		h.swap(i, n)
-	}
-	h.items = h.items[:n]
-	if i != n {
-		h.fix(i)
-	}
-}
-
-func (h *expiryHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h *expiryHeap) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !h.less(i, parent) {
-			return
-		}
-		h.swap(i, parent)
-		i = parent
-	}
-}
-
-// down sifts item i towards the leaves and reports whether it moved.
-func (h *expiryHeap) down(i int) bool {
-	start, n := i, len(h.items)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		c := l
-		if r := l + 1; r < n && h.less(r, l) {
-			c = r
-		}
-		if !h.less(c, i) {
-			break
-		}
-		h.swap(i, c)
-		i = c
-	}
-	return i > start
 }

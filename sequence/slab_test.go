@@ -46,14 +46,6 @@ func checkSlabs(m *Matcher) error {
 			err = fmt.Errorf("slot %d tracked with no attempt", s)
 		case h.active != active || h.advanced != adv:
 			err = fmt.Errorf("slot %d: header counts %d active, %d advanced; slab has %d, %d", s, h.active, h.advanced, active, adv)
-		case adv > 0 && h.hidx != hidxAdvanced:
-			err = fmt.Errorf("slot %d has advanced attempts but hidx %d", s, h.hidx)
-		case adv == 0 && h.hidx >= 0 && (int(h.hidx) >= len(m.demoted.items) || m.demoted.items[h.hidx] != s):
-			err = fmt.Errorf("slot %d: hidx %d is not its place in the heap", s, h.hidx)
-		case adv == 0 && h.hidx >= 0 && h.expiry != m.expiryOf(s):
-			err = fmt.Errorf("slot %d: heap expiry %d, attempts say %d", s, h.expiry, m.expiryOf(s))
-		case adv == 0 && h.hidx < 0 && h.hidx != hidxFirst:
-			err = fmt.Errorf("slot %d: no progress but hidx %d", s, h.hidx)
 		}
 	})
 	if err != nil {
@@ -71,7 +63,7 @@ func checkSlabs(m *Matcher) error {
 		for l := range m.lists {
 			want := 0
 			tb.used(func(s int32) {
-				if m.activeAt(s, tr) && (l == listAll || tb.hdr(s).hidx == hidxFirst) {
+				if m.activeAt(s, tr) && (l == listAll || tb.hdr(s).advanced == 0) {
 					want++
 				}
 			})
@@ -84,10 +76,10 @@ func checkSlabs(m *Matcher) error {
 				if k.prev[l] != prev {
 					return fmt.Errorf("track %d list %d: slot %d's prev is %d, want %d", tr, l, s, k.prev[l], prev)
 				}
-				if !m.activeAt(s, tr) || (l == listFirst && tb.hdr(s).hidx != hidxFirst) {
+				if !m.activeAt(s, tr) || (l == listFirst && tb.hdr(s).advanced != 0) {
 					return fmt.Errorf("track %d list %d holds slot %d, which does not belong there", tr, l, s)
 				}
-				if k.start < last {
+				if l == listAll && k.start < last {
 					return fmt.Errorf("track %d list %d out of order at slot %d", tr, l, s)
 				}
 				prev, last = s, k.start
@@ -97,19 +89,13 @@ func checkSlabs(m *Matcher) error {
 			}
 		}
 	}
-	h := &m.demoted
-	for i := 1; i < len(h.items); i++ {
-		if h.less(i, (i-1)/2) {
-			return fmt.Errorf("heap order broken at %d", i)
-		}
-	}
 	return nil
 }
 
 // TestSlabInvariants drives a matcher with few slots through random
 // knocks, sweeps and reloads, from more sources than it may track, and
-// checks the table after every step: growth, eviction from the lists and
-// from the heap, and rebuilding on reload all keep it whole.
+// checks the table after every step: growth, eviction, sources losing
+// their progress and rebuilding on reload all keep it whole.
 func TestSlabInvariants(t *testing.T) {
 	for seed := range uint64(30) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
