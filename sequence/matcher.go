@@ -328,8 +328,9 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 	took, changed := false, false
 	for d := range m.doors {
 		ds := &m.doors[d]
-		if ds.disabled {
-			continue
+		pr := m.tb.att(s, d)
+		if ds.disabled || (pr.step == 0 && ds.seq[0] != step) {
+			continue // no rule has anything to do
 		}
 		if ds.Target.IsValid() && ev.Dst.IsValid() && ev.Dst != ds.Target {
 			continue
@@ -337,7 +338,6 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 		if ev.Proto == TCP && !ds.Flags.Accepts(ev.Flags, ev.FlagsKnown) {
 			continue
 		}
-		pr := m.tb.att(s, d)
 		if pr.step > 0 && pr.gen != ds.gen {
 			// Its one-time sequence was used meanwhile.
 			m.ended(s, d, pr.step > 1)

@@ -78,13 +78,11 @@ type header struct {
 // fit in 16 bits.
 const maxTracks = 1<<16 - 1
 
-// words is how many uint64 a value of n bytes takes in a slab.
-func words(n uintptr) int { return int((n + 7) / 8) }
-
-var (
-	headerWords    = words(unsafe.Sizeof(header{}))
-	attemptWords   = words(unsafe.Sizeof(attempt{}))
-	collectorWords = words(unsafe.Sizeof(collector{}))
+// The size of each part of a slab, in uint64 words.
+const (
+	headerWords    = int((unsafe.Sizeof(header{}) + 7) / 8)
+	attemptWords   = int((unsafe.Sizeof(attempt{}) + 7) / 8)
+	collectorWords = int((unsafe.Sizeof(collector{}) + 7) / 8)
 )
 
 // The hash table: slots in chunks of chunkSlots, each chunk described by
@@ -110,6 +108,7 @@ type table struct {
 	words   []uint64
 	stride  int   // words per slab
 	off     []int // word offset of each track in a slab
+	nd      int   // doors per slab; door d is at headerWords + d*attemptWords
 	nslots  int
 	limit   int // most slots in use before the table must grow
 	count   int
@@ -124,6 +123,7 @@ func newTable(n, nd, nr int) *table {
 	nchunks := max(int((slots+chunkSlots-1)/chunkSlots), 1)
 	t := &table{nchunks: uint64(nchunks), nslots: nchunks * chunkSlots}
 	t.limit = t.nslots * loadNum / loadDen
+	t.nd = nd
 	t.off = make([]int, nd+nr)
 	o := headerWords
 	for i := range nd {
@@ -133,6 +133,11 @@ func newTable(n, nd, nr int) *table {
 	for i := range nr {
 		t.off[nd+i] = o
 		o += collectorWords
+	}
+	// A slab that is a whole number of cache lines never straddles one
+	// more than it must; the padding is worth it when it costs little.
+	if pad := (o + 7) &^ 7; (pad-o)*8 <= o {
+		o = pad
 	}
 	t.stride = o
 	t.ctrl = make([]uint64, nchunks)
@@ -146,20 +151,31 @@ func newTable(n, nd, nr int) *table {
 // zero is the slot of the always-zero slab.
 func (t *table) zero() int32 { return int32(t.nslots) }
 
-func (t *table) hdr(s int32) *header {
-	return (*header)(unsafe.Pointer(&t.words[int(s)*t.stride]))
+// slab returns slot s's slab. The index is checked; the offsets of the
+// parts within it are right by construction (see newTable), so the
+// accessors below add them unchecked.
+func (t *table) slab(s int32) unsafe.Pointer {
+	return unsafe.Pointer(&t.words[int(s)*t.stride])
 }
 
+func (t *table) hdr(s int32) *header { return (*header)(t.slab(s)) }
+
+// att returns slot s's attempt at door d < t.nd.
 func (t *table) att(s int32, d int) *attempt {
-	return (*attempt)(unsafe.Pointer(&t.words[int(s)*t.stride+t.off[d]]))
+	return (*attempt)(unsafe.Add(t.slab(s), 8*(headerWords+d*attemptWords)))
 }
 
+// col returns slot s's collector at track tr, a range.
 func (t *table) col(s int32, tr int) *collector {
-	return (*collector)(unsafe.Pointer(&t.words[int(s)*t.stride+t.off[tr]]))
+	return (*collector)(unsafe.Add(t.slab(s), 8*t.off[tr]))
 }
 
+// link returns the part of slot s's attempt at track tr that orders it.
 func (t *table) link(s int32, tr int) *link {
-	return (*link)(unsafe.Pointer(&t.words[int(s)*t.stride+t.off[tr]]))
+	if tr < t.nd {
+		return &t.att(s, tr).link
+	}
+	return (*link)(unsafe.Add(t.slab(s), 8*t.off[tr]))
 }
 
 // hash mixes the key with the table's random seed, so that a sender who
