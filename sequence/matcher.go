@@ -340,13 +340,13 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 		}
 		if pr.step > 0 && pr.gen != ds.gen {
 			// Its one-time sequence was used meanwhile.
-			m.ended(s, d, pr.step > 1)
+			m.ended(s, d, &pr.link, pr.step > 1)
 			*pr = attempt{}
 			changed = true
 		}
 		if pr.step > 0 && expired(now, pr.start, ds.timeout) {
 			m.timedOut(ds, ev.Src, pr.step)
-			m.ended(s, d, pr.step > 1)
+			m.ended(s, d, &pr.link, pr.step > 1)
 			*pr = attempt{}
 			changed = true
 		}
@@ -357,7 +357,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 			switch {
 			case int(pr.step)+1 == len(ds.seq):
 				if pr.step > 0 {
-					m.ended(s, d, pr.step > 1)
+					m.ended(s, d, &pr.link, pr.step > 1)
 					*pr = attempt{}
 				}
 				out = m.matched(ds, ev, out)
@@ -367,7 +367,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 					pr = m.tb.att(s, d)
 				}
 				pr.gen, pr.step = ds.gen, 1
-				m.started(s, d, now)
+				m.started(s, d, &pr.link, now)
 			default:
 				if pr.step++; pr.step == 2 {
 					m.advanced(s)
@@ -386,7 +386,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 				m.log.Info("wrong knock; attempt reset", "door", ds.Name, "src", ev.Src,
 					"knock", step.String(), "want", ds.seq[pr.step].String(), "step", int(pr.step)+1, "input", ev.Input)
 			}
-			m.ended(s, d, pr.step > 1)
+			m.ended(s, d, &pr.link, pr.step > 1)
 			*pr = attempt{}
 		}
 	}
@@ -494,7 +494,7 @@ func (m *Matcher) evict() {
 
 // endTrack ends source s's attempt at track tr, which is in progress.
 func (m *Matcher) endTrack(s int32, tr int) {
-	m.ended(s, tr, m.pastFirst(s, tr))
+	m.ended(s, tr, m.tb.link(s, tr), m.pastFirst(s, tr))
 	if tr < len(m.doors) {
 		*m.tb.att(s, tr) = attempt{}
 	} else {

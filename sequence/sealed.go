@@ -180,7 +180,7 @@ func (m *Matcher) handleSealed(ev *Event, ri int, now int64, out []Match) []Matc
 			s = m.alloc(&key)
 			c = m.tb.col(s, tr)
 		}
-		m.started(s, tr, now)
+		m.started(s, tr, &c.link, now)
 	}
 	i, b, _ := sealed.Position(r.base, ev.Port)
 	before := c.knocks()

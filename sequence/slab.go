@@ -274,10 +274,9 @@ func (t *table) used(f func(s int32)) {
 // ends are the first and last slots of a list, -1 when it is empty.
 type ends struct{ head, tail int32 }
 
-// push appends slot s to track tr's list l.
-func (m *Matcher) push(l, tr int, s int32) {
+// push appends slot s, whose link at track tr is k, to the track's list l.
+func (m *Matcher) push(l, tr int, s int32, k *link) {
 	e := &m.lists[l][tr]
-	k := m.tb.link(s, tr)
 	k.next[l], k.prev[l] = -1, e.tail
 	if e.tail >= 0 {
 		m.tb.link(e.tail, tr).next[l] = s
@@ -287,19 +286,19 @@ func (m *Matcher) push(l, tr int, s int32) {
 	e.tail = s
 }
 
-// unlink takes slot s out of track tr's list l.
-func (m *Matcher) unlink(l, tr int, s int32) {
+// unlink takes the attempt whose link is k out of track tr's list l.
+func (m *Matcher) unlink(l, tr int, k *link) {
 	e := &m.lists[l][tr]
-	k := m.tb.link(s, tr)
-	if k.prev[l] >= 0 {
-		m.tb.link(k.prev[l], tr).next[l] = k.next[l]
+	p, n := k.prev[l], k.next[l]
+	if p >= 0 {
+		m.tb.link(p, tr).next[l] = n
 	} else {
-		e.head = k.next[l]
+		e.head = n
 	}
-	if k.next[l] >= 0 {
-		m.tb.link(k.next[l], tr).prev[l] = k.prev[l]
+	if n >= 0 {
+		m.tb.link(n, tr).prev[l] = p
 	} else {
-		e.tail = k.prev[l]
+		e.tail = p
 	}
 }
 
@@ -311,14 +310,15 @@ func (m *Matcher) timeout(tr int) int64 {
 	return m.ranges[tr-len(m.doors)].timeout
 }
 
-// started records that source s began an attempt at track tr at now.
-func (m *Matcher) started(s int32, tr int, now int64) {
-	m.tb.link(s, tr).start = now
-	m.push(listAll, tr, s)
+// started records that source s began an attempt at track tr, whose
+// link is k, at now.
+func (m *Matcher) started(s int32, tr int, k *link, now int64) {
+	k.start = now
+	m.push(listAll, tr, s, k)
 	h := m.tb.hdr(s)
 	h.active++
 	if h.advanced == 0 {
-		m.push(listFirst, tr, s)
+		m.push(listFirst, tr, s, k)
 	}
 }
 
@@ -330,23 +330,23 @@ func (m *Matcher) advanced(s int32) {
 	if h.advanced == 0 {
 		for tr := range m.tb.off {
 			if m.activeAt(s, tr) {
-				m.unlink(listFirst, tr, s)
+				m.unlink(listFirst, tr, m.tb.link(s, tr))
 			}
 		}
 	}
 	h.advanced++
 }
 
-// ended records that source s's attempt at track tr is over; past says
-// whether it had gone past its first knock. The caller then clears the
-// attempt, and calls settle when done with the source.
-func (m *Matcher) ended(s int32, tr int, past bool) {
-	m.unlink(listAll, tr, s)
+// ended records that source s's attempt at track tr, whose link is k,
+// is over; past says whether it had gone past its first knock. The caller
+// then clears the attempt, and calls settle when done with the source.
+func (m *Matcher) ended(s int32, tr int, k *link, past bool) {
+	m.unlink(listAll, tr, k)
 	h := m.tb.hdr(s)
 	h.active--
 	if !past {
 		if h.advanced == 0 {
-			m.unlink(listFirst, tr, s)
+			m.unlink(listFirst, tr, k)
 		}
 		return
 	}
@@ -354,7 +354,7 @@ func (m *Matcher) ended(s int32, tr int, past bool) {
 		// Back among the sources with first knocks only.
 		for u := range m.tb.off {
 			if u != tr && m.activeAt(s, u) {
-				m.push(listFirst, u, s)
+				m.push(listFirst, u, s, m.tb.link(s, u))
 			}
 		}
 	}
@@ -445,9 +445,10 @@ func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 		}
 		for s := oldLists[listAll][j].head; s >= 0; s = old.link(s, j).next[listAll] {
 			ns := remap[s]
-			m.push(listAll, tr, ns)
+			k := nt.link(ns, tr)
+			m.push(listAll, tr, ns, k)
 			if nt.hdr(ns).advanced == 0 {
-				m.push(listFirst, tr, ns)
+				m.push(listFirst, tr, ns, k)
 			}
 		}
 	}
