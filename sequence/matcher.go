@@ -326,12 +326,13 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 	}
 	step := ev.Step()
 	took, changed := false, false
+	hd := m.tb.hdr(s)
 	for d := range m.doors {
 		ds := &m.doors[d]
-		pr := m.tb.att(s, d)
-		if ds.disabled || (pr.step == 0 && ds.seq[0] != step) {
+		if ds.disabled || (hd.idle(d) && ds.seq[0] != step) {
 			continue // no rule has anything to do
 		}
+		pr := m.tb.att(s, d)
 		if ds.Target.IsValid() && ev.Dst.IsValid() && ev.Dst != ds.Target {
 			continue
 		}
@@ -364,7 +365,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 			case pr.step == 0:
 				if s == m.tb.zero() {
 					s = m.alloc(&key)
-					pr = m.tb.att(s, d)
+					pr, hd = m.tb.att(s, d), m.tb.hdr(s)
 				}
 				pr.gen, pr.step = ds.gen, 1
 				m.started(s, d, &pr.link, now)

@@ -72,7 +72,14 @@ type header struct {
 	key      [16]byte // the address, As16
 	active   uint16   // tracks with an attempt in progress
 	advanced uint16   // of those, attempts past their first knock
+	// busy has bit tr set while track tr < 64 has an attempt in progress,
+	// so that an event passes an idle door without reading its attempt,
+	// which may lie in another cache line.
+	busy uint64
 }
+
+// idle reports whether the source surely has no attempt at track tr.
+func (h *header) idle(tr int) bool { return tr < 64 && h.busy&(1<<tr) == 0 }
 
 // maxTracks bounds doors plus sealed ranges, so that a header's counters
 // fit in 16 bits.
@@ -317,6 +324,9 @@ func (m *Matcher) started(s int32, tr int, k *link, now int64) {
 	m.push(listAll, tr, s, k)
 	h := m.tb.hdr(s)
 	h.active++
+	if tr < 64 {
+		h.busy |= 1 << tr
+	}
 	if h.advanced == 0 {
 		m.push(listFirst, tr, s, k)
 	}
@@ -344,6 +354,9 @@ func (m *Matcher) ended(s int32, tr int, k *link, past bool) {
 	m.unlink(listAll, tr, k)
 	h := m.tb.hdr(s)
 	h.active--
+	if tr < 64 {
+		h.busy &^= 1 << tr
+	}
 	if !past {
 		if h.advanced == 0 {
 			m.unlink(listFirst, tr, k)
@@ -425,10 +438,18 @@ func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 			if j < 0 {
 				continue
 			}
+			var busy bool
 			if tr < nd {
-				*nt.att(ns, tr) = *old.att(s, j)
+				p := nt.att(ns, tr)
+				*p = *old.att(s, j)
+				busy = p.step > 0
 			} else {
-				*nt.col(ns, tr) = *old.col(s, j)
+				c := nt.col(ns, tr)
+				*c = *old.col(s, j)
+				busy = c.active()
+			}
+			if busy && tr < 64 {
+				h.busy |= 1 << tr
 			}
 		}
 	})

@@ -34,6 +34,10 @@ func checkSlabs(m *Matcher) error {
 		}
 		var active, adv uint16
 		for tr := range ntracks {
+			if tr < 64 && h.idle(tr) == m.activeAt(s, tr) {
+				err = fmt.Errorf("slot %d: busy bit of track %d wrong", s, tr)
+				return
+			}
 			if m.activeAt(s, tr) {
 				active++
 				if m.pastFirst(s, tr) {
