@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultMaxSources bounds the tracked sources when Options leaves it zero:
-// enough for any real use, about 12 MB at worst with a few doors.
+// enough for any real use, about 16 MB at worst with a few doors.
 const DefaultMaxSources = 100000
 
 // Options tune a Matcher.
@@ -197,14 +197,14 @@ func (m *Matcher) setDoors(ds []doorState, rs []sealedRange) {
 	m.doors, m.ranges = ds, rs
 	m.rebuildSpace()
 	if m.tb == nil {
-		m.tb = newTable(min(m.max, 64), len(ds), len(rs))
+		m.tb = newTable(min(m.max, 64), m.max, len(ds), len(rs))
 		for l := range m.lists {
 			m.lists[l] = slices.Repeat([]ends{{-1, -1}}, len(ds)+len(rs))
 		}
 		return
 	}
 	// Sources that lost all their attempts are dropped.
-	m.rebuild(m.tb.limit, len(ds), len(rs), tracks)
+	m.rebuild(min(m.tb.count, m.max), len(ds), len(rs), tracks)
 }
 
 func (m *Matcher) rebuildSpace() {
@@ -448,9 +448,6 @@ func (m *Matcher) timedOut(ds *doorState, src netip.Addr, step uint8) {
 func (m *Matcher) alloc(key *[16]byte) int32 {
 	if m.tb.count >= m.max {
 		m.evict()
-	}
-	if m.tb.count >= m.tb.limit {
-		m.grow()
 	}
 	s := m.tb.insert(key)
 	m.stats.PeakSources = max(m.stats.PeakSources, m.tb.count)

@@ -12,9 +12,10 @@ import (
 // The table of tracked sources keeps everything an event needs for one
 // source in one slab: the address, the attempt at every door and the
 // collector of every sealed range, with the links of the lists that order
-// them by expiry. A lookup reads a few bytes of tags that stay in cache and
-// then the slab itself, so an event at a source costs one memory access
-// however many sources are tracked. The slab's shape depends on how many
+// them by expiry. A lookup reads one chunk of a compact index (about 7
+// bytes a source) and then the slab itself: an event at a source touches
+// the slab and nothing else of the source's, however many are tracked.
+// The slab's shape depends on how many
 // doors and ranges there are, which Go cannot say with a struct type: the
 // slabs live in one []uint64 and their parts are read through typed
 // pointers (no part holds a pointer, so the GC never scans the table).
@@ -92,44 +93,51 @@ const (
 	collectorWords = int((unsafe.Sizeof(collector{}) + 7) / 8)
 )
 
-// The hash table: slots in chunks of chunkSlots, each chunk described by
-// one control word holding a tag byte per slot (0 when empty, else 0x80
-// and seven bits of the hash) and, in its top byte, how many keys whose
-// home chunk comes earlier were placed past it. A lookup stops at the
+// The index: hash → slab, in chunks of chunkSlots entries, each chunk led
+// by one control word holding a tag byte per entry (0 when empty, else
+// 0x80 and seven bits of the hash) and, in its top byte, how many keys
+// whose home chunk comes earlier were placed past it. A lookup stops at the
 // first chunk that nothing overflowed, and removing a key only clears its
-// tag and counts the overflows back down: slots never move, so the lists'
-// links stay valid.
+// tag and counts the overflows back down. The index is small (40 bytes for
+// seven sources) and stays in cache; the slabs it points to live in one
+// arena, numbered in the order they were first needed and never moved
+// while tracked, so that the lists' links stay valid when the index grows.
 const (
 	chunkSlots = 7
 	ctrlLSB    = 0x0001010101010101
 	ctrlMSB    = 0x0080808080808080
 	ctrlOver   = 56 // shift of the overflow count
-	// At most loadNum/loadDen of the slots are used.
+	// At most loadNum/loadDen of the index's entries are used.
 	loadNum, loadDen = 4, 5
 )
 
-// table holds the slabs. The slab after the last slot is always zero:
-// Handle reads an untracked source's idle attempts from it.
-type table struct {
-	ctrl    []uint64
-	words   []uint64
-	stride  int   // words per slab
-	off     []int // word offset of each track in a slab
-	nd      int   // doors per slab; door d is at headerWords + d*attemptWords
-	nslots  int
-	limit   int // most slots in use before the table must grow
-	count   int
-	seed    [4]uint64
-	nchunks uint64
+type chunk struct {
+	ctrl uint64
+	slab [chunkSlots]int32
 }
 
-// newTable makes a table for at least n sources, with nd doors and nr
-// ranges per slab.
-func newTable(n, nd, nr int) *table {
-	slots := (int64(n)*loadDen + loadNum - 1) / loadNum
-	nchunks := max(int((slots+chunkSlots-1)/chunkSlots), 1)
-	t := &table{nchunks: uint64(nchunks), nslots: nchunks * chunkSlots}
-	t.limit = t.nslots * loadNum / loadDen
+// table holds the slabs and their index. Slab 0 is always zero: Handle
+// reads an untracked source's idle attempts from it.
+type table struct {
+	chunks  []chunk
+	nchunks uint64
+	limit   int // most keys before the index must grow
+	count   int // sources tracked
+	max     int // most sources ever tracked at once
+	seed    [4]uint64
+
+	words  []uint64 // the slabs, stride words each
+	stride int
+	off    []int // word offset of each track in a slab
+	nd     int   // doors per slab; door d is at headerWords + d*attemptWords
+	nslabs int   // slabs handed out so far, slab 0 included
+	free   []int32
+}
+
+// newTable makes a table with room for n sources to start with and at most
+// max, with nd doors and nr ranges per slab.
+func newTable(n, max, nd, nr int) *table {
+	t := &table{max: max}
 	t.nd = nd
 	t.off = make([]int, nd+nr)
 	o := headerWords
@@ -147,37 +155,47 @@ func newTable(n, nd, nr int) *table {
 		o = pad
 	}
 	t.stride = o
-	t.ctrl = make([]uint64, nchunks)
-	t.words = make([]uint64, (t.nslots+1)*t.stride)
+	t.words = make([]uint64, (n+1)*t.stride)
+	t.nslabs = 1
+	t.makeIndex(n)
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
 	}
 	return t
 }
 
-// zero is the slot of the always-zero slab.
-func (t *table) zero() int32 { return int32(t.nslots) }
+// makeIndex makes an empty index for n keys.
+func (t *table) makeIndex(n int) {
+	entries := (int64(n)*loadDen + loadNum - 1) / loadNum
+	nchunks := max(int((entries+chunkSlots-1)/chunkSlots), 1)
+	t.chunks = make([]chunk, nchunks)
+	t.nchunks = uint64(nchunks)
+	t.limit = nchunks * chunkSlots * loadNum / loadDen
+}
 
-// slab returns slot s's slab. The index is checked; the offsets of the
-// parts within it are right by construction (see newTable), so the
-// accessors below add them unchecked.
+// zero is the always-zero slab.
+func (t *table) zero() int32 { return 0 }
+
+// slab returns slab s. The index is checked; the offsets of the parts
+// within it are right by construction (see newTable), so the accessors
+// below add them unchecked.
 func (t *table) slab(s int32) unsafe.Pointer {
 	return unsafe.Pointer(&t.words[int(s)*t.stride])
 }
 
 func (t *table) hdr(s int32) *header { return (*header)(t.slab(s)) }
 
-// att returns slot s's attempt at door d < t.nd.
+// att returns slab s's attempt at door d < t.nd.
 func (t *table) att(s int32, d int) *attempt {
 	return (*attempt)(unsafe.Add(t.slab(s), 8*(headerWords+d*attemptWords)))
 }
 
-// col returns slot s's collector at track tr, a range.
+// col returns slab s's collector at track tr, a range.
 func (t *table) col(s int32, tr int) *collector {
 	return (*collector)(unsafe.Add(t.slab(s), 8*t.off[tr]))
 }
 
-// link returns the part of slot s's attempt at track tr that orders it.
+// link returns the part of slab s's attempt at track tr that orders it.
 func (t *table) link(s int32, tr int) *link {
 	if tr < t.nd {
 		return &t.att(s, tr).link
@@ -202,21 +220,27 @@ func (t *table) home(h uint64) uint64 {
 
 func tagOf(h uint64) uint64 { return uint64(byte(h) | 0x80) }
 
-// lookup returns key's slot, or -1.
+// matches returns a bit (the top one of its byte) for each entry of a
+// chunk whose tag is tag, and perhaps a few more: callers compare keys.
+func matches(w, tag uint64) uint64 {
+	x := w ^ tag*ctrlLSB
+	return (x - ctrlLSB) &^ x & ctrlMSB
+}
+
+// lookup returns key's slab, or -1.
 func (t *table) lookup(key *[16]byte) int32 {
 	h := t.hash(key)
 	tag := tagOf(h)
 	c := t.home(h)
 	for range t.nchunks {
-		w := t.ctrl[c]
-		x := w ^ tag*ctrlLSB
-		for m := (x - ctrlLSB) &^ x & ctrlMSB; m != 0; m &= m - 1 {
-			s := int32(c)*chunkSlots + int32(bits.TrailingZeros64(m)>>3)
+		ch := &t.chunks[c]
+		for m := matches(ch.ctrl, tag); m != 0; m &= m - 1 {
+			s := ch.slab[bits.TrailingZeros64(m)>>3]
 			if t.hdr(s).key == *key {
 				return s
 			}
 		}
-		if w>>ctrlOver == 0 {
+		if ch.ctrl>>ctrlOver == 0 {
 			break
 		}
 		if c++; c == t.nchunks {
@@ -226,26 +250,45 @@ func (t *table) lookup(key *[16]byte) int32 {
 	return -1
 }
 
-// insert places key, which must be absent, in a free slot and returns it
-// with a zero slab: an idle source, placed in the listFirst lists.
+// insert tracks key, which must be absent and fewer than max tracked, and
+// returns its slab, zero but for the key: an idle source.
 func (t *table) insert(key *[16]byte) int32 {
+	if t.count >= t.limit {
+		t.growIndex()
+	}
+	var s int32
+	if n := len(t.free); n > 0 {
+		s, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		if (t.nslabs+1)*t.stride > len(t.words) {
+			n := min(2*t.nslabs, t.max+1)
+			t.words = append(t.words, make([]uint64, n*t.stride-len(t.words))...)
+		}
+		s = int32(t.nslabs)
+		t.nslabs++
+	}
+	clear(t.words[int(s)*t.stride : int(s+1)*t.stride])
+	t.hdr(s).key = *key
+	t.place(key, s)
+	t.count++
+	return s
+}
+
+// place enters key → s in the index.
+func (t *table) place(key *[16]byte, s int32) {
 	h := t.hash(key)
 	tag := tagOf(h)
 	c := t.home(h)
 	for {
-		w := t.ctrl[c]
-		if e := ^w & ctrlMSB; e != 0 {
+		ch := &t.chunks[c]
+		if e := ^ch.ctrl & ctrlMSB; e != 0 {
 			i := bits.TrailingZeros64(e) >> 3
-			t.ctrl[c] = w | tag<<(8*i)
-			s := int32(c)*chunkSlots + int32(i)
-			clear(t.words[int(s)*t.stride : int(s+1)*t.stride])
-			hd := t.hdr(s)
-			hd.key = *key
-			t.count++
-			return s
+			ch.ctrl |= tag << (8 * i)
+			ch.slab[i] = s
+			return
 		}
-		if w>>ctrlOver < 0xff {
-			t.ctrl[c] = w + 1<<ctrlOver
+		if ch.ctrl>>ctrlOver < 0xff {
+			ch.ctrl += 1 << ctrlOver
 		}
 		if c++; c == t.nchunks {
 			c = 0
@@ -253,27 +296,47 @@ func (t *table) insert(key *[16]byte) int32 {
 	}
 }
 
-// remove frees slot s.
+// growIndex doubles the index, up to what max sources need.
+func (t *table) growIndex() {
+	old := t.chunks
+	t.makeIndex(min(max(2*t.limit, 64), t.max))
+	for i := range old {
+		for m := old[i].ctrl & ctrlMSB; m != 0; m &= m - 1 {
+			s := old[i].slab[bits.TrailingZeros64(m)>>3]
+			t.place(&t.hdr(s).key, s)
+		}
+	}
+}
+
+// remove stops tracking the source of slab s.
 func (t *table) remove(s int32) {
 	h := t.hash(&t.hdr(s).key)
-	c, end := t.home(h), uint64(s/chunkSlots)
-	for c != end {
-		if w := t.ctrl[c]; w>>ctrlOver < 0xff {
-			t.ctrl[c] = w - 1<<ctrlOver
+	tag := tagOf(h)
+	c := t.home(h)
+	for {
+		ch := &t.chunks[c]
+		for m := matches(ch.ctrl, tag); m != 0; m &= m - 1 {
+			if i := bits.TrailingZeros64(m) >> 3; ch.slab[i] == s {
+				ch.ctrl &^= 0xff << (8 * i)
+				t.free = append(t.free, s)
+				t.count--
+				return
+			}
+		}
+		if w := ch.ctrl; w>>ctrlOver < 0xff {
+			ch.ctrl = w - 1<<ctrlOver
 		}
 		if c++; c == t.nchunks {
 			c = 0
 		}
 	}
-	t.ctrl[end] &^= 0xff << (8 * (s % chunkSlots))
-	t.count--
 }
 
-// used calls f for every slot in use.
+// used calls f for every slab in use.
 func (t *table) used(f func(s int32)) {
-	for c, w := range t.ctrl {
-		for m := w & ctrlMSB; m != 0; m &= m - 1 {
-			f(int32(c)*chunkSlots + int32(bits.TrailingZeros64(m)>>3))
+	for i := range t.chunks {
+		for m := t.chunks[i].ctrl & ctrlMSB; m != 0; m &= m - 1 {
+			f(t.chunks[i].slab[bits.TrailingZeros64(m)>>3])
 		}
 	}
 }
@@ -403,8 +466,8 @@ func (m *Matcher) pastFirst(s int32, tr int) bool {
 // started.
 func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 	old, oldLists := m.tb, m.lists
-	nt := newTable(n, nd, nr)
-	remap := make([]int32, old.nslots)
+	nt := newTable(n, old.max, nd, nr)
+	remap := make([]int32, old.nslabs)
 	old.used(func(s int32) {
 		remap[s] = -1
 		oh := old.hdr(s)
@@ -473,14 +536,4 @@ func (m *Matcher) rebuild(n, nd, nr int, keep []int) {
 			}
 		}
 	}
-}
-
-// grow makes room for one more source.
-func (m *Matcher) grow() {
-	n := min(max(2*m.tb.limit, 64), m.max)
-	keep := make([]int, len(m.tb.off))
-	for i := range keep {
-		keep[i] = i
-	}
-	m.rebuild(n, len(m.doors), len(m.ranges), keep)
 }

@@ -2,6 +2,7 @@ package sequence
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -29,9 +30,6 @@ func checkSlabs(m *Matcher) error {
 			err = fmt.Errorf("slot %d: lookup of its key gives %d", s, got)
 			return
 		}
-		for c := tb.home(tb.hash(&h.key)); c != uint64(s/chunkSlots); c = (c + 1) % tb.nchunks {
-			over[c]++
-		}
 		var active, adv uint16
 		for tr := range ntracks {
 			if tr < 64 && h.idle(tr) == m.activeAt(s, tr) {
@@ -58,8 +56,16 @@ func checkSlabs(m *Matcher) error {
 	if n != tb.count {
 		return fmt.Errorf("%d slots used, count %d", n, tb.count)
 	}
-	for c, w := range tb.ctrl {
-		if got := int(w >> ctrlOver); got != 0xff && got != over[c] {
+	for c := range tb.chunks {
+		for m := tb.chunks[c].ctrl & ctrlMSB; m != 0; m &= m - 1 {
+			s := tb.chunks[c].slab[bits.TrailingZeros64(m)>>3]
+			for cc := tb.home(tb.hash(&tb.hdr(s).key)); cc != uint64(c); cc = (cc + 1) % tb.nchunks {
+				over[cc]++
+			}
+		}
+	}
+	for c := range tb.chunks {
+		if got := int(tb.chunks[c].ctrl >> ctrlOver); got != 0xff && got != over[c] {
 			return fmt.Errorf("chunk %d: overflow count %d, want %d", c, got, over[c])
 		}
 	}
@@ -169,7 +175,7 @@ func TestSlabInvariants(t *testing.T) {
 // table small enough that chunks overflow into each other, and checks that
 // every key is found while it is in and not after it is out.
 func TestSlabTableChurn(t *testing.T) {
-	tb := newTable(100, 1, 0)
+	tb := newTable(10, 100, 1, 0)
 	rng := rand.New(rand.NewPCG(1, 2))
 	in := map[[16]byte]int32{}
 	var keys [][16]byte
@@ -184,7 +190,7 @@ func TestSlabTableChurn(t *testing.T) {
 			}
 			tb.remove(s)
 			delete(in, k)
-		} else if len(in) < tb.limit {
+		} else if len(in) < tb.max {
 			if got := tb.lookup(&k); got >= 0 {
 				t.Fatalf("step %d: absent key found at %d", i, got)
 			}
@@ -199,5 +205,8 @@ func TestSlabTableChurn(t *testing.T) {
 			t.Fatalf("lookup = %d, want %d", got, s)
 		}
 	}
-	t.Logf("%d of %d slots used, %d chunks", len(in), tb.nslots, tb.nchunks)
+	if tb.nslabs > tb.max+1 {
+		t.Errorf("%d slabs for at most %d sources", tb.nslabs, tb.max)
+	}
+	t.Logf("%d of %d slabs used, %d chunks", len(in), tb.nslabs-1, tb.nchunks)
 }
