@@ -322,7 +322,7 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 	key := ev.Src.As16()
 	s := m.tb.lookup(&key)
 	if s < 0 {
-		s = m.tb.zero() // idle attempts; a slot is taken when one starts
+		s = m.tb.zero() // idle attempts; a slab is taken when one starts
 	}
 	step := ev.Step()
 	took, changed := false, false

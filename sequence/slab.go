@@ -39,7 +39,7 @@ const (
 )
 
 // link is the part every attempt shares: when it started and its places
-// in the track's two lists (slots, -1 at an end).
+// in the track's two lists (slabs, -1 at an end).
 type link struct {
 	start int64 // Event.Mono of the attempt's first knock
 	next  [2]int32
@@ -98,15 +98,16 @@ const (
 // 0x80 and seven bits of the hash) and, in its top byte, how many keys
 // whose home chunk comes earlier were placed past it. A lookup stops at the
 // first chunk that nothing overflowed, and removing a key only clears its
-// tag and counts the overflows back down. The index is small (40 bytes for
-// seven sources) and stays in cache; the slabs it points to live in one
-// arena, numbered in the order they were first needed and never moved
-// while tracked, so that the lists' links stay valid when the index grows.
+// tag and counts the overflows back down. The index is small (a chunk is
+// 32 bytes, so never split across cache lines, for six entries) and can
+// stay in cache; the slabs it points to live in one arena, numbered in the
+// order they were first needed and never moved while tracked, so that the
+// lists' links stay valid when the index grows.
 const (
-	chunkSlots = 7
-	ctrlLSB    = 0x0001010101010101
-	ctrlMSB    = 0x0080808080808080
-	ctrlOver   = 56 // shift of the overflow count
+	chunkSlots = 6
+	ctrlLSB    = 0x0000010101010101
+	ctrlMSB    = 0x0000808080808080
+	ctrlOver   = 56 // shift of the overflow count; byte 6 is unused
 	// At most loadNum/loadDen of the index's entries are used.
 	loadNum, loadDen = 4, 5
 )
@@ -341,10 +342,10 @@ func (t *table) used(f func(s int32)) {
 	}
 }
 
-// ends are the first and last slots of a list, -1 when it is empty.
+// ends are the first and last slabs of a list, -1 when it is empty.
 type ends struct{ head, tail int32 }
 
-// push appends slot s, whose link at track tr is k, to the track's list l.
+// push appends slab s, whose link at track tr is k, to the track's list l.
 func (m *Matcher) push(l, tr int, s int32, k *link) {
 	e := &m.lists[l][tr]
 	k.next[l], k.prev[l] = -1, e.tail
