@@ -63,16 +63,16 @@ func (m *Matcher) attachCounters(ds []doorState, rs []sealedRange) {
 }
 
 // countEviction counts an eviction against every door and range where the
-// evicted source had an attempt in progress.
-func (m *Matcher) countEviction(idx int32) {
-	for d := range m.doors {
-		if m.prog[int(idx)*len(m.doors)+d].step > 0 {
-			m.doors[d].ctr.Evictions++
+// evicted source s had an attempt in progress.
+func (m *Matcher) countEviction(s int32) {
+	for tr := range m.tb.off {
+		if !m.activeAt(s, tr) {
+			continue
 		}
-	}
-	for r := range m.ranges {
-		if m.sprog[int(idx)*len(m.ranges)+r].active() {
-			m.ranges[r].ctr.Evictions++
+		if tr < len(m.doors) {
+			m.doors[tr].ctr.Evictions++
+		} else {
+			m.ranges[tr-len(m.doors)].ctr.Evictions++
 		}
 	}
 }
@@ -115,10 +115,8 @@ type Attempt struct {
 
 // Attempts lists the attempts in progress at monotonic time now (as
 // Event.Mono), at most limit of them, those closest to their timeout
-// first, and how many there are in all. It walks the whole table, so it
-// is for an operator's question, not for every event: the walk goes
-// through the attempts in memory order, and a slot with an attempt in
-// progress always belongs to a tracked source.
+// first, and how many there are in all. It visits every tracked source, so
+// it is for an operator's question, not for every event.
 func (m *Matcher) Attempts(now time.Duration, limit int) (list []Attempt, total int) {
 	n := int64(now)
 	// The limit attempts with the least time left so far, the one with
@@ -129,7 +127,7 @@ func (m *Matcher) Attempts(now time.Duration, limit int) (list []Attempt, total 
 		if len(top) == limit && (limit == 0 || a.Left >= top[0].Left) {
 			return
 		}
-		a.Src = addrOf(m.srcs[idx].key)
+		a.Src = addrOf(m.tb.hdr(idx).key)
 		if len(top) < limit {
 			heap.Push(&top, a)
 			return
@@ -137,26 +135,27 @@ func (m *Matcher) Attempts(now time.Duration, limit int) (list []Attempt, total 
 		top[0] = a
 		heap.Fix(&top, 0)
 	}
-	nd, nr := len(m.doors), len(m.ranges)
-	for idx := range int32(len(m.srcs)) {
-		for d, p := range m.prog[int(idx)*nd : int(idx+1)*nd] {
+	nd := len(m.doors)
+	m.tb.used(func(s int32) {
+		for d := range nd {
 			ds := &m.doors[d]
+			p := m.tb.att(s, d)
 			if p.step == 0 || p.gen != ds.gen || ds.disabled || expired(n, p.start, ds.timeout) {
 				continue
 			}
-			add(idx, Attempt{Door: ds.Name, Step: int(p.step), Of: len(ds.seq),
+			add(s, Attempt{Door: ds.Name, Step: int(p.step), Of: len(ds.seq),
 				Left: time.Duration(deadline(p.start, ds.timeout) - n)})
 		}
-		for r := range nr {
+		for r := range m.ranges {
 			rg := &m.ranges[r]
-			sp := &m.sprog[int(idx)*nr+r]
-			if !sp.active() || expired(n, sp.start, rg.timeout) {
+			c := m.tb.col(s, nd+r)
+			if !c.active() || expired(n, c.start, rg.timeout) {
 				continue
 			}
-			add(idx, Attempt{Range: rg.label, Step: sp.knocks(), Of: sealed.Knocks,
-				Left: time.Duration(deadline(sp.start, rg.timeout) - n)})
+			add(s, Attempt{Range: rg.label, Step: c.knocks(), Of: sealed.Knocks,
+				Left: time.Duration(deadline(c.start, rg.timeout) - n)})
 		}
-	}
+	})
 	list = []Attempt(top)
 	slices.SortFunc(list, func(a, b Attempt) int {
 		return cmp.Or(cmp.Compare(a.Left, b.Left), a.Src.Compare(b.Src), cmp.Compare(a.Door+a.Range, b.Door+b.Range))

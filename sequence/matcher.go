@@ -14,14 +14,16 @@ import (
 )
 
 // DefaultMaxSources bounds the tracked sources when Options leaves it zero:
-// enough for any real use, about 12 MB at worst with a few doors.
+// enough for any real use, about 16 MB at worst with a few doors.
 const DefaultMaxSources = 100000
 
 // Options tune a Matcher.
 type Options struct {
 	// MaxSources bounds how many source addresses have knocks in progress.
 	// When the table is full, a new source evicts the attempt closest to
-	// expiry among those that have made the least progress.
+	// expiry among those that have made the least progress. (A source
+	// whose progress was undone, by a match say, but which still has
+	// first knocks counts as if they were made at that moment.)
 	MaxSources int
 	// Logger receives one line per wrong knock, timeout, one-time sequence
 	// event, sealed rejection and eviction. Nil discards them.
@@ -52,24 +54,6 @@ type Stats struct {
 	ReplayErrs    uint64 // valid blocks the replay cache could not record; no match was reported
 }
 
-// progress is one source's attempt at one door. A zero step means idle.
-type progress struct {
-	start int64  // Event.Mono of the attempt's first knock
-	gen   uint32 // door generation the attempt was made under
-	step  uint8  // knocks taken so far
-}
-
-// source is one tracked address. Its attempts live in Matcher.prog and
-// Matcher.sprog.
-type source struct {
-	key    [16]byte
-	expiry int64 // monotonic ns (Event.Mono) after which the earliest attempt has timed out
-	hidx   int32 // position in heaps[tier]
-	// tier is 0 when no attempt is past its first knock, 1 when one is: a
-	// plain door's second step, or a second position in a sealed range.
-	tier uint8
-}
-
 // doorState is a door as the matcher uses it.
 type doorState struct {
 	Door
@@ -88,27 +72,21 @@ type Matcher struct {
 	ranges []sealedRange
 	space  []uint64 // bitmap over (port, proto): the knock space
 
-	index map[[16]byte]int32
-	srcs  []source
-	prog  []progress       // len(srcs) × len(doors)
-	sprog []sealedProgress // len(srcs) × len(ranges)
-	free  []int32
-	heaps [2]expiryHeap
+	tb *table // the tracked sources, a slab each
+	// lists[l][tr] are the ends of track tr's list l (see listAll).
+	lists [2][]ends
 
-	scratch  []progress     // attempts of a source not tracked yet
-	sscratch sealedProgress // the same for a sealed range
-	replay   ReplayCache
-	max      int
-	now      int64 // latest monotonic time seen (Event.Mono), in ns
-	log      *slog.Logger
-	stats    Stats
-	ctr      counters
+	replay ReplayCache
+	max    int
+	now    int64 // latest monotonic time seen (Event.Mono), in ns
+	log    *slog.Logger
+	stats  Stats
+	ctr    counters
 }
 
 // New builds a matcher for doors, which must have unique names.
 func New(doors []Door, opts Options) (*Matcher, error) {
 	m := &Matcher{
-		index:  make(map[[16]byte]int32),
 		max:    opts.MaxSources,
 		log:    opts.Logger,
 		replay: opts.Replay,
@@ -118,9 +96,6 @@ func New(doors []Door, opts Options) (*Matcher, error) {
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
-	}
-	for t := range m.heaps {
-		m.heaps[t] = expiryHeap{m: m, tier: uint8(t)}
 	}
 	ds, rs, err := m.buildDoors(doors)
 	if err != nil {
@@ -148,6 +123,9 @@ func (m *Matcher) buildDoors(doors []Door) ([]doorState, []sealedRange, error) {
 	rs, err := buildRanges(doors)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(doors) > maxTracks {
+		return nil, nil, fmt.Errorf("%d doors; at most %d allowed", len(doors), maxTracks)
 	}
 	if len(rs) > 0 && m.replay == nil {
 		return nil, nil, errors.New("sealed doors need a replay cache")
@@ -212,30 +190,24 @@ func (m *Matcher) setDoors(ds []doorState, rs []sealedRange) {
 	for i := range rs {
 		keepRange[i] = slices.IndexFunc(oldRanges, func(o sealedRange) bool { return rs[i].sameRange(&o) })
 	}
-	prog := make([]progress, len(m.srcs)*len(ds))
-	sprog := make([]sealedProgress, len(m.srcs)*len(rs))
-	for s := range m.srcs {
-		for i, j := range keep {
-			if j >= 0 {
-				prog[s*len(ds)+i] = m.prog[s*len(old)+j]
-			}
-		}
-		for i, j := range keepRange {
-			if j >= 0 {
-				sprog[s*len(rs)+i] = m.sprog[s*len(oldRanges)+j]
-			}
+	// Tracks: the doors, then the ranges.
+	tracks := append(keep, keepRange...)
+	for i := range keepRange {
+		if tracks[len(ds)+i] >= 0 {
+			tracks[len(ds)+i] += len(old)
 		}
 	}
-	m.doors, m.prog = ds, prog
-	m.ranges, m.sprog = rs, sprog
-	m.scratch = make([]progress, len(ds))
+	m.doors, m.ranges = ds, rs
 	m.rebuildSpace()
-	// Recompute every tracked source: some lost all their attempts.
-	for s := range m.srcs {
-		if m.srcs[s].hidx >= 0 {
-			m.update(int32(s))
+	if m.tb == nil {
+		m.tb = newTable(min(m.max, 64), m.max, len(ds), len(rs))
+		for l := range m.lists {
+			m.lists[l] = slices.Repeat([]ends{{-1, -1}}, len(ds)+len(rs))
 		}
+		return
 	}
+	// Sources that lost all their attempts are dropped.
+	m.rebuild(min(m.tb.count, m.max), len(ds), len(rs), tracks)
 }
 
 func (m *Matcher) rebuildSpace() {
@@ -306,7 +278,7 @@ func (m *Matcher) Reconfigure(doors []Door) error {
 // Stats returns the counters so far.
 func (m *Matcher) Stats() Stats {
 	s := m.stats
-	s.Sources = len(m.index)
+	s.Sources = m.tb.count
 	return s
 }
 
@@ -351,38 +323,60 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 		}
 	}
 	key := ev.Src.As16()
-	idx, tracked := m.index[key]
-	var p []progress
-	if tracked {
-		p = m.prog[int(idx)*len(m.doors) : int(idx+1)*len(m.doors)]
-	} else {
-		p = m.scratch
-		clear(p)
+	s := m.tb.lookup(&key)
+	if s < 0 {
+		s = m.tb.zero() // idle attempts; a slab is taken when one starts
 	}
 	step := ev.Step()
-	took := false
+	took, changed := false, false
+	hd := m.tb.hdr(s)
 	for d := range m.doors {
 		ds := &m.doors[d]
-		if ds.disabled {
-			continue
+		if ds.disabled || (hd.idle(d) && ds.seq[0] != step) {
+			continue // no rule has anything to do
 		}
+		pr := m.tb.att(s, d)
 		if ds.Target.IsValid() && ev.Dst.IsValid() && ev.Dst != ds.Target {
 			continue
 		}
 		if ev.Proto == TCP && !ds.Flags.Accepts(ev.Flags, ev.FlagsKnown) {
 			continue
 		}
-		pr := &p[d]
 		if pr.step > 0 && pr.gen != ds.gen {
-			*pr = progress{} // its one-time sequence was used meanwhile
+			// Its one-time sequence was used meanwhile.
+			m.ended(s, d, &pr.link, pr.step > 1)
+			*pr = attempt{}
+			changed = true
 		}
 		if pr.step > 0 && expired(now, pr.start, ds.timeout) {
-			m.timedOut(ds, ev.Src, pr)
+			m.timedOut(ds, ev.Src, pr.step)
+			m.ended(s, d, &pr.link, pr.step > 1)
+			*pr = attempt{}
+			changed = true
 		}
 		switch {
 		case ds.seq[pr.step] == step:
-			took = true
-			out = m.advance(ds, pr, ev, now, out)
+			took, changed = true, true
+			m.stats.Advances++
+			switch {
+			case int(pr.step)+1 == len(ds.seq):
+				if pr.step > 0 {
+					m.ended(s, d, &pr.link, pr.step > 1)
+					*pr = attempt{}
+				}
+				out = m.matched(ds, ev, out)
+			case pr.step == 0:
+				if s == m.tb.zero() {
+					s = m.alloc(&key)
+					pr, hd = m.tb.att(s, d), m.tb.hdr(s)
+				}
+				pr.gen, pr.step = ds.gen, 1
+				m.started(s, d, &pr.link, now)
+			default:
+				if pr.step++; pr.step == 2 {
+					m.advanced(s)
+				}
+			}
 		case pr.step > 0 && slices.Contains(ds.seq[:pr.step], step):
 			took = true
 			m.stats.Repeats++
@@ -390,40 +384,29 @@ func (m *Matcher) Handle(ev *Event, out []Match) []Match {
 			// Rule 6. The wrong knock cannot be the door's first step:
 			// that step is always among those taken (rule 5), and an idle
 			// door takes it by rule 4. So a reset never restarts here.
-			took = true
+			took, changed = true, true
 			m.stats.WrongKnocks++
 			ds.ctr.WrongKnocks++
 			if m.log.Enabled(context.Background(), slog.LevelInfo) {
 				m.log.Info("wrong knock; attempt reset", "door", ds.Name, "src", ev.Src,
 					"knock", step.String(), "want", ds.seq[pr.step].String(), "step", int(pr.step)+1, "input", ev.Input)
 			}
-			*pr = progress{}
+			m.ended(s, d, &pr.link, pr.step > 1)
+			*pr = attempt{}
 		}
 	}
 	if !took {
 		m.stats.Ignored++
 	}
-	if tracked {
-		m.update(idx)
-	} else if slices.ContainsFunc(p, func(pr progress) bool { return pr.step > 0 }) {
-		idx = m.alloc(key)
-		copy(m.prog[int(idx)*len(m.doors):], p)
-		m.update(idx)
+	if changed && s != m.tb.zero() {
+		m.settle(s)
 	}
 	return out
 }
 
-// advance takes the door's next step, matching on the last one.
-func (m *Matcher) advance(ds *doorState, pr *progress, ev *Event, now int64, out []Match) []Match {
-	if pr.step == 0 {
-		pr.start, pr.gen = now, ds.gen
-	}
-	pr.step++
-	m.stats.Advances++
-	if int(pr.step) < len(ds.seq) {
-		return out
-	}
-	*pr = progress{}
+// matched reports a completed sequence, consuming a one-time door's
+// sequence first.
+func (m *Matcher) matched(ds *doorState, ev *Event, out []Match) []Match {
 	if ds.OneTime != nil && !m.consume(ds, ev.Src) {
 		return out
 	}
@@ -450,95 +433,77 @@ func (m *Matcher) consume(ds *doorState, src netip.Addr) bool {
 	return true
 }
 
-func (m *Matcher) timedOut(ds *doorState, src netip.Addr, pr *progress) {
+// timedOut counts and logs an attempt that was step knocks in when its
+// seq_timeout passed; the caller ends it.
+func (m *Matcher) timedOut(ds *doorState, src netip.Addr, step uint8) {
 	m.stats.Timeouts++
 	ds.ctr.Timeouts++
 	// An attempt that got no further than its first knock is what every
 	// spoofed packet to a first port leaves behind: logged at info, a
 	// flood would become a flood of log lines. It is counted all the same.
 	level := slog.LevelInfo
-	if pr.step < 2 {
+	if step < 2 {
 		level = slog.LevelDebug
 	}
 	if m.log.Enabled(context.Background(), level) {
-		m.log.Log(context.Background(), level, "knock timed out", "door", ds.Name, "src", src, "step", int(pr.step), "of", len(ds.seq))
+		m.log.Log(context.Background(), level, "knock timed out", "door", ds.Name, "src", src, "step", int(step), "of", len(ds.seq))
 	}
-	*pr = progress{}
 }
 
 // alloc starts tracking key, evicting a source if the table is full.
-func (m *Matcher) alloc(key [16]byte) int32 {
-	if len(m.index) >= m.max {
+func (m *Matcher) alloc(key *[16]byte) int32 {
+	if m.tb.count >= m.max {
 		m.evict()
 	}
-	var idx int32
-	if n := len(m.free); n > 0 {
-		idx, m.free = m.free[n-1], m.free[:n-1]
-	} else {
-		idx = int32(len(m.srcs))
-		m.srcs = append(m.srcs, source{})
-		m.prog = append(m.prog, make([]progress, len(m.doors))...)
-		m.sprog = append(m.sprog, make([]sealedProgress, len(m.ranges))...)
-	}
-	m.srcs[idx] = source{key: key, hidx: -1}
-	m.index[key] = idx
-	m.stats.PeakSources = max(m.stats.PeakSources, len(m.index))
-	return idx
+	s := m.tb.insert(key)
+	m.stats.PeakSources = max(m.stats.PeakSources, m.tb.count)
+	return s
 }
 
-// evict drops the attempt closest to expiry among the sources that have
-// made the least progress, so that a flood of spoofed first knocks cannot
-// push out a real knocker who is already further along.
+// evict drops the source closest to expiry among those that have made the
+// least progress, so that a flood of spoofed first knocks cannot push out
+// a real knocker who is already further along: the earliest head of the
+// listFirst lists, or when those are empty, of the listAll lists.
 func (m *Matcher) evict() {
-	t := 0
-	if len(m.heaps[0].items) == 0 {
-		t = 1
+	victim, best := int32(-1), int64(0)
+	consider := func(s int32, e int64) {
+		if victim < 0 || e < best {
+			victim, best = s, e
+		}
 	}
-	idx := m.heaps[t].items[0]
+	for tr, e := range m.lists[listFirst] {
+		if e.head >= 0 {
+			consider(e.head, deadline(m.tb.link(e.head, tr).start, m.timeout(tr)))
+		}
+	}
+	if victim < 0 {
+		// Everyone has made progress.
+		for tr, e := range m.lists[listAll] {
+			if e.head >= 0 {
+				consider(e.head, deadline(m.tb.link(e.head, tr).start, m.timeout(tr)))
+			}
+		}
+	}
 	m.stats.Evictions++
-	m.countEviction(idx)
+	m.countEviction(victim)
 	if m.log.Enabled(context.Background(), slog.LevelDebug) {
-		m.log.Debug("source table full; evicting attempt", "src", addrOf(m.srcs[idx].key))
+		m.log.Debug("source table full; evicting attempt", "src", addrOf(m.tb.hdr(victim).key))
 	}
-	clear(m.prog[int(idx)*len(m.doors) : int(idx+1)*len(m.doors)])
-	clear(m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)])
-	m.update(idx)
+	for tr := range m.tb.off {
+		if m.activeAt(victim, tr) {
+			m.endTrack(victim, tr)
+		}
+	}
+	m.settle(victim)
 }
 
-// update recomputes a source's expiry and tier after its attempts changed,
-// and stops tracking it when none is left.
-func (m *Matcher) update(idx int32) {
-	s := &m.srcs[idx]
-	expiry, tier, active := int64(math.MaxInt64), uint8(0), false
-	for d, pr := range m.prog[int(idx)*len(m.doors) : int(idx+1)*len(m.doors)] {
-		if pr.step == 0 {
-			continue
-		}
-		active = true
-		expiry = min(expiry, deadline(pr.start, m.doors[d].timeout))
-		if pr.step > 1 {
-			tier = 1
-		}
-	}
-	if len(m.ranges) > 0 {
-		e, t, a := m.sealedState(idx)
-		expiry, tier, active = min(expiry, e), max(tier, t), active || a
-	}
-	if s.hidx >= 0 && (!active || tier != s.tier) {
-		m.heaps[s.tier].remove(int(s.hidx))
-	}
-	if !active {
-		delete(m.index, s.key)
-		*s = source{hidx: -1}
-		m.free = append(m.free, idx)
-		return
-	}
-	changed := s.expiry != expiry
-	s.expiry = expiry
-	if s.hidx < 0 {
-		m.heaps[tier].push(idx)
-	} else if changed {
-		m.heaps[tier].fix(int(s.hidx))
+// endTrack ends source s's attempt at track tr, which is in progress.
+func (m *Matcher) endTrack(s int32, tr int) {
+	m.ended(s, tr, m.tb.link(s, tr), m.pastFirst(s, tr))
+	if tr < len(m.doors) {
+		*m.tb.att(s, tr) = attempt{}
+	} else {
+		*m.tb.col(s, tr) = collector{}
 	}
 }
 
@@ -547,9 +512,9 @@ func (m *Matcher) update(idx int32) {
 // progress.
 func (m *Matcher) NextExpiry() (t time.Duration, ok bool) {
 	next := int64(math.MaxInt64)
-	for i := range m.heaps {
-		if h := m.heaps[i].items; len(h) > 0 {
-			next = min(next, m.srcs[h[0]].expiry)
+	for tr, e := range m.lists[listAll] {
+		if e.head >= 0 {
+			next = min(next, deadline(m.tb.link(e.head, tr).start, m.timeout(tr)))
 		}
 	}
 	if next == math.MaxInt64 {
@@ -564,31 +529,44 @@ func (m *Matcher) NextExpiry() (t time.Duration, ok bool) {
 // memory for abandoned attempts short-lived and the timeout log prompt.
 func (m *Matcher) Expire(now time.Duration) {
 	n := int64(now)
-	for t := range m.heaps {
-		h := &m.heaps[t]
-		for len(h.items) > 0 && m.srcs[h.items[0]].expiry < n {
-			idx := h.items[0]
-			p := m.prog[int(idx)*len(m.doors) : int(idx+1)*len(m.doors)]
-			src := addrOf(m.srcs[idx].key)
-			for d := range p {
-				ds := &m.doors[d]
-				switch {
-				case p[d].step == 0:
-				case p[d].gen != ds.gen:
-					p[d] = progress{}
-				case expired(n, p[d].start, ds.timeout):
-					m.timedOut(ds, src, &p[d])
-				}
+	for tr := range m.lists[listAll] {
+		to := m.timeout(tr)
+		for {
+			s := m.lists[listAll][tr].head
+			if s < 0 || !expired(n, m.tb.link(s, tr).start, to) {
+				break
 			}
-			sp := m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)]
-			for r := range sp {
-				if sp[r].active() && expired(n, sp[r].start, m.ranges[r].timeout) {
-					m.sealedTimedOut(&m.ranges[r], src, &sp[r])
-				}
-			}
-			m.update(idx)
+			m.expireSource(s, n)
 		}
 	}
+}
+
+// expireSource ends every attempt of source s that has timed out by n,
+// and those whose one-time sequence was used meanwhile.
+func (m *Matcher) expireSource(s int32, n int64) {
+	src := addrOf(m.tb.hdr(s).key)
+	for d := range m.doors {
+		ds := &m.doors[d]
+		p := m.tb.att(s, d)
+		switch {
+		case p.step == 0:
+			continue
+		case p.gen != ds.gen:
+		case expired(n, p.start, ds.timeout):
+			m.timedOut(ds, src, p.step)
+		default:
+			continue
+		}
+		m.endTrack(s, d)
+	}
+	for r := range m.ranges {
+		tr := len(m.doors) + r
+		if c := m.tb.col(s, tr); c.active() && expired(n, c.start, m.ranges[r].timeout) {
+			m.sealedTimedOut(&m.ranges[r], src, c)
+			m.endTrack(s, tr)
+		}
+	}
+	m.settle(s)
 }
 
 // deadline is start+timeout, saturating instead of wrapping, so that no
@@ -607,80 +585,3 @@ func expired(now, start, timeout int64) bool { return now > deadline(start, time
 
 // addrOf turns a table key back into the event's address form.
 func addrOf(key [16]byte) netip.Addr { return netip.AddrFrom16(key).Unmap() }
-
-// expiryHeap orders tracked sources of one tier by expiry. It is written
-// out rather than built on container/heap because boxing an int32 into an
-// interface for every Push would allocate on the hot path.
-type expiryHeap struct {
-	m     *Matcher
-	tier  uint8
-	items []int32
-}
-
-func (h *expiryHeap) less(i, j int) bool {
-	return h.m.srcs[h.items[i]].expiry < h.m.srcs[h.items[j]].expiry
-}
-
-func (h *expiryHeap) swap(i, j int) {
-	h.items[i], h.items[j] = h.items[j], h.items[i]
-	h.m.srcs[h.items[i]].hidx = int32(i)
-	h.m.srcs[h.items[j]].hidx = int32(j)
-}
-
-func (h *expiryHeap) push(idx int32) {
-	h.m.srcs[idx].hidx = int32(len(h.items))
-	h.m.srcs[idx].tier = h.tier
-	h.items = append(h.items, idx)
-	h.up(len(h.items) - 1)
-}
-
-func (h *expiryHeap) remove(i int) {
-	n := len(h.items) - 1
-	idx := h.items[i]
-	if i != n {
-		h.swap(i, n)
-	}
-	h.items = h.items[:n]
-	h.m.srcs[idx].hidx = -1
-	if i != n {
-		h.fix(i)
-	}
-}
-
-func (h *expiryHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h *expiryHeap) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !h.less(i, parent) {
-			return
-		}
-		h.swap(i, parent)
-		i = parent
-	}
-}
-
-// down sifts item i towards the leaves and reports whether it moved.
-func (h *expiryHeap) down(i int) bool {
-	start, n := i, len(h.items)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		c := l
-		if r := l + 1; r < n && h.less(r, l) {
-			c = r
-		}
-		if !h.less(c, i) {
-			break
-		}
-		h.swap(i, c)
-		i = c
-	}
-	return i > start
-}

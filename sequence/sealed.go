@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -43,21 +41,6 @@ type sealedRange struct {
 	ctr     *DoorStats   // the range's counters
 	doorCtr []*DoorStats // its doors', in the order of names
 }
-
-// sealedProgress is one source's knocks in one sealed range: 32 bytes.
-type sealedProgress struct {
-	start int64 // Event.Mono of the attempt's first knock
-	set   sealed.Set
-	// logged is set once a rejection of this attempt has been logged, so
-	// that a source sending noise into the range costs one line per
-	// seq_timeout, not one per knock.
-	logged bool
-}
-
-func (p *sealedProgress) active() bool { return p.set.Seen() != 0 }
-
-// knocks is how many positions the attempt has filled.
-func (p *sealedProgress) knocks() int { return bits.OnesCount16(p.set.Seen()) }
 
 // SealedRejects counts complete sets of knocks that opened nothing, by the
 // reason (see sealed.Reason) of their first failed check.
@@ -159,26 +142,6 @@ func (r *sealedRange) sameRange(o *sealedRange) bool {
 		r.timeout == o.timeout && r.flags == o.flags && r.target == o.target
 }
 
-// sealedState is update's look at a source's sealed collectors: when the
-// earliest times out, whether one has two knocks or more, and whether any
-// is active. It is a function of its own so that the doors' loop in
-// update, run for every event, keeps its registers.
-func (m *Matcher) sealedState(idx int32) (expiry int64, tier uint8, active bool) {
-	expiry = math.MaxInt64
-	sp := m.sprog[int(idx)*len(m.ranges) : int(idx+1)*len(m.ranges)]
-	for r := range sp {
-		if !sp[r].active() {
-			continue
-		}
-		active = true
-		expiry = min(expiry, deadline(sp[r].start, m.ranges[r].timeout))
-		if sp[r].knocks() > 1 {
-			tier = 1
-		}
-	}
-	return expiry, tier, active
-}
-
 // rangeOf returns the index of the sealed range holding (port, proto), or
 // -1.
 func (m *Matcher) rangeOf(port uint16, proto Proto) int {
@@ -203,70 +166,74 @@ func (m *Matcher) handleSealed(ev *Event, ri int, now int64, out []Match) []Matc
 		return out
 	}
 	m.stats.SealedKnocks++
+	tr := len(m.doors) + ri
 	key := ev.Src.As16()
-	idx, tracked := m.index[key]
-	var sp *sealedProgress
-	if tracked {
-		sp = &m.sprog[int(idx)*len(m.ranges)+ri]
-	} else {
-		sp = &m.sscratch
-		*sp = sealedProgress{}
+	s := m.tb.lookup(&key)
+	if s < 0 {
+		s = m.tb.zero()
 	}
-	if sp.active() && expired(now, sp.start, r.timeout) {
-		m.sealedTimedOut(r, ev.Src, sp)
+	c := m.tb.col(s, tr)
+	if c.active() && expired(now, c.start, r.timeout) {
+		m.sealedTimedOut(r, ev.Src, c)
+		m.endTrack(s, tr)
 	}
-	if !sp.active() {
-		sp.start = now
+	if !c.active() {
+		if s == m.tb.zero() {
+			s = m.alloc(&key)
+			c = m.tb.col(s, tr)
+		}
+		m.started(s, tr, &c.link, now)
 	}
 	i, b, _ := sealed.Position(r.base, ev.Port)
-	if sp.set.Put(i, b) {
-		out = m.openSealed(r, sp, ev, out)
+	before := c.knocks()
+	complete := c.set.Put(i, b)
+	if before == 1 && c.knocks() == 2 {
+		m.advanced(s)
 	}
-	if tracked {
-		m.update(idx)
-	} else if sp.active() {
-		idx = m.alloc(key)
-		m.sprog[int(idx)*len(m.ranges)+ri] = *sp
-		m.update(idx)
+	if complete {
+		var done bool
+		out, done = m.openSealed(r, c, ev, out)
+		if done {
+			m.endTrack(s, tr)
+		}
 	}
+	m.settle(s)
 	return out
 }
 
-// openSealed checks the complete block sp holds: key, door, source, skew,
-// then the replay cache. A valid block matches its door and ends the
-// attempt; an invalid one is counted, logged once per attempt, and left
-// to be overwritten by the knocks of a retry.
-func (m *Matcher) openSealed(r *sealedRange, sp *sealedProgress, ev *Event, out []Match) []Match {
+// openSealed checks the complete block c holds: key, door, source, skew,
+// then the replay cache. A valid block matches its door; an invalid one
+// is counted, logged once per attempt, and left to be overwritten by the
+// knocks of a retry. done reports whether the attempt is over.
+func (m *Matcher) openSealed(r *sealedRange, c *collector, ev *Event, out []Match) (_ []Match, done bool) {
 	m.stats.SealedChecks++
-	c := sp.set.Ciphertext()
-	blk, d, err := r.opener.OpenDoors(c, ev.Src, ev.Time, r.doors)
+	ct := c.set.Ciphertext()
+	blk, d, err := r.opener.OpenDoors(ct, ev.Src, ev.Time, r.doors)
 	if err == nil {
 		// Kept until the block can pass no door's skew check, under any
 		// max_skew a reload may bring: its own time plus the largest.
 		made := time.Unix(ev.Time.Unix(), 0).Add(blk.Skew(ev.Time))
 		until := made.Add(MaxSealedSkew)
-		if err = m.replay.Use(c, until); err != nil && !errors.Is(err, sealed.ReasonReplay) {
+		if err = m.replay.Use(ct, until); err != nil && !errors.Is(err, sealed.ReasonReplay) {
 			m.stats.ReplayErrs++
 			m.log.Error("cannot record the sealed block in the replay cache; not opening",
 				"door", r.names[d], "src", ev.Src, "input", ev.Input, "err", err)
-			*sp = sealedProgress{}
-			return out
+			return out, true
 		}
 	}
 	if err != nil {
 		reason, _ := err.(sealed.Reason)
 		m.stats.SealedRejects.count(reason)
 		r.countRejection(d, reason)
-		if !sp.logged {
-			sp.logged = true
+		if !c.logged {
+			c.logged = true
 			m.logRejection(r, d, blk, reason, ev)
 		}
-		return out
+		return out, false
 	}
-	*sp = sealedProgress{}
 	m.stats.Matches++
 	r.doorCtr[d].Matches++
-	return append(out, Match{Door: r.names[d], Src: NormalizeAddr(ev.Src), Dst: ev.Dst, Last: ev.Step(), Time: ev.Time, Input: ev.Input})
+	return append(out, Match{Door: r.names[d], Src: NormalizeAddr(ev.Src), Dst: ev.Dst, Last: ev.Step(), Time: ev.Time, Input: ev.Input}), true
 }
 
 // logRejection writes the one line an attempt's rejection gets. A set that
@@ -297,10 +264,10 @@ func (m *Matcher) logRejection(r *sealedRange, d int, blk sealed.Block, reason s
 }
 
 // sealedTimedOut ends an attempt at a sealed range whose seq_timeout has
-// passed. Only an incomplete attempt with two knocks or more is worth an
-// info line (a lost knock?): one knock is what any stray packet leaves,
-// and a rejected block has had its line.
-func (m *Matcher) sealedTimedOut(r *sealedRange, src netip.Addr, sp *sealedProgress) {
+// passed; the caller ends it. Only an incomplete attempt with two knocks
+// or more is worth an info line (a lost knock?): one knock is what any
+// stray packet leaves, and a rejected block has had its line.
+func (m *Matcher) sealedTimedOut(r *sealedRange, src netip.Addr, sp *collector) {
 	m.stats.Timeouts++
 	r.ctr.Timeouts++
 	level := slog.LevelInfo
@@ -311,5 +278,4 @@ func (m *Matcher) sealedTimedOut(r *sealedRange, src netip.Addr, sp *sealedProgr
 		m.log.Log(context.Background(), level, "knock timed out", "range", r.label, "doors", r.names, "src", src,
 			"knocks", sp.knocks(), "of", sealed.Knocks)
 	}
-	*sp = sealedProgress{}
 }

@@ -705,8 +705,8 @@ func TestSealedOneTimeSequenceInRange(t *testing.T) {
 }
 
 func TestSealedProgressSize(t *testing.T) {
-	if n := unsafe.Sizeof(sealedProgress{}); n > 64 {
-		t.Errorf("sealedProgress is %d bytes, want at most 64", n)
+	if n := unsafe.Sizeof(collector{}); n > 64 {
+		t.Errorf("collector is %d bytes, want at most 64", n)
 	}
 }
 
