@@ -110,6 +110,7 @@ type rig struct {
 	daemon string
 	client string
 	nft    string
+	env    []string        // added to the daemon's environment
 	d      *netnstest.Proc // the running daemon, once started
 }
 
@@ -228,7 +229,7 @@ func (r *rig) writeConfig(cfg string) string {
 func (r *rig) startDaemon(cfg string, wrapper ...string) *netnstest.Proc {
 	r.t.Helper()
 	args := append(slices.Clone(wrapper), r.daemon, "-c", r.writeConfig(cfg))
-	r.d = r.ns.Start(r.t, nil, args[0], args[1:]...)
+	r.d = r.ns.Start(r.t, r.env, args[0], args[1:]...)
 	r.d.WaitLine(r.t, 0, waitTimeout, `"reading NFLOG group"`, logMatch("reading NFLOG group"))
 	return r.d
 }
