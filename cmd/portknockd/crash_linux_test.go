@@ -94,7 +94,10 @@ func (r *crashRig) commands() string {
 // TestCrashThenLateRestart: the daemon is killed with the door open and
 // comes back after cmd_timeout: the overdue close runs at once.
 func TestCrashThenLateRestart(t *testing.T) {
-	r := newCrashRig(t, "1s", "")
+	// Longer than the time an overdue close may take after the restart,
+	// so that a close given a fresh cmd_timeout would show.
+	const timeout = 4 * time.Second
+	r := newCrashRig(t, timeout.String(), "")
 	p, w := r.start()
 	r.knock(w, "192.0.2.7")
 	_, opened := p.WaitLine(t, 0, waitTimeout, "opened", logMatch("opened", "door=ssh", "src=192.0.2.7"))
@@ -103,17 +106,18 @@ func TestCrashThenLateRestart(t *testing.T) {
 		t.Fatalf("commands before the crash: %q", got)
 	}
 	// Stay down until the close is well overdue.
-	due := logTime(t, parseLog(opened)).Add(time.Second)
+	due := logTime(t, parseLog(opened)).Add(timeout)
 	time.Sleep(time.Until(due.Add(500 * time.Millisecond)))
 
 	p2, _ := r.start()
-	started := time.Now()
 	i, restored := p2.WaitLine(t, 0, waitTimeout, "restored close", logMatch("pending close restored from journal", "door=ssh", "src=192.0.2.7"))
 	if f := parseLog(restored); f["overdue"] != "true" {
 		t.Errorf("restored close not seen as overdue: %s", restored)
 	}
-	p2.WaitLine(t, i, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.7"))
-	if took := time.Since(started); took > 3*time.Second {
+	_, closed := p2.WaitLine(t, i, waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.7"))
+	// Timed by the daemon's own log, so that only the daemon's delay
+	// counts, not the test's.
+	if took := logTime(t, parseLog(closed)).Sub(logTime(t, parseLog(restored))); took > timeout-time.Second {
 		t.Errorf("overdue close took %v after the restart, want at once", took)
 	}
 	if got := r.commands(); got != "open 192.0.2.7\nclose 192.0.2.7\n" {
@@ -148,7 +152,10 @@ func TestCrashThenEarlyRestart(t *testing.T) {
 	}
 	_, closed := p2.WaitLine(t, 0, timeout+waitTimeout, "closed", logMatch("closed", "door=ssh", "src=192.0.2.8"))
 	closedAt := logTime(t, parseLog(closed))
-	if closedAt.Before(due) || closedAt.After(due.Add(2*time.Second)) {
+	// On time: the timer, then the stop command, which a busy machine
+	// may take a while to run. (A close given a fresh cmd_timeout shows
+	// in due above.)
+	if closedAt.Before(due) || closedAt.After(due.Add(3*time.Second)) {
 		t.Errorf("closed at %v, want on time at %v", closedAt, due)
 	}
 	if got := r.commands(); got != "open 192.0.2.8\nclose 192.0.2.8\n" {

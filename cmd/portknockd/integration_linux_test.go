@@ -57,7 +57,10 @@ const (
 	waitTimeout = 10 * time.Second
 	// dialTimeout is how long a connection to the service may take
 	// before the firewall is taken to drop it. On loopback an accepted
-	// connection completes in well under a millisecond.
+	// connection completes in well under a millisecond; a closed door
+	// rejects at once. A connection that must succeed gets waitTimeout:
+	// the service answering is a process a busy machine may not run
+	// for a while.
 	dialTimeout = 500 * time.Millisecond
 )
 
@@ -265,7 +268,11 @@ func (r *rig) logged(msg string, kv ...string) []string {
 // assertReachable fails the test unless the service's reachability is want.
 func (r *rig) assertReachable(addr string, want bool, when string) {
 	r.t.Helper()
-	err := r.ns.Reach(addr, dialTimeout)
+	timeout := dialTimeout
+	if want {
+		timeout = waitTimeout
+	}
+	err := r.ns.Reach(addr, timeout)
 	switch {
 	case want && err != nil:
 		r.t.Fatalf("%s: service %s unreachable, want reachable: %v", when, addr, err)
