@@ -137,15 +137,16 @@ func withMaxSources(cfg string, n int) string {
 // knockUntilMatched runs the portknock client from 127.0.0.1 until the
 // daemon logs its sequence complete after line from, at most attempts
 // times and only while more() holds. Each attempt waits a little for the
-// match: the daemon may still be working through a backlog. It returns
-// how many attempts were made and whether one matched.
+// match: the daemon may still be working through a backlog; after the
+// last, it waits up to waitTimeout. It returns how many attempts were
+// made and whether one matched.
 func (r *rig) knockUntilMatched(from, attempts int, more func() bool) (int, bool) {
 	r.t.Helper()
 	matched := make(chan struct{})
 	go func() {
 		// Ends when the line comes, the time runs out or the daemon
 		// exits (at the latest when the test stops it).
-		if _, _, err := r.d.FindLine(from, time.Duration(attempts)*time.Second+waitTimeout, "the knock's match",
+		if _, _, err := r.d.FindLine(from, time.Duration(attempts)*3*time.Second+waitTimeout, "the knock's match",
 			logMatch("knock sequence complete", "door=ssh", "src=127.0.0.1")); err == nil {
 			close(matched)
 		}
@@ -166,7 +167,13 @@ func (r *rig) knockUntilMatched(from, attempts int, more func() bool) (int, bool
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return attempts, false
+	// The last knock may still be on its way through a busy daemon.
+	select {
+	case <-matched:
+		return attempts, true
+	case <-time.After(waitTimeout):
+		return attempts, false
+	}
 }
 
 // nflogTotals are the NFLOG input's and the matcher's counters, from the
