@@ -76,7 +76,9 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 		eof <- err
 	}()
 
-	res := execCommand(t.Context(), Command{Shell: shell}, 300*time.Millisecond)
+	// The limit leaves a busy machine time to start the shell, its child
+	// and the pid file's write before the kill.
+	res := execCommand(t.Context(), Command{Shell: shell}, 2*time.Second)
 	pid := readPid(t, pidFile)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 
