@@ -292,16 +292,18 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 		minShare = 0.5
 		// The Go heap live after a collection, in MB, as the runtime
 		// reports it: what the daemon keeps, not the garbage between
-		// collections. 4 MB was measured on idle and busy machines.
-		// Keeping every source took 190 MiB for a million, so it would
-		// fail this bound from about 70 000 sources.
+		// collections. The receive path allocates next to nothing, so a
+		// flood may pass without any collection (the heap never reaches
+		// its first goal, 4 MB); with go-nflog's reader 2 to 6 MB was
+		// live. Keeping every source took 190 MiB for a million, so it
+		// would fail this bound from about 70 000 sources.
 		liveHeap = 16
 		// Growth of the daemon's peak resident memory over idle, in kB:
-		// a backstop for memory outside the live heap. 6 to 11 MiB was
-		// measured, 19 MiB and more on a busy machine, where a starved
-		// collector lets go-nflog's garbage pile up between collections
-		// (the heap reached 8 MB at a collection's start). Keeping every
-		// source would fail it from about 300 000.
+		// a backstop for memory outside the live heap, loose because a
+		// busy machine starves the collector while garbage piles up. 1.3
+		// MiB was measured; with go-nflog's garbage 6 to 11 MiB, and
+		// once more than 24 MiB at a load of 12. Keeping every source
+		// would fail it from about 300 000.
 		rssGrowth = 64 << 10
 	)
 	r := newRig(t)
@@ -367,9 +369,6 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 	}
 	if float64(tot.matcherEvents) < minShare*float64(logged) {
 		t.Errorf("matcher saw %d events of the %d packets the kernel logged, want at least %.0f %%", tot.matcherEvents, logged, 100*minShare)
-	}
-	if gcs.n == 0 {
-		t.Error("the daemon reported no collection (GODEBUG=gctrace=1)")
 	}
 	if gcs.peakLive > liveHeap {
 		t.Errorf("daemon's heap live after a collection reached %d MB, want at most %d MB", gcs.peakLive, liveHeap)
