@@ -76,7 +76,9 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 		eof <- err
 	}()
 
-	res := execCommand(t.Context(), Command{Shell: shell}, 300*time.Millisecond)
+	// The limit leaves a busy machine time to start the shell, its child
+	// and the pid file's write before the kill.
+	res := execCommand(t.Context(), Command{Shell: shell}, 2*time.Second)
 	pid := readPid(t, pidFile)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 
@@ -124,7 +126,10 @@ func TestExecSignalled(t *testing.T) {
 // limit, succeeded: nothing was killed.
 func TestExecSuccessNotTimedOutByWaitDelay(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	res := execCommand(t.Context(), Command{Shell: "sleep 5 & echo $! > " + pidFile + "; sleep 0.7; exit 0"}, time.Second)
+	// The shell exits at 0.3 s, so the waitDelay of 1 s after it ends
+	// past the 1 s limit however soon the shell ran; it has 0.7 s to
+	// start and fork on a busy machine.
+	res := execCommand(t.Context(), Command{Shell: "sleep 5 & echo $! > " + pidFile + "; sleep 0.3; exit 0"}, time.Second)
 	pid := readPid(t, pidFile)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	if res.err != nil || res.timedOut || res.exitCode != 0 {

@@ -605,7 +605,9 @@ func TestRunnerRealTimeoutKillsGroup(t *testing.T) {
 	}
 	door := Door{Name: "hang", Start: Command{Shell: "sleep 1000 > " + fifo + " & echo $! > " + pidFile + "; sleep 1000"}}
 	logs := newLogCapture()
-	r := NewRunner([]Door{door}, Options{Logger: logs.logger(), CommandTimeout: 300 * time.Millisecond})
+	// The limit leaves a busy machine time to start the shell, its child
+	// and the pid file's write before the kill.
+	r := NewRunner([]Door{door}, Options{Logger: logs.logger(), CommandTimeout: 2 * time.Second})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()

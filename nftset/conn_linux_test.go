@@ -228,13 +228,15 @@ func TestAddRefreshes(t *testing.T) {
 	k := newKernel(t)
 	ref := mustRef(t, "inet fw knock4")
 	addr := netip.MustParseAddr("192.0.2.1")
-	const timeout = 3 * time.Second
+	// Long enough that the element outlives a busy machine's stalls
+	// between the wait below and the re-adds.
+	const timeout = 10 * time.Second
 	if err := k.conn.Add(ref, addr, timeout); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the countdown is visibly under way.
-	netnstest.Eventually(t, 5*time.Second, "expiry counting down below 2s", func() bool {
-		return k.element(t, ref, "192.0.2.1").Expires < 2*time.Second
+	netnstest.Eventually(t, timeout, "expiry counting down below 9s", func() bool {
+		return k.element(t, ref, "192.0.2.1").Expires < timeout-time.Second
 	})
 	k.readd(t, ref, addr, timeout)
 	// Longer and shorter timeouts both replace the old one.

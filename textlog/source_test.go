@@ -140,8 +140,14 @@ func knock(input, src string, port uint16, proto sequence.Proto) sequence.Event 
 
 func checkStats(t *testing.T, s *Source, want input.Stats) {
 	t.Helper()
-	got := s.Stats()
 	want.Unit = "lines"
+	// The source counts an event once emit has returned, which may be
+	// after the test has received it: the counters are given time to
+	// catch up (they only grow) before they are compared.
+	got := s.Stats()
+	for deadline := time.Now().Add(10 * time.Second); !reflect.DeepEqual(got, want) && time.Now().Before(deadline); got = s.Stats() {
+		time.Sleep(time.Millisecond) // polling counters nothing signals
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stats = %+v, want %+v", got, want)
 	}

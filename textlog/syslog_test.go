@@ -272,6 +272,9 @@ func TestSyslogUDP(t *testing.T) {
 		slKnock("192.0.2.12", 7006, sequence.TCP),
 	)
 	r.noEvents(t)
+	// The listener counts an event once emit has returned, which may be
+	// after the test has read it.
+	r.eventually(t, "7 events counted", func(st input.Stats) bool { return st.Events == 7 })
 	slStats(t, r.l.Stats(),
 		input.Stats{Read: 10, Events: 7, Skipped: slSkipped(ReasonUnrecognized, 1, ReasonTooLong, 2)},
 		map[string]uint64{SyslogMessages: 6, SyslogOversize: 2})

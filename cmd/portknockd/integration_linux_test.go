@@ -57,7 +57,10 @@ const (
 	waitTimeout = 10 * time.Second
 	// dialTimeout is how long a connection to the service may take
 	// before the firewall is taken to drop it. On loopback an accepted
-	// connection completes in well under a millisecond.
+	// connection completes in well under a millisecond; a closed door
+	// rejects at once. A connection that must succeed gets waitTimeout:
+	// the service answering is a process a busy machine may not run
+	// for a while.
 	dialTimeout = 500 * time.Millisecond
 )
 
@@ -110,6 +113,7 @@ type rig struct {
 	daemon string
 	client string
 	nft    string
+	env    []string        // added to the daemon's environment
 	d      *netnstest.Proc // the running daemon, once started
 }
 
@@ -228,7 +232,7 @@ func (r *rig) writeConfig(cfg string) string {
 func (r *rig) startDaemon(cfg string, wrapper ...string) *netnstest.Proc {
 	r.t.Helper()
 	args := append(slices.Clone(wrapper), r.daemon, "-c", r.writeConfig(cfg))
-	r.d = r.ns.Start(r.t, nil, args[0], args[1:]...)
+	r.d = r.ns.Start(r.t, r.env, args[0], args[1:]...)
 	r.d.WaitLine(r.t, 0, waitTimeout, `"reading NFLOG group"`, logMatch("reading NFLOG group"))
 	return r.d
 }
@@ -264,7 +268,11 @@ func (r *rig) logged(msg string, kv ...string) []string {
 // assertReachable fails the test unless the service's reachability is want.
 func (r *rig) assertReachable(addr string, want bool, when string) {
 	r.t.Helper()
-	err := r.ns.Reach(addr, dialTimeout)
+	timeout := dialTimeout
+	if want {
+		timeout = waitTimeout
+	}
+	err := r.ns.Reach(addr, timeout)
 	switch {
 	case want && err != nil:
 		r.t.Fatalf("%s: service %s unreachable, want reachable: %v", when, addr, err)

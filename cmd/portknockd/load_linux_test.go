@@ -137,15 +137,16 @@ func withMaxSources(cfg string, n int) string {
 // knockUntilMatched runs the portknock client from 127.0.0.1 until the
 // daemon logs its sequence complete after line from, at most attempts
 // times and only while more() holds. Each attempt waits a little for the
-// match: the daemon may still be working through a backlog. It returns
-// how many attempts were made and whether one matched.
+// match: the daemon may still be working through a backlog; after the
+// last, it waits up to waitTimeout. It returns how many attempts were
+// made and whether one matched.
 func (r *rig) knockUntilMatched(from, attempts int, more func() bool) (int, bool) {
 	r.t.Helper()
 	matched := make(chan struct{})
 	go func() {
 		// Ends when the line comes, the time runs out or the daemon
 		// exits (at the latest when the test stops it).
-		if _, _, err := r.d.FindLine(from, time.Duration(attempts)*time.Second+waitTimeout, "the knock's match",
+		if _, _, err := r.d.FindLine(from, time.Duration(attempts)*3*time.Second+waitTimeout, "the knock's match",
 			logMatch("knock sequence complete", "door=ssh", "src=127.0.0.1")); err == nil {
 			close(matched)
 		}
@@ -166,7 +167,13 @@ func (r *rig) knockUntilMatched(from, attempts int, more func() bool) (int, bool
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return attempts, false
+	// The last knock may still be on its way through a busy daemon.
+	select {
+	case <-matched:
+		return attempts, true
+	case <-time.After(waitTimeout):
+		return attempts, false
+	}
 }
 
 // nflogTotals are the NFLOG input's and the matcher's counters, from the
@@ -271,19 +278,40 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 		limit       = 40 * time.Second
 		maxSources  = 1000
 		maxAttempts = 200
-		// The matcher must see at least this many events, all but a few
-		// from distinct spoofed sources. It saw all of them on an idle
-		// machine, 70 to 100 % with a CPU kept busy.
-		minEvents = 500_000
-		// Growth of the daemon's peak resident memory over idle, in kB.
-		// 6 to 8 MiB was measured, once 19 MiB on a busy machine: the
-		// runtime and go-nflog's garbage, which the Go heap keeps at 4 to
-		// 6 MiB. Keeping every source took 190 MiB for a million, and
-		// would fail this bound from about 120 000.
-		rssGrowth = 24 << 10
+		// synflood must send at least this many: a flood that the
+		// memory bounds below would catch if the daemon kept every
+		// source. It sends them all in about 20 s on an idle machine
+		// and 30 s with both CPUs kept busy; a machine busier still
+		// slows it down to its time limit (half of them at a load of
+		// 22 on two CPUs).
+		minSent = 200_000
+		// The matcher must see at least this share of what the kernel
+		// logged, all but a few from distinct spoofed sources. It saw
+		// all of them on an idle machine, 70 to 100 % with a CPU kept
+		// busy, 95 % at a load of 22.
+		minShare = 0.5
+		// The Go heap live after a collection, in MB, as the runtime
+		// reports it: what the daemon keeps, not the garbage between
+		// collections. The receive path allocates next to nothing, so a
+		// flood may pass without any collection (the heap never reaches
+		// its first goal, 4 MB); with go-nflog's reader 2 to 6 MB was
+		// live. Keeping every source took 190 MiB for a million, so it
+		// would fail this bound from about 70 000 sources.
+		liveHeap = 16
+		// Growth of the daemon's peak resident memory over idle, in kB:
+		// a backstop for memory outside the live heap, loose because a
+		// busy machine starves the collector while garbage piles up. 1.3
+		// MiB was measured; with go-nflog's garbage 6 to 11 MiB, and
+		// once more than 24 MiB at a load of 12. Keeping every source
+		// would fail it from about 300 000.
+		rssGrowth = 64 << 10
 	)
 	r := newRig(t)
 	r.loadNft(countedRuleset())
+	// The runtime reports each collection on stderr, with the heap live
+	// after it: what the daemon keeps, whatever garbage a busy machine
+	// lets pile up between collections.
+	r.env = []string{"GODEBUG=gctrace=1"}
 	// With a minute's seq_timeout, no spoofed attempt expires during the
 	// flood: only eviction keeps the table small.
 	r.startDaemon(withMaxSources(r.config(nftDoor{seqTimeout: "1m", start: "true"}), maxSources))
@@ -330,14 +358,20 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 	t.Logf("flood: %d SYNs in %v (%.0f/s); kernel logged %d; daemon received %d (%.1f%%, %.0f/s), kernel dropped %d in %d overruns, %d queue overflows",
 		sent, took.Round(time.Millisecond), float64(sent)/took.Seconds(), logged, tot.packets, 100*float64(tot.packets)/float64(logged),
 		float64(tot.packets)/took.Seconds(), tot.kernelDrops, tot.overruns, tot.overflow)
+	gcs := gcTrace(r.d.Lines())
+	t.Logf("GC: %d collections; heap at most %d MB at a collection's start, %d MB live after one",
+		gcs.n, gcs.peakStart, gcs.peakLive)
 	t.Logf("matched on the client's attempt %d, %v after the flood began; matcher: %d events, %d evictions, %d matches; VmHWM %d kB idle, %d kB after the flood (+%d kB)",
 		attempts, knocked.Round(time.Millisecond), tot.matcherEvents, tot.evictions, tot.matches, idle, peak, peak-idle)
 
-	if sent != count {
-		t.Errorf("synflood sent %d SYNs, want %d", sent, count)
+	if sent < minSent {
+		t.Errorf("synflood sent %d SYNs in %v, want at least %d (of %d)", sent, took.Round(time.Millisecond), minSent, count)
 	}
-	if tot.matcherEvents < minEvents {
-		t.Errorf("matcher saw %d events of the %d SYNs, want at least %d", tot.matcherEvents, sent, minEvents)
+	if float64(tot.matcherEvents) < minShare*float64(logged) {
+		t.Errorf("matcher saw %d events of the %d packets the kernel logged, want at least %.0f %%", tot.matcherEvents, logged, 100*minShare)
+	}
+	if gcs.peakLive > liveHeap {
+		t.Errorf("daemon's heap live after a collection reached %d MB, want at most %d MB", gcs.peakLive, liveHeap)
 	}
 	if peak-idle > rssGrowth {
 		t.Errorf("daemon's peak resident memory grew from %d kB to %d kB, want at most %d kB more", idle, peak, rssGrowth)
@@ -351,15 +385,57 @@ func TestNFLOGFloodSpoofedSources(t *testing.T) {
 		t.Errorf("matcher evicted %d and timed out %d sources for %d spoofed first knocks, want at least %d together with max_sources %d",
 			tot.evictions, tot.timeouts, spoofed, want, maxSources)
 	}
-	// Each switch is logged once: on at the flood, off after it (a busy
-	// machine can stall the flood long enough for one more pair).
-	on, off := len(r.logged(batchOn)), len(r.logged(batchOff))
-	if on < 1 || on != off {
-		t.Errorf("batching switched on %d and off %d times, want as often, at least once", on, off)
+	// Each switch is logged once: on at the flood, off after it. A busy
+	// machine can stall the flood long enough for one more pair, and the
+	// messages the kernel dropped at the flood's end count in the rate
+	// when the first knock after it shows them as a gap, which may switch
+	// batching on again just before the daemon is stopped. So the
+	// switches alternate, starting with on, and the first off was waited
+	// for above.
+	var switches []string
+	isOn, isOff := logMatch(batchOn, "input=nflog:5"), logMatch(batchOff, "input=nflog:5")
+	for _, l := range r.d.Lines() {
+		switch {
+		case isOn(l):
+			switches = append(switches, "on")
+		case isOff(l):
+			switches = append(switches, "off")
+		}
+	}
+	for i, sw := range switches {
+		if want := [2]string{"on", "off"}[i%2]; sw != want {
+			t.Errorf("batching switches logged %v: the switch %d is %s, want %s", switches, i+1, sw, want)
+			break
+		}
 	}
 	if tot.peakSources == 0 || tot.peakSources > maxSources {
 		t.Errorf("matcher tracked up to %d sources at once, want at most max_sources %d", tot.peakSources, maxSources)
 	}
+}
+
+// gcStats sums up the runtime's GODEBUG=gctrace=1 lines.
+type gcStats struct {
+	n                   int // collections
+	peakStart, peakLive int // largest heap at a collection's start and live after its mark, in MB
+}
+
+// gcTraceRE matches the heap sizes of a gctrace line: "gc 7 @1.2s 3%: ...,
+// 4->5->1 MB, 5 MB goal, ...".
+var gcTraceRE = regexp.MustCompile(`^gc \d+ @.* (\d+)->\d+->(\d+) MB, `)
+
+func gcTrace(lines []string) gcStats {
+	var s gcStats
+	for _, l := range lines {
+		m := gcTraceRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		start, _ := strconv.Atoi(m[1])
+		live, _ := strconv.Atoi(m[2])
+		s.n++
+		s.peakStart, s.peakLive = max(s.peakStart, start), max(s.peakLive, live)
+	}
+	return s
 }
 
 // TestNFLOGSocketOverrun stops the daemon, overflows its NFLOG socket with
