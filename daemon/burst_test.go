@@ -111,14 +111,13 @@ start_command = ["true"]
 	}
 }
 
-// burstSources is how many knockers TestBurstOfKnockers sends: ten
-// thousand in a normal run. Under the race detector (raceEnabled) and with
-// -short a burst of two thousand: forking from the race detector's large
-// test binary took 21 to 25 s for ten thousand on a busy machine, and two
-// thousand still wait in the queue far past the depth its growth is
-// logged from.
+// burstSources is how many knockers TestBurstOfKnockers sends: the ten
+// thousand the command queue is promised to take, race detector or not
+// (about 25 s of fork/exec on a busy machine); with -short two thousand,
+// which still wait in the queue far past the depth its growth is logged
+// from.
 func burstSources() int {
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		return 2_000
 	}
 	return 10_000
