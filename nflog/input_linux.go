@@ -189,9 +189,13 @@ type groupSocket struct {
 	// lines and the last losses of a burst are still reported promptly.
 	pendDrops, pendOverruns atomic.Uint64
 
-	// seen counts the messages the kernel logged to this socket: received
-	// or known lost. keep measures the rate on it.
-	seen atomic.Uint64
+	// received and lost count the messages the kernel logged to this
+	// socket: received, or known lost from a gap in sequence numbers.
+	// adapt measures the rate on them.
+	received, lost atomic.Uint64
+	// Touched only by adapt: the last counts it read, and the messages it
+	// has credited to the rate.
+	lastReceived, lastLost, credited uint64
 	// Touched only by keep: whether to batch (nil when batching is off
 	// or has failed on this socket).
 	batch *batchSwitch
@@ -304,17 +308,16 @@ func (in *Input) receiveError(ctx context.Context, s *groupSocket, err error) in
 // hold and drops the rest.
 func (in *Input) hook(s *groupSocket, a *logMsg, emit input.Emit) {
 	in.packets.Add(1)
-	seen := uint64(1)
 	if a.hasSeq {
 		if s.haveSeq && a.seq != s.lastSeq+1 {
 			lost := uint64(a.seq - s.lastSeq - 1)
 			in.gaps.Add(lost)
 			s.pendDrops.Add(lost)
-			seen += lost
+			s.lost.Add(lost)
 		}
 		s.lastSeq, s.haveSeq = a.seq, true
 	}
-	s.seen.Add(seen)
+	s.received.Add(1)
 	if in.prefix != "" && (!a.hasPrefix || string(trimPrefix(a.prefix)) != in.prefix) {
 		in.skipped[ReasonPrefix].Add(1)
 		return
@@ -348,6 +351,21 @@ func (in *Input) hook(s *groupSocket, a *logMsg, emit input.Emit) {
 	in.events.Add(1)
 }
 
+// credit returns the messages the rate is measured on so far: those
+// received, and of those lost no more than were received since the last
+// call. A gap shows only when the next message arrives, which after a
+// flood that ended in an overrun can be a lone knock minutes later: the
+// whole flood's losses would then count as one window's rate and switch a
+// quiet socket to batching. During a flood, the messages received are
+// enough to pass the threshold.
+func (s *groupSocket) credit() uint64 {
+	rcv, lost := s.received.Load(), s.lost.Load()
+	dr, dl := rcv-s.lastReceived, lost-s.lastLost
+	s.lastReceived, s.lastLost = rcv, lost
+	s.credited += dr + min(dl, dr)
+	return s.credited
+}
+
 // adapt measures a socket's message rate and switches its batching when
 // the rate says so, logging each switch once.
 func (in *Input) adapt(s *groupSocket, now time.Time) {
@@ -362,7 +380,7 @@ func (in *Input) adapt(s *groupSocket, now time.Time) {
 	}
 	// Messages waiting matter only to a batching socket; not asking
 	// otherwise keeps an idle daemon to one clock read per window.
-	rate, change := s.batch.observe(now, s.seen.Load(), s.batch.batched && s.waiting())
+	rate, change := s.batch.observe(now, s.credit(), s.batch.batched && s.waiting())
 	if !change {
 		return
 	}

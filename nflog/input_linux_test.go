@@ -80,8 +80,8 @@ func TestHookEvent(t *testing.T) {
 	if st.Read != 3 || st.Events != 3 || st.Counter(KernelDrops) != 2 {
 		t.Errorf("stats %+v, want 3 packets, 3 events, 2 kernel drops", st)
 	}
-	if n := s.seen.Load(); n != 5 {
-		t.Errorf("seen %d messages, want 5: 3 received and 2 lost", n)
+	if r, l := s.received.Load(), s.lost.Load(); r != 3 || l != 2 {
+		t.Errorf("%d messages received and %d lost, want 3 and 2", r, l)
 	}
 
 	// The event handed on is reused: a parse failure must not leave the
@@ -162,5 +162,28 @@ func TestParseGroupOwner(t *testing.T) {
 	}
 	if _, ok := parseGroupOwner(table, 6); ok {
 		t.Error("group 6 reported as bound")
+	}
+}
+
+// TestCreditLateGap checks that losses a gap reveals count toward the rate
+// only as far as messages arrive with them: a lone knock after a flood
+// that ended in an overrun must not read as a flood of its own.
+func TestCreditLateGap(t *testing.T) {
+	_, s := newTestInput()
+	for _, step := range []struct {
+		received, lost uint64
+		want           uint64 // credited in all
+	}{
+		{1000, 0, 1000},    // a window of a flood, nothing lost
+		{1000, 500, 2500},  // losses beside as many messages count in full
+		{1000, 5000, 4500}, // no more than were received count
+		{1, 300_000, 4502}, // the gap of an overrun, revealed by one knock
+		{0, 0, 4502},       // a quiet window
+	} {
+		s.received.Add(step.received)
+		s.lost.Add(step.lost)
+		if got := s.credit(); got != step.want {
+			t.Errorf("after %d received and %d lost: credited %d, want %d", step.received, step.lost, got, step.want)
+		}
 	}
 }

@@ -34,9 +34,9 @@ const (
 // for room when the queue is full. It is not safe for concurrent use.
 type queueWaiter struct {
 	emit  input.Emit
-	ctx   context.Context
-	max   time.Duration // queueWaitMax, shorter in tests
-	timer *time.Timer   // reused for every pause; nil until the first
+	done  <-chan struct{} // the receive loop's ctx.Done(): hand is an input.Emit and takes no context
+	max   time.Duration   // queueWaitMax, shorter in tests
+	timer *time.Timer     // reused for every pause; nil until the first
 	// giveUp: the last wait ran out and no event has been taken since.
 	giveUp bool
 	// waits counts the events that had to wait, for tests.
@@ -44,7 +44,7 @@ type queueWaiter struct {
 }
 
 func newQueueWaiter(ctx context.Context, emit input.Emit) *queueWaiter {
-	return &queueWaiter{emit: emit, ctx: ctx, max: queueWaitMax}
+	return &queueWaiter{emit: emit, done: ctx.Done(), max: queueWaitMax}
 }
 
 // hand is an input.Emit: it hands ev on, reporting false when it was
@@ -84,7 +84,7 @@ func (w *queueWaiter) sleep(d time.Duration) bool {
 	select {
 	case <-w.timer.C:
 		return true
-	case <-w.ctx.Done():
+	case <-w.done:
 		w.timer.Stop()
 		return false
 	}
