@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"portknock/internal/logtest"
 	"portknock/journal"
 )
 
@@ -89,8 +90,8 @@ func startJournaled(t *testing.T, doors []Door, opts Options, setup func(*memJou
 		setup(j)
 	}
 	opts.Journal = j
-	logs := newLogCapture()
-	opts.Logger = logs.logger()
+	logs := logtest.New()
+	opts.Logger = logs.Logger()
 	r := NewRunner(doors, opts)
 	r.exec = fake.exec
 	return runHarness(t, r, fake, logs), j
@@ -105,8 +106,8 @@ func startRestored(t *testing.T, doors []Door, opts Options, recs ...journal.Rec
 		j.pending[r.ID] = r
 	}
 	opts.Journal = j
-	logs := newLogCapture()
-	opts.Logger = logs.logger()
+	logs := logtest.New()
+	opts.Logger = logs.Logger()
 	r := NewRunner(doors, opts)
 	r.exec = fake.exec
 	r.Restore(recs)
@@ -114,7 +115,7 @@ func startRestored(t *testing.T, doors []Door, opts Options, recs ...journal.Rec
 }
 
 // runHarness starts Run on a Runner built by the test.
-func runHarness(t *testing.T, r *Runner, fake *fakeExec, logs *logCapture) *harness {
+func runHarness(t *testing.T, r *Runner, fake *fakeExec, logs *logtest.Capture) *harness {
 	ctx, stop := context.WithCancel(t.Context())
 	h := &harness{t: t, r: r, fake: fake, logs: logs, done: make(chan error, 1), stop: stop}
 	go func() { h.done <- r.Run(ctx) }()
@@ -154,9 +155,9 @@ func TestRunnerRefusesUnjournaledOpen(t *testing.T) {
 		h.r.Open(knock("ssh", "192.0.2.1"))
 		h.sleepTo(time.Minute)
 		h.wantCalls()
-		refused := h.logs.find("open refused: its close could not be recorded in state_dir")
-		if len(refused) != 1 || refused[0].attrs["src"] != "192.0.2.1" || refused[0].attrs["door"] != "ssh" ||
-			refused[0].attrs["err"] != full.Error() || refused[0].level != slog.LevelError {
+		refused := h.logs.Find("open refused: its close could not be recorded in state_dir")
+		if len(refused) != 1 || refused[0].Attrs["src"] != "192.0.2.1" || refused[0].Attrs["door"] != "ssh" ||
+			refused[0].Attrs["err"] != full.Error() || refused[0].Level != slog.LevelError {
 			t.Errorf("refusal log = %+v", refused)
 		}
 		if s := h.r.Stats(); s.Refused != 1 || s.PendingCloses != 0 {
@@ -187,8 +188,8 @@ func TestRunnerRestore(t *testing.T) {
 		h.sleepTo(2 * time.Second)
 		h.r.Open(knock("gone", "2001:db8::2"))
 		synctest.Wait()
-		if len(h.logs.find("match for unknown door ignored")) != 1 {
-			t.Errorf("knock for a removed door: %s", h.logs.dump())
+		if len(h.logs.Find("match for unknown door ignored")) != 1 {
+			t.Errorf("knock for a removed door: %s", h.logs.Dump())
 		}
 		h.sleepTo(5 * time.Second)
 		h.wantCalls(call{0, "close 192.0.2.1"}, call{5 * time.Second, "close6 2001:db8::2"})
@@ -197,8 +198,8 @@ func TestRunnerRestore(t *testing.T) {
 		if !slices.Equal(done, []uint64{7, 8}) {
 			t.Errorf("done %v, want 7 and 8", done)
 		}
-		restored := h.logs.find("pending close restored from journal")
-		if len(restored) != 2 || restored[0].attrs["overdue"] != "true" || restored[1].attrs["overdue"] != "false" {
+		restored := h.logs.Find("pending close restored from journal")
+		if len(restored) != 2 || restored[0].Attrs["overdue"] != "true" || restored[1].Attrs["overdue"] != "false" {
 			t.Errorf("restore log %+v", restored)
 		}
 		h.shutdown()
@@ -234,8 +235,8 @@ func TestRunnerKeepOpenOnExit(t *testing.T) {
 		if len(pending) != 1 || len(done) != 0 {
 			t.Errorf("journal after exit: pending %+v, done %v; want the close kept", pending, done)
 		}
-		if len(h.logs.find("door left open at exit, closed by the next start")) != 1 {
-			t.Errorf("no log line for the door left open:\n%s", h.logs.dump())
+		if len(h.logs.Find("door left open at exit, closed by the next start")) != 1 {
+			t.Errorf("no log line for the door left open:\n%s", h.logs.Dump())
 		}
 	})
 }
@@ -372,7 +373,7 @@ func TestRunnerRestoreClockBehind(t *testing.T) {
 		if pending, _, _, _ := j.snapshot(); len(pending) != 0 {
 			t.Errorf("journal still holds %+v after every close ran", pending)
 		}
-		if w := h.logs.find("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout"); len(w) != 1 || w[0].attrs["src"] != "192.0.2.1" {
+		if w := h.logs.Find("pending close due later than its door stays open; the clock was behind; closing within cmd_timeout"); len(w) != 1 || w[0].Attrs["src"] != "192.0.2.1" {
 			t.Errorf("clock warning %+v", w)
 		}
 		h.shutdown()

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"portknock/internal/logtest"
 	"portknock/journal"
 )
 
@@ -100,8 +101,8 @@ func TestRunnerGiveUpKeepsJournalRecord(t *testing.T) {
 		if len(pending) != 1 || len(done) != 0 {
 			t.Errorf("journal after a failed close: pending %+v, done %v; want the close kept", pending, done)
 		}
-		l := h.logs.find("giving up on stop command; door may still be open")
-		if len(l) != 1 || l[0].attrs["then"] != "the next start tries again" {
+		l := h.logs.Find("giving up on stop command; door may still be open")
+		if len(l) != 1 || l[0].Attrs["then"] != "the next start tries again" {
 			t.Errorf("give-up lines %+v", l)
 		}
 	})
@@ -138,8 +139,8 @@ func TestRunnerOpenNeverWaitsForJournal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := &fakeExec{}
 		bj := &blockingJournal{memJournal: newMemJournal(fake), lock: make(chan struct{}, 1), release: make(chan struct{})}
-		logs := newLogCapture()
-		r := NewRunner([]Door{sshDoor}, Options{Journal: bj, Logger: logs.logger()})
+		logs := logtest.New()
+		r := NewRunner([]Door{sshDoor}, Options{Journal: bj, Logger: logs.Logger()})
 		r.exec = fake.exec
 		h := runHarness(t, r, fake, logs)
 		r.Open(knock("ssh", "192.0.2.1"))

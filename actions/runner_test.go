@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"portknock/internal/logtest"
 	"portknock/sequence"
 )
 
@@ -101,14 +102,14 @@ type harness struct {
 	t    *testing.T
 	r    *Runner
 	fake *fakeExec
-	logs *logCapture
+	logs *logtest.Capture
 	stop context.CancelFunc
 	done chan error
 }
 
 func startHarness(t *testing.T, doors []Door, opts Options) *harness {
-	h := &harness{t: t, fake: &fakeExec{}, logs: newLogCapture(), done: make(chan error, 1)}
-	opts.Logger = h.logs.logger()
+	h := &harness{t: t, fake: &fakeExec{}, logs: logtest.New(), done: make(chan error, 1)}
+	opts.Logger = h.logs.Logger()
 	h.r = NewRunner(doors, opts)
 	h.r.exec = h.fake.exec
 	ctx, cancel := context.WithCancel(t.Context())
@@ -151,7 +152,7 @@ func (h *harness) wantCalls(want ...call) {
 	want = slices.Clone(want)
 	slices.SortFunc(want, byTime)
 	if !slices.Equal(got, want) {
-		h.t.Errorf("commands run:\n  %v\nwant\n  %v\nlog:\n%s", got, want, h.logs.dump())
+		h.t.Errorf("commands run:\n  %v\nwant\n  %v\nlog:\n%s", got, want, h.logs.Dump())
 	}
 }
 
@@ -190,11 +191,11 @@ func TestRunnerClosesAtCmdTimeout(t *testing.T) {
 		if got := h.r.Stats().PendingCloses; got != 0 {
 			t.Errorf("PendingCloses after close = %d, want 0", got)
 		}
-		if n := len(h.logs.find("opened")); n != 1 {
+		if n := len(h.logs.Find("opened")); n != 1 {
 			t.Errorf("%d opened lines, want 1", n)
 		}
-		closed := h.logs.find("closed")
-		if len(closed) != 1 || closed[0].attrs["door"] != "ssh" || closed[0].attrs["src"] != "192.0.2.1" || closed[0].attrs["cmd"] != "stop" {
+		closed := h.logs.Find("closed")
+		if len(closed) != 1 || closed[0].Attrs["door"] != "ssh" || closed[0].Attrs["src"] != "192.0.2.1" || closed[0].Attrs["cmd"] != "stop" {
 			t.Errorf("closed lines = %v, want one with door, src and cmd", closed)
 		}
 		h.shutdown()
@@ -218,8 +219,8 @@ func TestRunnerReknockExtends(t *testing.T) {
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{5 * time.Second, "open 192.0.2.2"},
 			call{15 * time.Second, "close 192.0.2.1"}, call{15 * time.Second, "close 192.0.2.2"})
 
-		ext := h.logs.find("re-knock extends open")
-		if len(ext) != 1 || ext[0].attrs["src"] != "192.0.2.1" || ext[0].attrs["door"] != "ssh" {
+		ext := h.logs.Find("re-knock extends open")
+		if len(ext) != 1 || ext[0].Attrs["src"] != "192.0.2.1" || ext[0].Attrs["door"] != "ssh" {
 			t.Errorf("extension log = %v, want one for 192.0.2.1", ext)
 		}
 		if s := h.r.Stats(); s.Extended != 1 || s.Started != 4 {
@@ -296,18 +297,18 @@ func TestRunnerFailedStartRetriedOnReknock(t *testing.T) {
 		// of its work.
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{4 * time.Second, "open 192.0.2.1"},
 			call{14 * time.Second, "close 192.0.2.1"})
-		failed := h.logs.find("command failed")
+		failed := h.logs.Find("command failed")
 		if len(failed) != 2 {
 			t.Fatalf("failure lines = %v, want 2", failed)
 		}
 		want := map[string]string{"door": "ssh", "src": "192.0.2.1", "cmd": "start", "exit": "1", "output": "boom", "command": "open 192.0.2.1"}
 		for k, v := range want {
-			if failed[0].attrs[k] != v {
-				t.Errorf("failure line %s = %q, want %q", k, failed[0].attrs[k], v)
+			if failed[0].Attrs[k] != v {
+				t.Errorf("failure line %s = %q, want %q", k, failed[0].Attrs[k], v)
 			}
 		}
-		if failed[0].level != slog.LevelError {
-			t.Errorf("failure logged at %v", failed[0].level)
+		if failed[0].Level != slog.LevelError {
+			t.Errorf("failure logged at %v", failed[0].Level)
 		}
 		if s := h.r.Stats(); s.Failed != 2 || s.Extended != 0 {
 			t.Errorf("stats = %+v, want Failed 2, Extended 0", s)
@@ -349,12 +350,12 @@ func TestRunnerQueueOverflow(t *testing.T) {
 		for i := 2; i <= 5; i++ {
 			h.r.Open(knock("web", fmt.Sprintf("192.0.2.%d", i)))
 		}
-		dropped := h.logs.find("command queue full, open refused")
+		dropped := h.logs.Find("command queue full, open refused")
 		if s := h.r.Stats(); s.Dropped != 2 {
 			t.Errorf("Dropped = %d, want 2", s.Dropped)
 		}
-		if len(dropped) != 2 || dropped[0].attrs["src"] != "192.0.2.4" || dropped[1].attrs["src"] != "192.0.2.5" ||
-			dropped[0].attrs["door"] != "web" || dropped[0].level != slog.LevelWarn {
+		if len(dropped) != 2 || dropped[0].Attrs["src"] != "192.0.2.4" || dropped[1].Attrs["src"] != "192.0.2.5" ||
+			dropped[0].Attrs["door"] != "web" || dropped[0].Level != slog.LevelWarn {
 			t.Errorf("drop lines = %v", dropped)
 		}
 		h.sleepTo(time.Minute)
@@ -409,8 +410,8 @@ func TestRunnerShutdownRunsPendingCloses(t *testing.T) {
 		}
 		// After Run, matches are refused rather than queued forever.
 		h.r.Open(knock("ssh", "192.0.2.9"))
-		if len(h.logs.find("runner stopped, match ignored")) != 1 {
-			t.Errorf("Open after Run not refused; log:\n%s", h.logs.dump())
+		if len(h.logs.Find("runner stopped, match ignored")) != 1 {
+			t.Errorf("Open after Run not refused; log:\n%s", h.logs.Dump())
 		}
 	})
 }
@@ -427,8 +428,8 @@ func TestRunnerShutdownWaitsForRunningClose(t *testing.T) {
 		if d := time.Since(epoch); d != 15*time.Second {
 			t.Errorf("Run returned at %v, want 15s (when the close finished)", d)
 		}
-		if n := len(h.logs.find("closed")); n != 1 {
-			t.Errorf("%d closed lines, want 1; log:\n%s", n, h.logs.dump())
+		if n := len(h.logs.Find("closed")); n != 1 {
+			t.Errorf("%d closed lines, want 1; log:\n%s", n, h.logs.Dump())
 		}
 	})
 }
@@ -477,8 +478,8 @@ func TestRunnerSetDoors(t *testing.T) {
 		// although its door was changed and then removed.
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{0, "open 192.0.2.2"},
 			call{10 * time.Second, "close 192.0.2.1"}, call{time.Minute, "new-close 192.0.2.2"})
-		unknown := h.logs.find("match for unknown door ignored")
-		if len(unknown) != 1 || unknown[0].attrs["src"] != "192.0.2.3" {
+		unknown := h.logs.Find("match for unknown door ignored")
+		if len(unknown) != 1 || unknown[0].Attrs["src"] != "192.0.2.3" {
 			t.Errorf("unknown door lines = %v", unknown)
 		}
 		h.shutdown()
@@ -495,8 +496,8 @@ func TestRunnerDryRun(t *testing.T) {
 		CmdTimeout: 10 * time.Second,
 	}
 	synctest.Test(t, func(t *testing.T) {
-		logs := newLogCapture()
-		r := NewRunner([]Door{door}, Options{DryRun: true, Logger: logs.logger()})
+		logs := logtest.New()
+		r := NewRunner([]Door{door}, Options{DryRun: true, Logger: logs.Logger()})
 		// The real executor stays in place: dry run must not reach it.
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
@@ -507,7 +508,7 @@ func TestRunnerDryRun(t *testing.T) {
 		cancel()
 		<-done
 
-		lines := logs.find("dry run, not running command")
+		lines := logs.Find("dry run, not running command")
 		if len(lines) != 2 {
 			t.Fatalf("dry run lines = %v, want 2", lines)
 		}
@@ -517,8 +518,8 @@ func TestRunnerDryRun(t *testing.T) {
 		}
 		for i, w := range want {
 			for k, v := range w {
-				if lines[i].attrs[k] != v {
-					t.Errorf("line %d: %s = %q, want %q", i, k, lines[i].attrs[k], v)
+				if lines[i].Attrs[k] != v {
+					t.Errorf("line %d: %s = %q, want %q", i, k, lines[i].Attrs[k], v)
 				}
 			}
 		}
@@ -548,8 +549,8 @@ func TestRunnerInvalidSource(t *testing.T) {
 		h.r.Open(sequence.Match{Door: "ssh"})
 		synctest.Wait()
 		h.wantCalls()
-		if len(h.logs.find("match without a source address ignored")) != 1 {
-			t.Errorf("no warning; log:\n%s", h.logs.dump())
+		if len(h.logs.Find("match without a source address ignored")) != 1 {
+			t.Errorf("no warning; log:\n%s", h.logs.Dump())
 		}
 		h.shutdown()
 	})
@@ -567,8 +568,8 @@ func TestRunnerRealCommands(t *testing.T) {
 		{Name: "argv", Start: Command{Argv: []string{"/bin/sh", "-c", `printf '%s|%s' "$1" "$2" > "$3"`, "sh", "%IP%", "%DOOR% x", argvOut}}},
 		{Name: "fails", Start: Command{Shell: "echo denied >&2; exit 4"}},
 	}
-	logs := newLogCapture()
-	r := NewRunner(doors, Options{Logger: logs.logger()})
+	logs := logtest.New()
+	r := NewRunner(doors, Options{Logger: logs.Logger()})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
@@ -577,8 +578,8 @@ func TestRunnerRealCommands(t *testing.T) {
 	r.Open(knock("shell", "2001:db8::5"))
 	r.Open(knock("argv", "192.0.2.5"))
 	r.Open(knock("fails", "198.51.100.5"))
-	logs.waitFor(t, "opened", 2)
-	failed := logs.waitFor(t, "command failed", 1)
+	logs.WaitFor(t, "opened", 2)
+	failed := logs.WaitFor(t, "command failed", 1)
 
 	for path, want := range map[string]string{shellOut: "2001:db8::5 shell 9000 udp\n", argvOut: "192.0.2.5|argv x"} {
 		got, err := os.ReadFile(path)
@@ -586,7 +587,7 @@ func TestRunnerRealCommands(t *testing.T) {
 			t.Errorf("%s = %q, %v; want %q", path, got, err, want)
 		}
 	}
-	if a := failed[0].attrs; a["exit"] != "4" || a["output"] != "denied" || a["src"] != "198.51.100.5" || a["door"] != "fails" || a["cmd"] != "start" {
+	if a := failed[0].Attrs; a["exit"] != "4" || a["output"] != "denied" || a["src"] != "198.51.100.5" || a["door"] != "fails" || a["cmd"] != "start" {
 		t.Errorf("failure line = %v", failed[0])
 	}
 	if s := r.Stats(); s.Started != 3 || s.Failed != 1 {
@@ -604,10 +605,10 @@ func TestRunnerRealTimeoutKillsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	door := Door{Name: "hang", Start: Command{Shell: "sleep 1000 > " + fifo + " & echo $! > " + pidFile + "; sleep 1000"}}
-	logs := newLogCapture()
+	logs := logtest.New()
 	// The limit leaves a busy machine time to start the shell, its child
 	// and the pid file's write before the kill.
-	r := NewRunner([]Door{door}, Options{Logger: logs.logger(), CommandTimeout: 2 * time.Second})
+	r := NewRunner([]Door{door}, Options{Logger: logs.Logger(), CommandTimeout: 2 * time.Second})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
@@ -626,10 +627,10 @@ func TestRunnerRealTimeoutKillsGroup(t *testing.T) {
 	}()
 	r.Open(knock("hang", "192.0.2.8"))
 
-	lines := logs.waitFor(t, "command timed out", 1)
+	lines := logs.WaitFor(t, "command timed out", 1)
 	pid := readPid(t, pidFile)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	if a := lines[0].attrs; a["door"] != "hang" || a["src"] != "192.0.2.8" || a["cmd"] != "start" {
+	if a := lines[0].Attrs; a["door"] != "hang" || a["src"] != "192.0.2.8" || a["cmd"] != "start" {
 		t.Errorf("time-out line = %v", lines[0])
 	}
 	if s := r.Stats(); s.TimedOut != 1 || s.Failed != 1 {
@@ -753,8 +754,8 @@ func TestRunnerReopenParkedOnClose(t *testing.T) {
 		h.sleepTo(22 * time.Second)
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"},
 			call{13 * time.Second, "open 192.0.2.1"}, call{22 * time.Second, "close 192.0.2.1"})
-		if n := len(h.logs.find("knock while closing, opens again after the close")); n != 1 {
-			t.Errorf("%d parking lines, want 1; log:\n%s", n, h.logs.dump())
+		if n := len(h.logs.Find("knock while closing, opens again after the close")); n != 1 {
+			t.Errorf("%d parking lines, want 1; log:\n%s", n, h.logs.Dump())
 		}
 		h.shutdown()
 	})
@@ -804,7 +805,7 @@ func TestRunnerShutdownClosesEveryDoor(t *testing.T) {
 		if len(closed) != 100 {
 			t.Errorf("%d doors closed at shutdown, want 100", len(closed))
 		}
-		if n := len(h.logs.find("closed")); n != 100 {
+		if n := len(h.logs.Find("closed")); n != 100 {
 			t.Errorf("%d closed lines, want 100", n)
 		}
 		if s := h.r.Stats(); s.PendingCloses != 0 || s.StopsGivenUp != 0 {
@@ -831,15 +832,15 @@ func TestRunnerStopRetried(t *testing.T) {
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"},
 			call{11 * time.Second, "close 192.0.2.1"}, call{16 * time.Second, "close 192.0.2.1"},
 			call{16 * time.Second, "open 192.0.2.1"})
-		retries := h.logs.find("stop command will be retried")
-		if len(retries) != 2 || retries[0].attrs["in"] != "1s" || retries[1].attrs["in"] != "5s" ||
-			retries[0].attrs["door"] != "ssh" || retries[0].attrs["src"] != "192.0.2.1" {
+		retries := h.logs.Find("stop command will be retried")
+		if len(retries) != 2 || retries[0].Attrs["in"] != "1s" || retries[1].Attrs["in"] != "5s" ||
+			retries[0].Attrs["door"] != "ssh" || retries[0].Attrs["src"] != "192.0.2.1" {
 			t.Errorf("retry lines = %v", retries)
 		}
 		if s := h.r.Stats(); s.StopRetries != 2 || s.StopsGivenUp != 0 || s.Failed != 2 || s.PendingCloses != 1 {
 			t.Errorf("stats = %+v, want StopRetries 2, Failed 2, PendingCloses 1 (the reopen)", s)
 		}
-		if n := len(h.logs.find("giving up on stop command; door may still be open")); n != 0 {
+		if n := len(h.logs.Find("giving up on stop command; door may still be open")); n != 0 {
 			t.Errorf("%d give-up lines", n)
 		}
 		h.shutdown()
@@ -858,18 +859,18 @@ func TestRunnerStopGivenUp(t *testing.T) {
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{10 * time.Second, "close 192.0.2.1"},
 			call{11 * time.Second, "close 192.0.2.1"}, call{16 * time.Second, "close 192.0.2.1"},
 			call{46 * time.Second, "close 192.0.2.1"})
-		gaveUp := h.logs.find("giving up on stop command; door may still be open")
+		gaveUp := h.logs.Find("giving up on stop command; door may still be open")
 		if len(gaveUp) != 1 {
 			t.Fatalf("give-up lines = %v, want 1", gaveUp)
 		}
 		want := map[string]string{"door": "ssh", "src": "192.0.2.1", "cmd": "stop", "command": "close 192.0.2.1", "attempts": "4"}
 		for k, v := range want {
-			if gaveUp[0].attrs[k] != v {
-				t.Errorf("give-up line %s = %q, want %q", k, gaveUp[0].attrs[k], v)
+			if gaveUp[0].Attrs[k] != v {
+				t.Errorf("give-up line %s = %q, want %q", k, gaveUp[0].Attrs[k], v)
 			}
 		}
-		if gaveUp[0].level != slog.LevelError {
-			t.Errorf("give-up logged at %v", gaveUp[0].level)
+		if gaveUp[0].Level != slog.LevelError {
+			t.Errorf("give-up logged at %v", gaveUp[0].Level)
 		}
 		if s := h.r.Stats(); s.StopRetries != 3 || s.StopsGivenUp != 1 || s.PendingCloses != 0 {
 			t.Errorf("stats = %+v, want StopRetries 3, StopsGivenUp 1, PendingCloses 0", s)
@@ -906,8 +907,8 @@ func TestRunnerShutdownRetriesFailedStop(t *testing.T) {
 			call{at, "close 192.0.2.1"}, call{at, "close 192.0.2.2"}, call{at, "close 192.0.2.3"},
 			call{at + time.Second, "close 192.0.2.1"}, call{at + time.Second, "close 192.0.2.2"}, call{at + time.Second, "close 192.0.2.3"},
 		)
-		gaveUp := h.logs.find("giving up on stop command; door may still be open")
-		if len(gaveUp) != 1 || gaveUp[0].attrs["src"] != "192.0.2.2" || gaveUp[0].attrs["door"] != "ssh" || gaveUp[0].attrs["attempts"] != "2" {
+		gaveUp := h.logs.Find("giving up on stop command; door may still be open")
+		if len(gaveUp) != 1 || gaveUp[0].Attrs["src"] != "192.0.2.2" || gaveUp[0].Attrs["door"] != "ssh" || gaveUp[0].Attrs["attempts"] != "2" {
 			t.Errorf("give-up lines = %v, want one for 192.0.2.2 after 2 attempts", gaveUp)
 		}
 		if s := h.r.Stats(); s.StopsGivenUp != 1 || s.PendingCloses != 0 {
@@ -937,7 +938,7 @@ func TestRunnerCloseAllIsTheShutdown(t *testing.T) {
 			t.Errorf("PendingCloses after CloseAll = %d, want 0", got)
 		}
 		h.r.Open(knock("ssh", "192.0.2.2"))
-		if w := h.logs.find("runner stopped, match ignored"); len(w) != 1 {
+		if w := h.logs.Find("runner stopped, match ignored"); len(w) != 1 {
 			t.Errorf("open after CloseAll: %v, want it refused", w)
 		}
 	})

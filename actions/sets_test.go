@@ -90,10 +90,10 @@ func TestRunnerSetOpens(t *testing.T) {
 			call{0, "add inet fw knock4 192.0.2.1 10s"},
 			call{0, "add inet fw knock4 192.0.2.2 10s"},
 			call{0, "add inet fw knock6 2001:db8::3 10s"})
-		opened := h.logs.find("opened")
+		opened := h.logs.Find("opened")
 		sets4 := 0
 		for _, o := range opened {
-			if o.attrs["set"] == "inet fw knock4" {
+			if o.Attrs["set"] == "inet fw knock4" {
 				sets4++
 			}
 		}
@@ -103,7 +103,7 @@ func TestRunnerSetOpens(t *testing.T) {
 		h.wantCalls() // no commands
 		h.shutdown()
 		// A clean stop removes what is still in the sets.
-		got := h.logs.find("closed")
+		got := h.logs.Find("closed")
 		if len(got) != 3 {
 			t.Errorf("closed lines at exit: %+v", got)
 		}
@@ -121,10 +121,10 @@ func TestRunnerSetOneFamily(t *testing.T) {
 		h.r.Open(knock("ssh", "192.0.2.1"))
 		synctest.Wait()
 		sets.want(t, call{0, "add inet fw knock4 192.0.2.1 10s"})
-		if o := h.logs.find("opened"); len(o) != 1 || o[0].attrs["src"] != "192.0.2.1" {
+		if o := h.logs.Find("opened"); len(o) != 1 || o[0].Attrs["src"] != "192.0.2.1" {
 			t.Errorf("opened lines %+v, want only 192.0.2.1", o)
 		}
-		if w := h.logs.find("door has nothing to open for this address family; knock ignored"); len(w) != 1 || w[0].attrs["src"] != "2001:db8::3" {
+		if w := h.logs.Find("door has nothing to open for this address family; knock ignored"); len(w) != 1 || w[0].Attrs["src"] != "2001:db8::3" {
 			t.Errorf("warnings %+v", w)
 		}
 		h.shutdown()
@@ -176,7 +176,7 @@ func TestRunnerSetWithTimedClose(t *testing.T) {
 		h.sleepTo(13 * time.Second)
 		h.wantCalls(call{0, "open 192.0.2.1"}, call{13 * time.Second, "close 192.0.2.1"})
 		sets.want(t, call{0, "add inet fw knock4 192.0.2.1 10s"}, call{3 * time.Second, "add inet fw knock4 192.0.2.1 10s"})
-		if n := len(h.logs.find("nft set element refreshed")); n != 1 {
+		if n := len(h.logs.Find("nft set element refreshed")); n != 1 {
 			t.Errorf("%d refresh lines, want 1", n)
 		}
 		h.shutdown()
@@ -191,9 +191,9 @@ func TestRunnerSetAddFails(t *testing.T) {
 		sets.failAdd = errors.New(`nft set "inet fw knock4": no such set`)
 		h.r.Open(knock("ssh", "192.0.2.1"))
 		synctest.Wait()
-		failed := h.logs.find("nft set add failed")
-		if len(failed) != 1 || failed[0].attrs["door"] != "ssh" || failed[0].attrs["src"] != "192.0.2.1" ||
-			failed[0].attrs["set"] != "inet fw knock4" || failed[0].attrs["err"] != sets.failAdd.Error() {
+		failed := h.logs.Find("nft set add failed")
+		if len(failed) != 1 || failed[0].Attrs["door"] != "ssh" || failed[0].Attrs["src"] != "192.0.2.1" ||
+			failed[0].Attrs["set"] != "inet fw knock4" || failed[0].Attrs["err"] != sets.failAdd.Error() {
 			t.Errorf("failure lines %+v", failed)
 		}
 		if s := h.r.Stats(); s.Failed != 1 {
@@ -211,8 +211,8 @@ func TestRunnerSetDryRun(t *testing.T) {
 		synctest.Wait()
 		h.shutdown()
 		sets.want(t)
-		if len(h.logs.find("dry run, not adding to nft set")) != 1 {
-			t.Errorf("no dry-run line:\n%s", h.logs.dump())
+		if len(h.logs.Find("dry run, not adding to nft set")) != 1 {
+			t.Errorf("no dry-run line:\n%s", h.logs.Dump())
 		}
 	})
 }
@@ -225,17 +225,17 @@ func TestRunnerSetTimeoutLogsClose(t *testing.T) {
 		h, sets := startWithSets(t, []Door{setDoor}, Options{})
 		h.r.Open(knock("ssh", "192.0.2.1"))
 		h.sleepTo(10*time.Second - time.Nanosecond)
-		if got := h.logs.find("closed"); len(got) != 0 {
+		if got := h.logs.Find("closed"); len(got) != 0 {
 			t.Fatalf("closed before the timeout: %+v", got)
 		}
 		h.sleepTo(10 * time.Second)
-		got := h.logs.find("closed")
-		if len(got) != 1 || got[0].attrs["door"] != "ssh" || got[0].attrs["src"] != "192.0.2.1" || got[0].attrs["set"] != "inet fw knock4" {
+		got := h.logs.Find("closed")
+		if len(got) != 1 || got[0].Attrs["door"] != "ssh" || got[0].Attrs["src"] != "192.0.2.1" || got[0].Attrs["set"] != "inet fw knock4" {
 			t.Fatalf("closed lines at the timeout: %+v, want one with door, src and set", got)
 		}
 		h.shutdown()
 		sets.want(t, call{0, "add inet fw knock4 192.0.2.1 10s"})
-		if got := h.logs.find("closed"); len(got) != 1 {
+		if got := h.logs.Find("closed"); len(got) != 1 {
 			t.Errorf("closed again at exit: %+v", got)
 		}
 	})

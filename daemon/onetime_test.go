@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"portknock/internal/logtest"
 	"portknock/sequence"
 )
 
@@ -67,17 +68,17 @@ func TestOneTimeConsume(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeFile(t, tt.content)
-			logs := newLogCapture()
-			o, err := OpenOneTime(path, logs.logger())
+			logs := logtest.New()
+			o, err := OpenOneTime(path, logs.Logger())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer o.Close()
 
 			var skipped []string
-			for _, r := range logs.find("one-time sequence line skipped") {
-				skipped = append(skipped, r.attrs["line"])
-				if r.attrs["path"] != path {
+			for _, r := range logs.Find("one-time sequence line skipped") {
+				skipped = append(skipped, r.Attrs["line"])
+				if r.Attrs["path"] != path {
 					t.Errorf("warning without the path: %v", r)
 				}
 			}
@@ -145,15 +146,15 @@ func TestOneTimeReopen(t *testing.T) {
 
 func TestOneTimeEmpty(t *testing.T) {
 	for _, content := range []string{"", "# all used\n#1000\n", "\n\n  \n", "garbage\n"} {
-		logs := newLogCapture()
-		o, err := OpenOneTime(writeFile(t, content), logs.logger())
+		logs := logtest.New()
+		o, err := OpenOneTime(writeFile(t, content), logs.Logger())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cur, ok := o.Current(); ok {
 			t.Errorf("%q: Current = %v, true", content, cur)
 		}
-		if len(logs.find("one-time sequence file has no unused sequence")) != 1 {
+		if len(logs.Find("one-time sequence file has no unused sequence")) != 1 {
 			t.Errorf("%q: no warning for an exhausted file", content)
 		}
 		o.Close()
@@ -368,8 +369,8 @@ func TestOneTimeFileChanged(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeFile(t, tt.content)
-			logs := newLogCapture()
-			o, err := OpenOneTime(path, logs.logger())
+			logs := logtest.New()
+			o, err := OpenOneTime(path, logs.Logger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -390,10 +391,10 @@ func TestOneTimeFileChanged(t *testing.T) {
 			} else if !ok || !slices.Equal(cur, steps(t, tt.next)) {
 				t.Errorf("Current = %v, %v; want %s", cur, ok, tt.next)
 			}
-			if n := len(logs.find("one-time sequence file changed since it was read; read it again")); n != 1 && !tt.quiet {
-				t.Errorf("no warning about the changed file; log:\n%s", logs.dump())
+			if n := len(logs.Find("one-time sequence file changed since it was read; read it again")); n != 1 && !tt.quiet {
+				t.Errorf("no warning about the changed file; log:\n%s", logs.Dump())
 			} else if n != 0 && tt.quiet {
-				t.Errorf("warning about a change that moved nothing; log:\n%s", logs.dump())
+				t.Errorf("warning about a change that moved nothing; log:\n%s", logs.Dump())
 			}
 			// The next Consume works on the file as it is now.
 			if ok {
