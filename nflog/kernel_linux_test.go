@@ -7,6 +7,7 @@ package nflog
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"portknock/bench/netbench"
 	"portknock/input"
@@ -406,5 +409,68 @@ func TestQueueFullWaits(t *testing.T) {
 	}
 	if refusals != 5*n {
 		t.Errorf("%d tries, want %d", refusals, 5*n)
+	}
+}
+
+// TestForgedFromUserspace sends a log message from another netlink socket
+// in the namespace, as a process with CAP_NET_ADMIN could, straight to the
+// reader's port ID: it must not arrive, and the kernel's must.
+func TestForgedFromUserspace(t *testing.T) {
+	r := newKernelRig(t, &Input{})
+	if err := r.in.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := r.in.open(ctx, 5, queueEmit(r.events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var port uint32
+	if err := rc.Control(func(fd uintptr) {
+		sa, gerr := unix.Getsockname(int(fd))
+		if gerr != nil {
+			err = gerr
+			return
+		}
+		port = sa.(*unix.SockaddrNetlink).Pid
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sendErr error
+	if err := r.ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		sendErr = unix.Sendto(fd, capLogSYN, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: port})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(sendErr, unix.ECONNREFUSED) {
+		t.Errorf("a datagram from userspace to the reader's port %d: %v, want ECONNREFUSED", port, sendErr)
+	}
+	// The kernel's own message still arrives, and is the only one.
+	r.syns(1)
+	select {
+	case ev := <-r.events:
+		if ev.Port != 7000 {
+			t.Errorf("event %+v, want the SYN to 7000", ev)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the kernel's log message did not arrive")
+	}
+	if st := r.in.Stats(); st.Read != 1 {
+		t.Errorf("%d messages read, want only the kernel's one", st.Read)
 	}
 }

@@ -35,6 +35,10 @@ func (in *Input) dial(ctx context.Context, group uint16, snap uint32, rbuf int, 
 	if err != nil {
 		return nil, fmt.Errorf("NFLOG group %d: opening netlink socket: %w", group, err)
 	}
+	if err := onlyFromKernel(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("NFLOG group %d: %w", group, err)
+	}
 	if err := setReadBuffer(conn, rbuf); err != nil {
 		in.log.Warn("cannot set NFLOG socket receive buffer", "input", in.Name, "group", group, "bytes", rbuf, "err", err)
 	}
@@ -165,4 +169,28 @@ func (s *groupSocket) close() {
 	s.cancel()
 	s.conn.Close()
 	<-s.done
+}
+
+// onlyFromKernel connects the socket to the kernel. Any process with
+// CAP_NET_ADMIN in the namespace can send a netlink datagram to a socket's
+// port ID, and a log message sent that way would read as a knock from any
+// address it names; the kernel refuses unicasts from anyone but the peer
+// of a connected netlink socket (ECONNREFUSED to the sender), so after
+// this only the kernel's messages arrive. Checking each datagram's sender
+// instead would cost a receive call that returns the address.
+func onlyFromKernel(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cerr = unix.Connect(int(fd), &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+	}); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("connecting the netlink socket to the kernel: %w", cerr)
+	}
+	return nil
 }
