@@ -162,8 +162,10 @@ func listenStatus(dir string) (*statusListener, error) {
 		}
 	}
 	// Bound under a name of its own and made private before it takes
-	// the real name: no one connects before its mode says who may.
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%d", StatusSocket, os.Getpid()))
+	// the real name: no one connects before its mode says who may. The
+	// name is fixed, so that one a crash left between bind and rename is
+	// removed by the next start.
+	tmp := filepath.Join(dir, "."+StatusSocket+".tmp")
 	os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
