@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"portknock/actions"
 	"portknock/input"
@@ -197,12 +198,20 @@ func union[V any](names []string, counted map[string]V) []string {
 // errNoMetrics is nil: this build serves metrics. See metrics_off.go.
 var errNoMetrics error
 
+// metricsConns bounds the metrics server's open connections: Prometheus
+// needs one, an operator's curl another.
+const metricsConns = 16
+
 // serveMetrics serves the metrics on ln until ctx ends, on goroutines wg
 // waits for.
 func serveMetrics(ctx context.Context, d *Daemon, ln net.Listener, wg *sync.WaitGroup) {
 	srv := newMetricsServer(d)
+	// Every local user can connect to a loopback port: the limit bounds
+	// the descriptors and goroutines they can make the daemon hold
+	// (ReadHeaderTimeout and IdleTimeout bound how long).
+	limited := netutil.LimitListener(ln, metricsConns)
 	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	})
