@@ -231,9 +231,11 @@ flood() {
 		sed -n 's/.*msg="input totals".* packets=\([0-9]*\).* queue_overflow=\([0-9]*\) kernel_drops=\([0-9]*\) overruns=\([0-9]*\).*/   received \1 messages; kernel dropped \3 in \4 overruns; queue overflow \2/p' "$tmp/portknockd.out"
 		grep -E 'msg="NFLOG message rate' "$tmp/portknockd.out" | sed 's/^/   /'
 	fi
-	res["$d,$count:$rate"]="$opened/$sentk"
-	res["$d,$count:$rate,rate"]=$frate
-	res["$d,$count:$rate,cpu"]=$per
+	# A flood FLOODS names twice gets every run's figures, in order.
+	local k="$d,$count:$rate"
+	res[$k]="${res[$k]:+${res[$k]}, }$opened/$sentk"
+	res[$k,rate]="${res[$k,rate]:+${res[$k,rate]}, }$frate"
+	res[$k,cpu]="${res[$k,cpu]:+${res[$k,cpu]}, }$per"
 	res["$d,rss"]=$(awk -v a="${res["$d,rss"]:-0}" -v b="$mem" 'BEGIN { print (b > a) ? b : a }')
 }
 
@@ -264,12 +266,13 @@ row() {
 	echo "$line"
 }
 row "last knock → command (sh + echo), $n knocks" lat
-for f in $floods; do
+distinct=$(printf '%s\n' $floods | awk '!seen[$0]++')
+for f in $distinct; do
 	rates=""
 	for d in "${daemons[@]}"; do rates+="${rates:+, }${res["$d,$f,rate"]:-?}"; done
 	row "real knocks opened during ${f%%:*} SYNs at ${f#*:}/s (sent at $rates/s)" "$f"
 done
-for f in $floods; do
+for f in $distinct; do
 	row "CPU µs per flood SYN (${f%%:*} at ${f#*:}/s)" "$f,cpu"
 done
 row "peak RSS, MiB" rss
