@@ -773,50 +773,47 @@ func (m *machine) shutdown(now time.Time, keepOpen bool) (pending []*entry, live
 	return pending, live
 }
 
-// closeHeap orders entries by close deadline.
-type closeHeap []*entry
+// scheduled is what a schedule orders: a time, and the item's place in
+// the heap, kept so that it can be fixed or removed without a search.
+type scheduled interface {
+	at() time.Time
+	setIndex(int)
+}
 
-func (h closeHeap) Len() int           { return len(h) }
-func (h closeHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h closeHeap) Swap(i, j int) {
+// schedule is a container/heap of items, earliest first. It serves both
+// the close schedule (entries by deadline) and set elements (by expiry).
+type schedule[T scheduled] []T
+
+func (h schedule[T]) Len() int           { return len(h) }
+func (h schedule[T]) Less(i, j int) bool { return h[i].at().Before(h[j].at()) }
+func (h schedule[T]) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+	h[i].setIndex(i)
+	h[j].setIndex(j)
 }
-func (h *closeHeap) Push(x any) {
-	e := x.(*entry)
-	e.index = len(*h)
-	*h = append(*h, e)
+func (h *schedule[T]) Push(x any) {
+	it := x.(T)
+	it.setIndex(len(*h))
+	*h = append(*h, it)
 }
-func (h *closeHeap) Pop() any {
+func (h *schedule[T]) Pop() any {
 	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	e.index = -1
+	it := old[len(old)-1]
+	var zero T
+	old[len(old)-1] = zero
+	it.setIndex(-1)
 	*h = old[:len(old)-1]
-	return e
+	return it
 }
+
+// closeHeap orders entries by close deadline.
+type closeHeap = schedule[*entry]
+
+func (e *entry) at() time.Time  { return e.deadline }
+func (e *entry) setIndex(i int) { e.index = i }
 
 // elemHeap orders set elements by expiry.
-type elemHeap []*setElem
+type elemHeap = schedule[*setElem]
 
-func (h elemHeap) Len() int           { return len(h) }
-func (h elemHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
-func (h elemHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *elemHeap) Push(x any) {
-	el := x.(*setElem)
-	el.index = len(*h)
-	*h = append(*h, el)
-}
-func (h *elemHeap) Pop() any {
-	old := *h
-	el := old[len(old)-1]
-	old[len(old)-1] = nil
-	el.index = -1
-	*h = old[:len(old)-1]
-	return el
-}
+func (el *setElem) at() time.Time  { return el.expires }
+func (el *setElem) setIndex(i int) { el.index = i }
