@@ -8,26 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
-)
 
-// needTool finds a command a test needs: missing, the test skips, unless
-// PORTKNOCK_INTEGRATION=1 says the environment must have it.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("PORTKNOCK_INTEGRATION") == "1" {
-			t.Fatalf("%s (Debian package %s) is needed: %v", name, pkg, err)
-		}
-		t.Skipf("%s (Debian package %s) not installed", name, pkg)
-	}
-	return p
-}
+	"portknock/internal/netnstest"
+)
 
 func scrape(t *testing.T, addr net.Addr) string {
 	t.Helper()
@@ -93,7 +80,7 @@ func TestMetrics(t *testing.T) {
 		t.Logf("metrics:\n%s", body)
 	}
 
-	promtool := needTool(t, "promtool", "prometheus")
+	promtool := netnstest.Tool(t, "promtool", "prometheus")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)
 	out, err := cmd.CombinedOutput()

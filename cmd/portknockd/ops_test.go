@@ -15,27 +15,14 @@ import (
 	"time"
 
 	"portknock/daemon"
+	"portknock/internal/netnstest"
 	"portknock/sealed"
 )
-
-// needTool finds a command a test needs: missing, the test skips, unless
-// PORTKNOCK_INTEGRATION=1 says the environment must have it.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("PORTKNOCK_INTEGRATION") == "1" {
-			t.Fatalf("%s (Debian package %s) is needed: %v", name, pkg, err)
-		}
-		t.Skipf("%s (Debian package %s) not installed", name, pkg)
-	}
-	return p
-}
 
 // TestAlertRules checks the example alert rules and runs their unit
 // tests.
 func TestAlertRules(t *testing.T) {
-	promtool := needTool(t, "promtool", "prometheus")
+	promtool := netnstest.Tool(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "portknockd.rules.yml"},
 		{"test", "rules", "portknockd.rules.test.yml"},
@@ -95,7 +82,7 @@ start_command = "true"
 // filter on what it logged: each wrong knock and each sealed rejection is
 // found, with its address, and nothing else.
 func TestFail2banFilter(t *testing.T) {
-	regex := needTool(t, "fail2ban-regex", "fail2ban")
+	regex := netnstest.Tool(t, "fail2ban-regex", "fail2ban")
 	cfg, _ := opsConfig(t)
 	var knocks strings.Builder
 	knocks.WriteString("7000 192.0.2.5\n8000 192.0.2.5\n")                     // wrong knock

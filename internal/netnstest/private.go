@@ -73,6 +73,18 @@ func skipOrFail(t testing.TB, msg string) {
 	t.Skipf("%s; skipping (set %s=1 to make this a failure)", msg, EnvRequired)
 }
 
+// Tool returns the path of command name, which Debian's package pkg
+// installs. A test that needs it but not root or a namespace calls this:
+// a missing command skips t, or fails it when Required.
+func Tool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		skipOrFail(t, fmt.Sprintf("test needs %s (Debian package %s): %v", name, pkg, err))
+	}
+	return p
+}
+
 // missingCommands returns the names not found on PATH.
 func missingCommands(names ...string) []string {
 	var missing []string
