@@ -164,3 +164,54 @@ func TestStatusSlowClients(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStatusUntrustedSocket: a socket in a directory anyone may write to,
+// or one that anyone may write to itself, is not asked: whoever put it
+// there could answer anything.
+func TestStatusUntrustedSocket(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		dirMode, mode os.FileMode
+		want          string
+	}{
+		{"directory writable by all", 0o777, 0o600, "others can write"},
+		{"socket writable by group", 0o700, 0o660, "group can write"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			sock := filepath.Join(dir, StatusSocket)
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			answered := make(chan struct{})
+			go func() {
+				defer close(answered)
+				if c, err := ln.Accept(); err == nil {
+					c.Write([]byte(`{"version":"forged"}`))
+					c.Close()
+				}
+			}()
+			if err := os.Chmod(sock, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tc.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			st, err := QueryStatus(t.Context(), dir)
+			if err == nil || !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("QueryStatus: %+v, %v; want refused as %s", st, err, tc.want)
+			}
+			// The same socket, once trusted, is asked: the refusal was
+			// the judgement, not a broken socket.
+			os.Chmod(dir, 0o700)
+			os.Chmod(sock, 0o600)
+			if st, err := QueryStatus(t.Context(), dir); err != nil || st.Version != "forged" {
+				t.Errorf("trusted again: %+v, %v; want the answer", st, err)
+			}
+			ln.Close()
+			<-answered
+		})
+	}
+}

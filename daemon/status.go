@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"portknock/internal/buildinfo"
+	"portknock/internal/filetrust"
 	"portknock/journal"
 )
 
@@ -235,13 +236,39 @@ func (l *statusListener) close() {
 	}
 }
 
+// trustSocket judges the status socket at path (see QueryStatus). Anything
+// but a socket is left to the dial, which says that no daemon runs.
+func trustSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().Type() != fs.ModeSocket {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil // no Unix owner to judge
+	}
+	if err := filetrust.CheckAs(path, filetrust.State, st.Uid); err != nil {
+		return fmt.Errorf("not asking the status socket: %w", err)
+	}
+	return nil
+}
+
 // ErrNotRunning is QueryStatus's error when no daemon answers: the socket
 // is missing or refuses connections.
 var ErrNotRunning = errors.New("no portknockd is running")
 
 // QueryStatus asks the daemon whose state_dir is dir for its status.
+//
+// The answer is believed and printed to an administrator, so the socket
+// must be one that only root or its owner could have put there: its owner
+// and every directory on the way are judged as the daemon judges state_dir
+// before it starts, with the socket's owner as the daemon's user. A socket
+// the daemon made always passes.
 func QueryStatus(ctx context.Context, dir string) (*Status, error) {
 	path := filepath.Join(dir, StatusSocket)
+	if err := trustSocket(path); err != nil {
+		return nil, err
+	}
 	var dialer net.Dialer
 	c, err := dialer.DialContext(ctx, "unix", path)
 	if err != nil {

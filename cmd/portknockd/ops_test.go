@@ -239,3 +239,26 @@ func (s *syncWriter) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestWriteStatusEscapes: text in an answer that would steer a terminal
+// (an escape sequence, a newline forging a table row) prints quoted.
+func TestWriteStatusEscapes(t *testing.T) {
+	const esc = "\x1b]0;owned\x07"
+	st := &daemon.Status{
+		Version:        "portknockd" + esc,
+		OpenDoors:      []daemon.StatusOpen{{Door: "ssh\n  web", Src: "192.0.2.1" + esc}},
+		OpenDoorsTotal: 1,
+		Inputs:         []daemon.StatusInput{{Name: "in" + esc, Type: "text", Counters: map[string]uint64{"lines" + esc: 1}}},
+	}
+	var b strings.Builder
+	writeStatus(&b, st)
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07") || strings.Contains(out, "ssh\n") {
+		t.Errorf("control characters printed as they are:\n%q", out)
+	}
+	for _, want := range []string{`"ssh\n  web"`, `"192.0.2.1\x1b]0;owned\a"`, `"lines\x1b]0;owned\a" 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}

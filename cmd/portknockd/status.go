@@ -9,9 +9,11 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	flag "github.com/spf13/pflag"
 
@@ -91,14 +93,14 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 
 // writeStatus prints a status for people.
 func writeStatus(w io.Writer, st *daemon.Status) {
-	fmt.Fprintf(w, "%s, status at %s\n", st.Version, st.Time.Format(time.DateTime+" MST"))
+	fmt.Fprintf(w, "%s, status at %s\n", safe(st.Version), st.Time.Format(time.DateTime+" MST"))
 
 	fmt.Fprintf(w, "\nopen doors: %d%s\n", st.OpenDoorsTotal, listed(len(st.OpenDoors), st.OpenDoorsTotal))
 	if len(st.OpenDoors) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  DOOR\tADDRESS\tCLOSES IN\tAT")
 		for _, o := range st.OpenDoors {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", o.Door, o.Src, seconds(o.Left), o.Until.In(st.Time.Location()).Format(time.DateTime))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", safe(o.Door), safe(o.Src), seconds(o.Left), o.Until.In(st.Time.Location()).Format(time.DateTime))
 		}
 		tw.Flush()
 	}
@@ -108,7 +110,7 @@ func writeStatus(w io.Writer, st *daemon.Status) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  DOOR\tADDRESS\tKNOCKS\tTIME LEFT")
 		for _, a := range st.Attempts {
-			fmt.Fprintf(tw, "  %s\t%s\t%d of %d\t%s\n", cmp.Or(a.Door, "sealed "+a.Range), a.Src, a.Step, a.Of, seconds(a.Left))
+			fmt.Fprintf(tw, "  %s\t%s\t%d of %d\t%s\n", safe(cmp.Or(a.Door, "sealed "+a.Range)), safe(a.Src), a.Step, a.Of, seconds(a.Left))
 		}
 		tw.Flush()
 	}
@@ -117,7 +119,7 @@ func writeStatus(w io.Writer, st *daemon.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  INPUT\tTYPE\tEVENTS\tSKIPPED\tCOUNTERS")
 	for _, in := range st.Inputs {
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", in.Name, in.Type, in.Events, counts(in.Skipped), counts(in.Counters))
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", safe(in.Name), safe(in.Type), in.Events, counts(in.Skipped), counts(in.Counters))
 	}
 	tw.Flush()
 
@@ -140,12 +142,24 @@ func seconds(s float64) string {
 	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
 }
 
+// safe returns s as it is when it prints as itself, and quoted with
+// escapes otherwise, so that no answer can move the cursor or retitle the
+// terminal it is printed on.
+func safe(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
 // counts prints the non-zero counters, by name, or "-".
 func counts(m map[string]uint64) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if m[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+			parts = append(parts, fmt.Sprintf("%s %d", safe(k), m[k]))
 		}
 	}
 	if len(parts) == 0 {
