@@ -4,15 +4,14 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"portknock/internal/filetrust"
+	"portknock/internal/keyfile"
 	"portknock/sealed"
 	"portknock/sequence"
 )
@@ -28,10 +27,6 @@ const (
 	// longer; the replay cache keeps every block this long past its time.
 	MaxMaxSkew = sequence.MaxSealedSkew
 )
-
-// maxKeyFileSize bounds what ReadKeyFile reads: a key file is one line and
-// a few comments.
-const maxKeyFileSize = 64 << 10
 
 func tomlSealedKeys() []string {
 	return []string{"base", "key_file", "proto", "id", "max_skew", "bind_source"}
@@ -259,39 +254,6 @@ func checkSealed(drafts []*doorDraft, pr *problems) {
 	}
 }
 
-// ReadKeyFile reads a sealed door's key file. It refuses a file that is not
-// a regular file or that its group or others can read: a key anyone else
-// can read is no secret.
-func ReadKeyFile(path string) (sealed.Key, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return sealed.Key{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return sealed.Key{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return sealed.Key{}, fmt.Errorf("%s: not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
-		return sealed.Key{}, fmt.Errorf("%s: mode %04o: its group or others can read the key; fix: chmod 600 %s", path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
-	if err != nil {
-		return sealed.Key{}, err
-	}
-	if len(data) > maxKeyFileSize {
-		return sealed.Key{}, fmt.Errorf("%s: larger than %d KiB, not a key file", path, maxKeyFileSize>>10)
-	}
-	k, err := sealed.ParseKey(data)
-	if err != nil {
-		return sealed.Key{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
 // CheckKeys judges, for a daemon running as uid, the key file of every
 // sealed door as a secret (see package filetrust): owned by root or uid,
 // neither readable nor writable by group or others, nor any directory on
@@ -333,7 +295,7 @@ func readKeys(c *Config) error {
 		}
 		r, seen := read[s.KeyFile]
 		if !seen {
-			r.key, r.err = ReadKeyFile(s.KeyFile)
+			r.key, r.err = keyfile.Read(s.KeyFile)
 			read[s.KeyFile] = r
 			if r.err != nil {
 				pr.errorf(s.Line, "sealed.key_file", "door %q: %v", c.Doors[i].Name, r.err)

@@ -4,7 +4,7 @@
 // datagram. A plan may instead knock on a sealed door: then the knocks are
 // one block sealed with the door's key (package sealed), made once the host
 // is resolved, because the block is bound to the address the daemon will
-// see. The package also reads and writes sealed-door key files.
+// see. Key files are package keyfile's.
 //
 // Resolution and sending sit behind small interfaces so that everything but
 // the sockets themselves can be tested without a network, and so that no

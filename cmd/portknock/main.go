@@ -26,6 +26,7 @@ import (
 	flag "github.com/spf13/pflag"
 
 	"portknock/internal/buildinfo"
+	"portknock/internal/keyfile"
 	"portknock/knock"
 	"portknock/sealed"
 )
@@ -128,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, r knock.R
 		return usageError(stderr, err)
 	}
 	if plan.Sealed != nil {
-		if plan.Sealed.Key, err = knock.ReadKeyFile(plan.Sealed.KeyFile); err != nil {
+		if plan.Sealed.Key, err = keyfile.Read(plan.Sealed.KeyFile); err != nil {
 			fmt.Fprintf(stderr, "portknock: %v\n", err)
 			return 1
 		}
@@ -182,7 +183,7 @@ func keygen(args []string, stdout, stderr io.Writer, rnd io.Reader) int {
 		fmt.Fprintf(stderr, "portknock: keygen: %v\n", err)
 		return 1
 	}
-	if err := knock.WriteKeyFile(path, key); err != nil {
+	if err := keyfile.Write(path, key); err != nil {
 		fmt.Fprintf(stderr, "portknock: keygen: %v\n", err)
 		return 1
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"portknock/internal/keyfile"
 	"portknock/knock"
 	"portknock/sealed"
 	"portknock/sequence"
@@ -205,7 +206,7 @@ func TestRunSealed(t *testing.T) {
 			wantStderr: "portknock: note: this machine's address 10.1.2.3 is private and 8.8.8.8 is not",
 		},
 		{name: "no route", args: "--key KEY 198.51.100.1 40000", wantCode: 1, wantStderr: "portknock: cannot tell this machine's address toward 198.51.100.1: network is unreachable; give it with --source"},
-		{name: "key readable by group", args: "--key " + openKey + " 192.0.2.7 40000", wantCode: 1, wantStderr: "portknock: key file " + openKey + " is readable by group or others (mode 0640); a key must stay secret: chmod 600 " + openKey},
+		{name: "key readable by group", args: "--key " + openKey + " 192.0.2.7 40000", wantCode: 1, wantStderr: "portknock: key file " + openKey + ": mode 0640: its group or others can read the key, which must stay secret; fix: chmod 600 " + openKey},
 		{name: "not a key", args: "--key " + badKey + " 192.0.2.7 40000", wantCode: 1, wantStderr: "portknock: key file " + badKey + ": sealed key: line 1"},
 		{name: "missing key", args: "--key " + dir + "/nope 192.0.2.7 40000", wantCode: 1, wantStderr: "no such file"},
 		{name: "usage before key", args: "--key " + dir + "/nope 192.0.2.7 40000:udp", wantCode: 2, wantStderr: "chosen with -u"},
@@ -280,7 +281,7 @@ func TestKeygen(t *testing.T) {
 	if fi.Mode().Perm()&^0o600 != 0 {
 		t.Errorf("key file mode %v; want at most 0600", fi.Mode())
 	}
-	first, err := knock.ReadKeyFile(path)
+	first, err := keyfile.Read(path)
 	if err != nil {
 		t.Fatalf("the new key file does not read back: %v", err)
 	}
@@ -298,7 +299,7 @@ func TestKeygen(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Error("keygen changed an existing key file")
 	}
-	if k, _ := knock.ReadKeyFile(path); k != first {
+	if k, _ := keyfile.Read(path); k != first {
 		t.Error("the key changed")
 	}
 
@@ -307,7 +308,7 @@ func TestKeygen(t *testing.T) {
 	if code := run(context.Background(), []string{"keygen", other}, io.Discard, io.Discard, knock.Runner{}); code != 0 {
 		t.Fatalf("keygen %s: exit status %d", other, code)
 	}
-	if k, _ := knock.ReadKeyFile(other); k == first {
+	if k, _ := keyfile.Read(other); k == first {
 		t.Error("two keygens made the same key")
 	}
 }

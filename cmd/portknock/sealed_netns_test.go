@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"portknock/knock"
+	"portknock/internal/keyfile"
 	"portknock/sealed"
 	"portknock/sequence"
 )
@@ -133,7 +133,7 @@ func TestSealedKnocksInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := filepath.Join(dir, "door.key")
-	if err := knock.WriteKeyFile(keyFile, key); err != nil {
+	if err := keyfile.Write(keyFile, key); err != nil {
 		t.Fatal(err)
 	}
 	opener := sealed.NewOpener(key)
@@ -247,7 +247,7 @@ func TestSealedKnocksInNetns(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := knockIn(t, ns, "client", "--key", open, "127.0.0.1", "40000")
-		if want := "key file " + open + " is readable by group or others (mode 0644)"; r.code != 1 || !strings.Contains(r.stderr, want) {
+		if want := "key file " + open + ": mode 0644: its group or others can read the key"; r.code != 1 || !strings.Contains(r.stderr, want) {
 			t.Errorf("exit status %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
 		}
 		if seen, packets := seenKnocks(t, ns); packets != 0 {

@@ -99,7 +99,7 @@ func TestCheckSealedKeyReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut := runArgs(t, "", "check", "-c", path)
-	if code != 1 || !strings.Contains(errOut, path+":"+lineOf(t, path, `name = "ssh"`, 1)+": sealed.key_file: door \"ssh\": "+key+": mode 0644: its group or others can read the key; fix: chmod 600 "+key) {
+	if code != 1 || !strings.Contains(errOut, path+":"+lineOf(t, path, `name = "ssh"`, 1)+": sealed.key_file: door \"ssh\": key file "+key+": mode 0644: its group or others can read the key, which must stay secret; fix: chmod 600 "+key) {
 		t.Errorf("exit %d, %s; want the key refused at its line", code, errOut)
 	}
 }

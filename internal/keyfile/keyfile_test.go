@@ -1,7 +1,9 @@
-package knock
+package keyfile
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,7 +20,7 @@ func TestWriteKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeKeyFileUmask0(path, k); err != nil {
+	if err := writeUmask0(path, k); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -28,7 +30,7 @@ func TestWriteKeyFile(t *testing.T) {
 	if runtime.GOOS != "windows" && fi.Mode() != 0o600 {
 		t.Errorf("key file mode %v; want -rw-------", fi.Mode())
 	}
-	got, err := ReadKeyFile(path)
+	got, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +65,9 @@ func TestWriteKeyFileNeverOverwrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{existing, empty, link, dangling} {
-		err := WriteKeyFile(path, k)
+		err := Write(path, k)
 		if err == nil || !strings.Contains(err.Error(), path+" already exists") || !strings.Contains(err.Error(), "never overwritten") {
-			t.Errorf("WriteKeyFile(%s) = %v; want a refusal naming the file", path, err)
+			t.Errorf("Write(%s) = %v; want a refusal naming the file", path, err)
 		}
 	}
 	for path, want := range map[string]string{existing: "old key\n", empty: "", target: "target\n"} {
@@ -74,15 +76,15 @@ func TestWriteKeyFileNeverOverwrites(t *testing.T) {
 		}
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !os.IsNotExist(err) {
-		t.Errorf("WriteKeyFile created the dangling link's target (%v)", err)
+		t.Errorf("Write created the dangling link's target (%v)", err)
 	}
 }
 
 func TestWriteKeyFileNoDirectory(t *testing.T) {
 	k, _ := sealed.NewKey(nil)
 	path := filepath.Join(t.TempDir(), "missing", "door.key")
-	if err := WriteKeyFile(path, k); err == nil || !strings.Contains(err.Error(), path) {
-		t.Fatalf("WriteKeyFile into a missing directory = %v; want an error naming %s", err, path)
+	if err := Write(path, k); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Write into a missing directory = %v; want an error naming %s", err, path)
 	}
 }
 
@@ -102,10 +104,10 @@ func TestReadKeyFile(t *testing.T) {
 		{name: "0400", content: good, mode: 0o400},
 		{name: "0700", content: good, mode: 0o700},
 		{name: "0620 (group may write, not read)", content: good, mode: 0o620},
-		{name: "0640", content: good, mode: 0o640, wantErr: "is readable by group or others (mode 0640); a key must stay secret: chmod 600 "},
-		{name: "0604", content: good, mode: 0o604, wantErr: "(mode 0604)"},
-		{name: "0644", content: good, mode: 0o644, wantErr: "(mode 0644)"},
-		{name: "0444", content: good, mode: 0o444, wantErr: "(mode 0444)"},
+		{name: "0640", content: good, mode: 0o640, wantErr: "mode 0640: its group or others can read the key, which must stay secret; fix: chmod 600 "},
+		{name: "0604", content: good, mode: 0o604, wantErr: "mode 0604: "},
+		{name: "0644", content: good, mode: 0o644, wantErr: "mode 0644: "},
+		{name: "0444", content: good, mode: 0o444, wantErr: "mode 0444: "},
 		{name: "not a key", content: "hello\n", mode: 0o600, wantErr: "not standard base64"},
 		{name: "empty", content: "", mode: 0o600, wantErr: "no key line"},
 		{name: "too big", content: "#" + strings.Repeat("x", 64<<10) + "\n" + good, mode: 0o600, wantErr: "larger than 64 KiB"},
@@ -119,30 +121,30 @@ func TestReadKeyFile(t *testing.T) {
 			if err := os.Chmod(path, tt.mode); err != nil {
 				t.Fatal(err)
 			}
-			k, err := ReadKeyFile(path)
+			k, err := Read(path)
 			if tt.wantErr == "" {
 				if err != nil || k != vectorKey() {
-					t.Fatalf("ReadKeyFile = %v; want the vector key", err)
+					t.Fatalf("Read = %v; want the vector key", err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("ReadKeyFile = %v; want an error naming %s and containing %q", err, path, tt.wantErr)
+				t.Fatalf("Read = %v; want an error naming %s and containing %q", err, path, tt.wantErr)
 			}
 			if strings.Contains(tt.wantErr, "chmod") && !strings.HasSuffix(err.Error(), "chmod 600 "+path) {
-				t.Fatalf("ReadKeyFile = %v; want it to end with the fix, chmod 600 %s", err, path)
+				t.Fatalf("Read = %v; want it to end with the fix, chmod 600 %s", err, path)
 			}
 		})
 	}
 	t.Run("directory", func(t *testing.T) {
-		if _, err := ReadKeyFile(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Fatalf("ReadKeyFile(a directory) = %v", err)
+		if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("Read(a directory) = %v", err)
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
 		path := filepath.Join(dir, "missing")
-		if _, err := ReadKeyFile(path); err == nil || !strings.Contains(err.Error(), path) {
-			t.Fatalf("ReadKeyFile(missing) = %v", err)
+		if _, err := Read(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Read(missing) = %v", err)
 		}
 	})
 	t.Run("link to a private file", func(t *testing.T) {
@@ -152,8 +154,34 @@ func TestReadKeyFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A link's own mode is 0777; what counts is the file read.
-		if k, err := ReadKeyFile(link); err != nil || k != vectorKey() {
-			t.Fatalf("ReadKeyFile(link) = %v", err)
+		if k, err := Read(link); err != nil || k != vectorKey() {
+			t.Fatalf("Read(link) = %v", err)
 		}
 	})
+}
+
+// vectorKey is the key of docs/sealed.md's test vectors: 0x00 … 0x1f.
+func vectorKey() sealed.Key {
+	var k sealed.Key
+	for i := range k {
+		k[i] = byte(i)
+	}
+	return k
+}
+
+// TestReadHidesTheKey: an error about a key file never repeats what it
+// holds, and a missing file is fs.ErrNotExist.
+func TestReadHidesTheKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k")
+	// A key of the wrong length: the error must not echo it.
+	if err := os.WriteFile(path, []byte("c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Read(path)
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("Read: %v", err)
+	}
+	if _, err := Read(filepath.Join(t.TempDir(), "none")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Read of a missing file: %v", err)
+	}
 }

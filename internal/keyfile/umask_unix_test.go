@@ -1,6 +1,6 @@
 //go:build unix
 
-package knock
+package keyfile
 
 import (
 	"syscall"
@@ -8,11 +8,11 @@ import (
 	"portknock/sealed"
 )
 
-// writeKeyFileUmask0 is WriteKeyFile under the most permissive umask, which
+// writeUmask0 is Write under the most permissive umask, which
 // must not widen the file's mode. The umask is the process's, so no other
 // test of this package runs in parallel with the one that calls it.
-func writeKeyFileUmask0(path string, k sealed.Key) error {
+func writeUmask0(path string, k sealed.Key) error {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
-	return WriteKeyFile(path, k)
+	return Write(path, k)
 }

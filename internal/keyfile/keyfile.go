@@ -1,4 +1,7 @@
-package knock
+// Package keyfile reads and writes sealed-door key files, for the client
+// and the daemon alike: one line of base64 (see sealed.ParseKey), mode
+// 0600, never overwritten.
+package keyfile
 
 import (
 	"errors"
@@ -12,38 +15,39 @@ import (
 	"portknock/sealed"
 )
 
-// maxKeyFile bounds what ReadKeyFile reads: a key file is one short line and
+// maxKeyFile bounds what Read reads: a key file is one short line and
 // a few comments, and naming a big file by mistake should say so rather
 // than read it all.
 const maxKeyFile = 64 << 10
 
-// ReadKeyFile reads a sealed door's key file. It refuses a file that its
-// group or others can read: a key that others could read is no longer
-// secret, and saying so now is better than using it.
-func ReadKeyFile(path string) (sealed.Key, error) {
+// Read reads a sealed door's key file. It refuses anything but a regular
+// file, and a file that its group or others can read: a key that others
+// could read is no longer secret, and saying so now is better than using
+// it. No error repeats what the file holds.
+func Read(path string) (sealed.Key, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return sealed.Key{}, fmt.Errorf("reading key file: %w", err)
+		return sealed.Key{}, fmt.Errorf("key file: %w", err)
 	}
 	defer f.Close()
 	// The mode of the file opened, not of the name: a symbolic link's
 	// target is what gets read.
 	fi, err := f.Stat()
 	if err != nil {
-		return sealed.Key{}, fmt.Errorf("reading key file: %w", err)
+		return sealed.Key{}, fmt.Errorf("key file: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return sealed.Key{}, fmt.Errorf("key file %s is not a regular file (%s)", path, fi.Mode().Type())
+		return sealed.Key{}, fmt.Errorf("key file %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
 	if err := checkKeyMode(path, fi.Mode()); err != nil {
 		return sealed.Key{}, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
 	if err != nil {
-		return sealed.Key{}, fmt.Errorf("key file: %w", err)
+		return sealed.Key{}, fmt.Errorf("key file %s: %w", path, err)
 	}
 	if len(data) > maxKeyFile {
-		return sealed.Key{}, fmt.Errorf("key file %s is larger than %d KiB: not a key file", path, maxKeyFile>>10)
+		return sealed.Key{}, fmt.Errorf("key file %s: larger than %d KiB, not a key file", path, maxKeyFile>>10)
 	}
 	k, err := sealed.ParseKey(data)
 	if err != nil {
@@ -59,15 +63,15 @@ func checkKeyMode(path string, mode fs.FileMode) error {
 	if runtime.GOOS == "windows" || mode.Perm()&0o044 == 0 {
 		return nil
 	}
-	return fmt.Errorf("key file %s is readable by group or others (mode %04o); a key must stay secret: chmod 600 %s", path, mode.Perm(), path)
+	return fmt.Errorf("key file %s: mode %04o: its group or others can read the key, which must stay secret; fix: chmod 600 %s", path, mode.Perm(), path)
 }
 
-// WriteKeyFile writes k to a new key file at path, readable and writable by
-// its owner only. It never replaces an existing file, not even an empty one
-// or a symbolic link: a key overwritten by mistake locks every client out.
-// The file is synced before WriteKeyFile returns, so that a key the user
-// has been told about survives a crash.
-func WriteKeyFile(path string, k sealed.Key) error {
+// Write writes k to a new key file at path, readable and writable by its
+// owner only. It never replaces an existing file, not even an empty one or
+// a symbolic link: a key overwritten by mistake locks every client out.
+// The file is synced before Write returns, so that a key the user has been
+// told about survives a crash.
+func Write(path string, k sealed.Key) error {
 	text, err := k.MarshalText()
 	if err != nil {
 		return err
