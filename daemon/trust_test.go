@@ -14,18 +14,12 @@ import (
 
 	"portknock/config"
 	"portknock/internal/filetrust"
+	"portknock/internal/netnstest"
 	"portknock/internal/testpki"
 	"portknock/journal"
 )
 
 const nobody = 65534
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("changing a file's owner needs root")
-	}
-}
 
 func chmod(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
@@ -97,7 +91,7 @@ func TestJournalInUntrustedStateDirNeverRuns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.root {
-				requireRoot(t)
+				netnstest.RequireRoot(t, "changing a file's owner")
 			}
 			tmp := t.TempDir()
 			state := filepath.Join(tmp, "state")
@@ -271,7 +265,7 @@ func TestStartRefusesUntrustedTLSFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.root {
-				requireRoot(t)
+				netnstest.RequireRoot(t, "changing a file's owner")
 			}
 			pki := t.TempDir()
 			ca := testpki.NewCA(t, pki, "test")

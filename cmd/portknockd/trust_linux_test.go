@@ -23,13 +23,6 @@ import (
 
 const nobodyUID = 65534
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("changing a file's owner needs root")
-	}
-}
-
 func chmod(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Chmod(path, mode); err != nil {
@@ -179,7 +172,7 @@ func TestCheckUntrustedAndBrokenConfig(t *testing.T) {
 // TestCheckAsUser: root checking for a daemon that runs as another user
 // judges as that user, whose files are its own.
 func TestCheckAsUser(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t, "changing a file's owner")
 	d := newTrustDir(t)
 	d.leaveJournal(t)
 	chownNobody(t, d.state)
@@ -232,7 +225,7 @@ func TestStartRefusesUntrustedConfig(t *testing.T) {
 // state_dir another user owns would have its stop command run by the
 // daemon as itself. The start is refused and the command never runs.
 func TestStartRefusesJournalOfAnotherUser(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t, "changing a file's owner")
 	d := newTrustDir(t)
 	d.leaveJournal(t)
 	chownNobody(t, d.state)

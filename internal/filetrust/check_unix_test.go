@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"portknock/internal/netnstest"
 )
 
 // nobody is the other user of the root-only tests.
@@ -202,15 +204,8 @@ func TestCheckSymlinks(t *testing.T) {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("changing a file's owner needs root")
-	}
-}
-
 func TestCheckOwnersAsRoot(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t, "changing a file's owner")
 	dir := t.TempDir()
 	chown := func(path string) string {
 		t.Helper()

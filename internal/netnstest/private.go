@@ -63,6 +63,16 @@ func RequirePrivate(t testing.TB, what string) {
 	skipOrFail(t, what+", so it runs only inside private namespaces: run the tests as root on Linux with unshare and ip")
 }
 
+// RequireRoot skips t unless the process is root, or fails it when
+// Required; what says what t does that needs root.
+func RequireRoot(t testing.TB, what string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	skipOrFail(t, what+" needs root")
+}
+
 // skipOrFail ends t for an environment that cannot run it: a skip, or a
 // failure when Required.
 func skipOrFail(t testing.TB, msg string) {
