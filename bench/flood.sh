@@ -33,6 +33,7 @@
 # exit. Needs root (network namespace, nftables, NFLOG, raw socket) and Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 count=${COUNT:-2000000}
 secs=${TIME:-30}
 workers=${WORKERS:-$(nproc)}
@@ -104,27 +105,6 @@ table inet pkbench {
 EOF
 }
 
-# busy_check: warn when something else keeps the CPUs busy before we start
-# (a build, tests): the numbers would say more about that than about us.
-busy_check() {
-	local a b
-	a=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat)
-	sleep 1
-	b=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]
-		busy = t ? 100 * (1 - (y[2] - x[2]) / t) : 0
-		if (busy > 10) printf "WARNING: the CPUs were %.0f%% busy before the benchmark started; expect noisy numbers\n", busy }'
-}
-
-# steal_start / steal_report: the share of CPU time the hypervisor gave to
-# others meanwhile (steal in /proc/stat); on a shared virtual machine it
-# explains much of the run-to-run spread.
-steal_start() { steal0=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat); }
-steal_report() {
-	awk -v s0="$steal0" '/^cpu / { split(s0, a, " "); t = $2+$3+$4+$5+$6+$7+$8+$9 - a[1]
-		printf "   CPU steal during the run: %.1f%%\n", t ? 100 * ($9 - a[2]) / t : 0 }' /proc/stat
-}
-
 # wait_for FILE PATTERN: until a reader says it is reading, at most 10 s.
 wait_for() {
 	local i
@@ -135,8 +115,6 @@ wait_for() {
 	echo "timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; exit 1
 }
 
-# cpu PID: user and system CPU seconds the process has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 # per CPUSECONDS N: microseconds per item.
 per() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.1f", n ? c * 1e6 / n : 0 }'; }
 
@@ -185,8 +163,8 @@ flood() {
 	local logged
 	logged=$(nsexec nft list counter inet pkbench knocks | awk '$1 == "packets" { print $2 }')
 	local pk_cpu="" bare_cpu=""
-	[[ -n $pk ]] && { pk_cpu=$(cpu "$pkd"); kill -TERM "$pk"; wait "$pk" || true; }
-	[[ -n $bare ]] && { bare_cpu=$(cpu "$bare"); kill -TERM "$bare"; wait "$bare" || true; }
+	[[ -n $pk ]] && { pk_cpu=$(cpu_seconds "$pkd"); kill -TERM "$pk"; wait "$pk" || true; }
+	[[ -n $bare ]] && { bare_cpu=$(cpu_seconds "$bare"); kill -TERM "$bare"; wait "$bare" || true; }
 
 	steal_report >"$tmp/$name.steal"
 	echo "-- $(grep '^flood' "$tmp/$name.flood.out")"

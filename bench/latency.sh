@@ -20,6 +20,7 @@
 # exit. Needs root (network namespace, nftables, NFLOG) and Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 n=${1:-1000}
 if [[ $EUID -ne 0 ]]; then
 	echo "bench/latency.sh needs root: it creates a network namespace with nftables rules and reads NFLOG (sudo bench/latency.sh)" >&2
@@ -70,27 +71,6 @@ sequence      = ["7000/tcp", "8000/tcp", "9000/udp"]
 seq_timeout   = "5s"
 start_command = "echo %IP% > $tmp/cmd.fifo"
 EOF
-
-# busy_check: warn when something else keeps the CPUs busy before we start
-# (a build, tests): the numbers would say more about that than about us.
-busy_check() {
-	local a b
-	a=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat)
-	sleep 1
-	b=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]
-		busy = t ? 100 * (1 - (y[2] - x[2]) / t) : 0
-		if (busy > 10) printf "WARNING: the CPUs were %.0f%% busy before the benchmark started; expect noisy numbers\n", busy }'
-}
-
-# steal_start / steal_report: the share of CPU time the hypervisor gave to
-# others meanwhile (steal in /proc/stat); on a shared virtual machine it
-# explains much of the run-to-run spread.
-steal_start() { steal0=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat); }
-steal_report() {
-	awk -v s0="$steal0" '/^cpu / { split(s0, a, " "); t = $2+$3+$4+$5+$6+$7+$8+$9 - a[1]
-		printf "   CPU steal during the run: %.1f%%\n", t ? 100 * ($9 - a[2]) / t : 0 }' /proc/stat
-}
 
 busy_check
 echo "$(nproc) CPUs, $(uname -r); $n knock sequences per run"

@@ -37,6 +37,7 @@
 # Go, nft and knockd (apt-get install knockd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 n=${N:-200}
 knocks=${KNOCKS:-10}
 floods=${FLOODS:-"200000:50000 1000000:100000 1000000:0"}
@@ -155,26 +156,8 @@ stop() {
 	wait "$wrapper" 2>/dev/null || true
 }
 
-# cpu: user and system CPU seconds the daemon has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$pid/stat"; }
 # hwm: the daemon's peak resident memory in MiB.
 hwm() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"; }
-
-# busy_check: warn when something else keeps the CPUs busy before we start.
-busy_check() {
-	local a b
-	a=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat)
-	sleep 1
-	b=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]
-		busy = t ? 100 * (1 - (y[2] - x[2]) / t) : 0
-		if (busy > 10) printf "WARNING: the CPUs were %.0f%% busy before the benchmark started; expect noisy numbers\n", busy }'
-}
-steal_start() { steal0=$(awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8+$9, $9 }' /proc/stat); }
-steal() {
-	awk -v s0="$steal0" '/^cpu / { split(s0, a, " "); t = $2+$3+$4+$5+$6+$7+$8+$9 - a[1]
-		printf "%.1f%%", t ? 100 * ($9 - a[2]) / t : 0 }' /proc/stat
-}
 
 # latency DAEMON: knock → command p50 and p99 over N knocks.
 latency() {
@@ -187,7 +170,7 @@ latency() {
 	fi
 	stop
 	echo "$out" | sed 's/^/   /'
-	echo "   CPU steal during the run: $(steal)"
+	echo "   CPU steal during the run: $(steal_pct)"
 	local row
 	row=$(grep '^start command running' <<<"$out" || true)
 	read -r p50 p99 <<<"$(awk '{ print $(NF-3), $(NF-1) }' <<<"$row")"
@@ -202,17 +185,17 @@ flood() {
 	start "$d" ">> $tmp/opened"
 	steal_start
 	local c0 c1 c2 sent secs frate sentk opened i
-	c0=$(cpu)
+	c0=$(cpu_seconds "$pid")
 	ip netns exec "$ns" timeout 300 "$tmp/synflood" -count "$count" -rate "$rate" -workers "$workers" -time 60s \
 		-knocks "$knocks" -knock-start 500ms -knock-every 300ms >"$tmp/flood.out"
-	c1=$(cpu)
+	c1=$(cpu_seconds "$pid")
 	# Let the daemon work through what it has buffered: until every knock
 	# opened or it is idle for a second, at most 30 s.
 	for i in $(seq 30); do
 		opened=$(grep -c '^127\.0\.1\.' "$tmp/opened" || true)
 		(( opened >= knocks )) && break
 		sleep 1
-		c2=$(cpu)
+		c2=$(cpu_seconds "$pid")
 		[[ $c2 == "$c1" ]] && break
 		c1=$c2
 	done
@@ -224,7 +207,7 @@ flood() {
 	read -r sent secs frate <<<"$(sed -n 's/^flood sent=\([0-9]*\) seconds=\([0-9.]*\) rate=\([0-9]*\).*/\1 \2 \3/p' "$tmp/flood.out")"
 	local per
 	per=$(awk -v a="$c0" -v b="$c1" -v n="$sent" 'BEGIN { printf "%.1f", n ? (b - a) * 1e6 / n : 0 }')
-	echo "   $d: $sent SYNs in ${secs}s (${frate}/s): $opened of $sentk knocks opened; CPU $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')s (${per} µs per SYN); peak RSS ${mem} MiB; CPU steal $(steal)"
+	echo "   $d: $sent SYNs in ${secs}s (${frate}/s): $opened of $sentk knocks opened; CPU $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')s (${per} µs per SYN); peak RSS ${mem} MiB; CPU steal $(steal_pct)"
 	if [[ $d == portknockd ]]; then
 		# Where the knocks that did not open were lost: in the kernel
 		# (the socket was full) or in the daemon's queue to the matcher.
