@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -218,6 +219,11 @@ func writeKey(t *testing.T, path string, mode fs.FileMode) sealed.Key {
 		t.Fatal(err)
 	}
 	text, _ := k.MarshalText()
+	// A new file: one left read-only by an earlier case would refuse a
+	// user other than root.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, text, 0o600); err != nil {
 		t.Fatal(err)
 	}

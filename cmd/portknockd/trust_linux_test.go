@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +24,16 @@ import (
 )
 
 const nobodyUID = 65534
+
+// whoami is how a trust error names the user this test runs as, who owns
+// the files it makes.
+func whoami() string {
+	uid := strconv.Itoa(os.Geteuid())
+	if u, err := user.LookupId(uid); err == nil {
+		return u.Username + " (uid " + uid + ")"
+	}
+	return "uid " + uid
+}
 
 func chmod(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
@@ -140,11 +152,12 @@ func TestCheckReportsEveryUntrustedFile(t *testing.T) {
 		t.Fatalf("check exit %d, want 1:\n%s", code, errOut)
 	}
 	journalFile := filepath.Join(d.state, journal.FileName)
+	me := whoami()
 	for _, want := range []string{
-		"error: " + d.cfg + ": not trusted: owned by root (uid 0), mode 0666: its group and others can write to it; fix: chmod go-w " + d.cfg + "\n",
-		"error: door \"web\": one-time sequences: " + d.ots + ": not trusted: owned by root (uid 0), mode 0664: its group can write to it; fix: chmod go-w " + d.ots + "\n",
-		"error: input text:" + d.fifo + ": " + d.fifo + ": not trusted: owned by root (uid 0), mode 0622: its group and others can write to it; fix: chmod go-w " + d.fifo + "\n",
-		"error: state_dir: " + journalFile + ": not trusted: owned by root (uid 0), mode 0666: its group and others can write to it; fix: chmod go-w " + journalFile + "\n",
+		"error: " + d.cfg + ": not trusted: owned by " + me + ", mode 0666: its group and others can write to it; fix: chmod go-w " + d.cfg + "\n",
+		"error: door \"web\": one-time sequences: " + d.ots + ": not trusted: owned by " + me + ", mode 0664: its group can write to it; fix: chmod go-w " + d.ots + "\n",
+		"error: input text:" + d.fifo + ": " + d.fifo + ": not trusted: owned by " + me + ", mode 0622: its group and others can write to it; fix: chmod go-w " + d.fifo + "\n",
+		"error: state_dir: " + journalFile + ": not trusted: owned by " + me + ", mode 0666: its group and others can write to it; fix: chmod go-w " + journalFile + "\n",
 		"4 problem(s) with files portknockd would not trust",
 	} {
 		if !strings.Contains(errOut, want) {
@@ -203,9 +216,10 @@ func TestCheckAsUser(t *testing.T) {
 // configuration others can write, or another user owns.
 func TestStartRefusesUntrustedConfig(t *testing.T) {
 	d := newTrustDir(t)
+	me := whoami()
 	chmod(t, d.cfg, 0o666)
 	code, _, errOut := runArgs(t, "", "-c", d.cfg, "--dry-run")
-	if code != 1 || !strings.HasPrefix(errOut, d.cfg+": not trusted: owned by root (uid 0), mode 0666") ||
+	if code != 1 || !strings.HasPrefix(errOut, d.cfg+": not trusted: owned by "+me+", mode 0666") ||
 		!strings.Contains(errOut, "fix: chmod go-w "+d.cfg) {
 		t.Errorf("start on a 0666 configuration: exit %d:\n%s", code, errOut)
 	}
