@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // SyslogTLSFiles names the PEM files of a TLS syslog listener (RFC 5425).
@@ -85,7 +86,9 @@ func LoadSyslogCredentials(files SyslogTLSFiles) (*SyslogCredentials, error) {
 // group or others; the mode is taken from the opened file, so that a
 // rename between a check and the read cannot slip another file in.
 func readPEMFile(path string, secret bool) ([]byte, error) {
-	f, err := os.Open(path)
+	// Non-blocking, so that a FIFO named by mistake is refused below
+	// instead of holding the daemon's start until something writes to it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

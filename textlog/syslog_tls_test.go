@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,6 +277,11 @@ func TestLoadSyslogCredentials(t *testing.T) {
 	groupKey := write("group.key", key, 0o640)
 	writableKey := write("writable.key", key, 0o602)
 	empty := write("empty.pem", "no certificate here\n", 0o644)
+	// A FIFO named by mistake must be refused, not waited on for a writer.
+	fifo := filepath.Join(dir, "fifo.pem")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	c, err := LoadSyslogCredentials(SyslogTLSFiles{Cert: p.server.CertFile, Key: p.server.KeyFile, ClientCA: p.ca.CertFile})
 	if err != nil {
@@ -303,6 +309,7 @@ func TestLoadSyslogCredentials(t *testing.T) {
 		{"missing certificate", SyslogTLSFiles{Cert: filepath.Join(dir, "nope.pem"), Key: p.server.KeyFile}, []string{"tls_cert:", "no such file"}},
 		{"key of another certificate", SyslogTLSFiles{Cert: p.server.CertFile, Key: p.client.KeyFile}, []string{"tls_cert", "tls_key", "does not match"}},
 		{"directory", SyslogTLSFiles{Cert: dir, Key: p.server.KeyFile}, []string{"not a regular file"}},
+		{"FIFO", SyslogTLSFiles{Cert: p.server.CertFile, Key: fifo}, []string{"tls_key:", "not a regular file"}},
 		{"client CA without certificates", SyslogTLSFiles{Cert: p.server.CertFile, Key: p.server.KeyFile, ClientCA: empty}, []string{"tls_client_ca:", "no PEM certificate"}},
 		{"client CA missing", SyslogTLSFiles{Cert: p.server.CertFile, Key: p.server.KeyFile, ClientCA: filepath.Join(dir, "nope.pem")}, []string{"tls_client_ca:"}},
 	} {

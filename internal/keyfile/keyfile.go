@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"portknock/sealed"
 )
@@ -25,7 +26,9 @@ const maxKeyFile = 64 << 10
 // could read is no longer secret, and saying so now is better than using
 // it. No error repeats what the file holds.
 func Read(path string) (sealed.Key, error) {
-	f, err := os.Open(path)
+	// Non-blocking, so that a FIFO named by mistake is refused below
+	// instead of holding the daemon's start until something writes to it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return sealed.Key{}, fmt.Errorf("key file: %w", err)
 	}
