@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -427,11 +426,7 @@ func Load(path string) (*Config, error) {
 // by group or others, nor may any directory on the way to it be (see
 // package filetrust). A missing file is left to the reading to report.
 func CheckFile(path string, uid uint32) error {
-	err := filetrust.CheckAs(path, filetrust.Config, uid)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
+	return filetrust.CheckExisting(path, filetrust.Config, uid)
 }
 
 // ReadFile reads the file at path and parses it with Parse, then reads the

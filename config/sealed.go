@@ -2,9 +2,7 @@ package config
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -268,10 +266,7 @@ func CheckKeys(c *Config, uid uint32) error {
 			continue
 		}
 		seen[s.KeyFile] = true
-		err := filetrust.CheckAs(s.KeyFile, filetrust.Secret, uid)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		err := filetrust.CheckExisting(s.KeyFile, filetrust.Secret, uid)
 		for _, e := range filetrust.Split(err) {
 			pr.errorf(s.Line, "sealed.key_file", "door %q: %v", c.Doors[i].Name, e)
 		}

@@ -286,10 +286,8 @@ func checkTLSFiles(files textlog.SyslogTLSFiles, uid uint32) error {
 		if f.path == "" {
 			continue
 		}
-		err := filetrust.CheckAs(f.path, f.role, uid)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // reading it says so
-		}
+		// A missing file is left to the reading, which says so.
+		err := filetrust.CheckExisting(f.path, f.role, uid)
 		for _, e := range filetrust.Split(err) {
 			errs = append(errs, fmt.Errorf("%s: %w", f.key, e))
 		}

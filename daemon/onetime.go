@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -95,11 +94,7 @@ func OpenOneTime(path string, logger *slog.Logger) (*OneTimeFile, error) {
 // group or others, nor may any directory on the way to it be (see package
 // filetrust). A missing file is left to the opening to report.
 func CheckOneTime(path string, uid uint32) error {
-	err := filetrust.CheckAs(path, filetrust.State, uid)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
+	return filetrust.CheckExisting(path, filetrust.State, uid)
 }
 
 // ReadOneTime returns the unused sequences of a one-time sequence file, in

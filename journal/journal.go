@@ -203,7 +203,7 @@ func Read(dir string) ([]Record, []Damage, error) {
 func CheckDir(dir string, uid uint32) error {
 	err := filetrust.CheckAs(dir, filetrust.State, uid)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil // nothing in it to judge
 	}
 	if err != nil {
 		return stateDirError(err)
@@ -217,8 +217,7 @@ func CheckDir(dir string, uid uint32) error {
 	}
 	var errs []error
 	for _, e := range ents {
-		err := filetrust.CheckAs(filepath.Join(dir, e.Name()), filetrust.State, uid)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := filetrust.CheckExisting(filepath.Join(dir, e.Name()), filetrust.State, uid); err != nil {
 			errs = append(errs, stateDirError(err))
 		}
 	}

@@ -196,11 +196,7 @@ func CheckInput(path string, uid uint32) error {
 		// fix gives it to the daemon's user.
 		role = filetrust.State
 	}
-	err := filetrust.CheckAs(path, role, uid)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
+	return filetrust.CheckExisting(path, role, uid)
 }
 
 func (r *reader) path(ctx context.Context, path string) error {

@@ -160,6 +160,14 @@ func TestCheckMissing(t *testing.T) {
 	if errors.Is(err, fs.ErrNotExist) || only(t, err).At != open {
 		t.Errorf("missing state_dir under a 0777 directory: %v", err)
 	}
+	// CheckExisting lets the first pass and reports the second.
+	uid := uint32(os.Geteuid())
+	if err := CheckExisting(filepath.Join(dir, "state", "closes.journal"), State, uid); err != nil {
+		t.Errorf("CheckExisting of a missing state file: %v", err)
+	}
+	if err := CheckExisting(filepath.Join(open, "state"), State, uid); err == nil || only(t, err).At != open {
+		t.Errorf("CheckExisting of a missing state_dir under a 0777 directory: %v", err)
+	}
 }
 
 func TestCheckSymlinks(t *testing.T) {

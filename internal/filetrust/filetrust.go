@@ -31,6 +31,7 @@
 package filetrust
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -288,4 +289,15 @@ func Split(err error) []error {
 		out = append(out, Split(e)...)
 	}
 	return out
+}
+
+// CheckExisting is CheckAs for a file that may not exist yet: a missing
+// file below trusted directories is no problem here, and is left to
+// whoever opens it to report.
+func CheckExisting(path string, role Role, uid uint32) error {
+	err := CheckAs(path, role, uid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
