@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,22 +36,7 @@ start_command = ["true"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pr.Close(); pw.Close() })
-	var logs syncBuffer
-	d := start(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Stdin: pr})
-	t.Cleanup(func() {
-		if t.Failed() {
-			log := logs.String()
-			if len(log) > 8<<10 {
-				log = "…" + log[len(log)-8<<10:]
-			}
-			t.Logf("daemon log (tail):\n%s", log)
-		}
-	})
+	d, pw, logs := startOnPipe(t, cfg)
 
 	began := time.Now()
 	writeErr := make(chan error, 1)

@@ -152,6 +152,30 @@ func start(t *testing.T, cfg *config.Config, opts Options) *running {
 	return run(t, d)
 }
 
+// startOnPipe starts a daemon on cfg whose stdin input reads what the
+// test writes to w, logging to logs, whose tail the test prints if it
+// fails.
+func startOnPipe(t *testing.T, cfg *config.Config) (d *running, w *os.File, logs *syncBuffer) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	logs = new(syncBuffer)
+	d = start(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Stdin: r})
+	t.Cleanup(func() {
+		if t.Failed() {
+			log := logs.String()
+			if len(log) > 8<<10 {
+				log = "…" + log[len(log)-8<<10:]
+			}
+			t.Logf("daemon log (tail):\n%s", log)
+		}
+	})
+	return d, w, logs
+}
+
 // run runs a daemon until the test ends.
 func run(t *testing.T, d *Daemon) *running {
 	t.Helper()

@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"log/slog"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -55,18 +53,7 @@ func TestSpoofedFloodByText(t *testing.T) {
 	ch := signals(t, sig)
 	cfg := doorConfig(t, "-", sig, "")
 	cfg.Daemon.MaxSources = maxSources
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pr.Close(); pw.Close() })
-	var logs syncBuffer
-	d := start(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Stdin: pr})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	})
+	d, pw, logs := startOnPipe(t, cfg)
 
 	// The writer samples the heap ten times during the flood, each after
 	// a collection, so what is measured is what is kept.
