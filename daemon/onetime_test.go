@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,19 @@ func writeFile(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// openOneTime opens a one-time sequence file holding content, logging to
+// log, until the test ends.
+func openOneTime(t *testing.T, content string, log *slog.Logger) (o *OneTimeFile, path string) {
+	t.Helper()
+	path = writeFile(t, content)
+	o, err := OpenOneTime(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o, path
 }
 
 func TestOneTimeConsume(t *testing.T) {
@@ -67,13 +81,8 @@ func TestOneTimeConsume(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, tt.content)
 			logs := logtest.New()
-			o, err := OpenOneTime(path, logs.Logger())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer o.Close()
+			o, path := openOneTime(t, tt.content, logs.Logger())
 
 			var skipped []string
 			for _, r := range logs.Find("one-time sequence line skipped") {
@@ -368,13 +377,8 @@ func TestOneTimeFileChanged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, tt.content)
 			logs := logtest.New()
-			o, err := OpenOneTime(path, logs.Logger())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer o.Close()
+			o, path := openOneTime(t, tt.content, logs.Logger())
 			consumed, _ := o.Current()
 			tt.change(t, path)
 			if err := o.Consume(); err != nil {
@@ -442,14 +446,9 @@ func TestOneTimeFileChangedSequenceGone(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, "1000,2000\n3000\n")
-			o, err := OpenOneTime(path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer o.Close()
+			o, path := openOneTime(t, "1000,2000\n3000\n", nil)
 			tt.change(t, path)
-			err = o.Consume()
+			err := o.Consume()
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "changed") {
 				t.Fatalf("Consume = %v, want an error naming %s and saying it changed", err, path)
 			}

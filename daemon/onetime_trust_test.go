@@ -30,12 +30,7 @@ func TestOneTimeRefusesUntrustedFile(t *testing.T) {
 func TestOneTimeConsumeJudgesAgain(t *testing.T) {
 	const content = "1000,2000\n3000\n"
 	t.Run("chmod", func(t *testing.T) {
-		path := writeFile(t, content)
-		o, err := OpenOneTime(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
+		o, path := openOneTime(t, content, nil)
 		chmod(t, path, 0o646)
 		wantTrustError(t, "Consume of a file made 0646", o.Consume(), path)
 		if data, _ := os.ReadFile(path); string(data) != content {
@@ -46,12 +41,7 @@ func TestOneTimeConsumeJudgesAgain(t *testing.T) {
 		}
 	})
 	t.Run("replaced", func(t *testing.T) {
-		path := writeFile(t, content)
-		o, err := OpenOneTime(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
+		o, path := openOneTime(t, content, nil)
 		replaceFile(t, path, content, 0o600)
 		chmod(t, path, 0o666)
 		wantTrustError(t, "Consume of a file replaced by a 0666 one", o.Consume(), path)
@@ -63,17 +53,12 @@ func TestOneTimeConsumeJudgesAgain(t *testing.T) {
 		if os.Geteuid() != 0 {
 			t.Skip("changing a file's owner needs root")
 		}
-		path := writeFile(t, content)
-		o, err := OpenOneTime(path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer o.Close()
+		o, path := openOneTime(t, content, nil)
 		replaceFile(t, path, content, 0o600)
 		if err := os.Chown(path, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		err = o.Consume()
+		err := o.Consume()
 		wantTrustError(t, "Consume of a file replaced by nobody's", err, path)
 		if err != nil && !strings.Contains(err.Error(), "uid 65534") {
 			t.Errorf("error does not name the owner: %v", err)
