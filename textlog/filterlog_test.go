@@ -218,14 +218,7 @@ func BenchmarkParseFilterlog(b *testing.B) {
 					fmt.Appendf(nil, "<134>Nov 22 12:00:01 filterlog[12345]: 5,,,1000000103,igb0,match,block,in,4,0x0,,64,1,0,DF,6,tcp,60,%s,192.0.2.1,40000,443,0,S,1,,65228,,mss", src))
 			}
 		}
-		m, err := sequence.New([]sequence.Door{{
-			Name:     "ssh",
-			Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
-			Timeout:  time.Hour,
-		}}, sequence.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		m := sshMatcher(b)
 		p := Parser{Format: FormatFilterlog, Prefix: "1000000103"}
 		out := make([]sequence.Match, 0, 4)
 		var events, matches, n int

@@ -126,14 +126,7 @@ func BenchmarkFormats(b *testing.B) {
 			}
 			data := buf.Bytes()
 			lines := bytes.Count(data, []byte("\n"))
-			m, err := sequence.New([]sequence.Door{{
-				Name:     "ssh",
-				Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
-				Timeout:  time.Hour,
-			}}, sequence.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			m := sshMatcher(b)
 			for _, p := range []Parser{{Format: f}, {}} {
 				name := "pinned"
 				if p.Format == FormatAuto {

@@ -770,14 +770,7 @@ func BenchmarkNetfilterPipeline(b *testing.B) {
 				[]byte("Nov 22 12:00:01 fw kernel: [12345.678901] drop "+nfIn+nfMAC4+ip+"PROTO=TCP SPT=40000 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0"))
 		}
 	}
-	m, err := sequence.New([]sequence.Door{{
-		Name:     "ssh",
-		Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
-		Timeout:  time.Hour,
-	}}, sequence.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := sshMatcher(b)
 	p := Parser{Format: FormatNetfilter, Prefix: "knock"}
 	ev := sequence.Event{}
 	out := make([]sequence.Match, 0, 4)
@@ -847,14 +840,7 @@ func BenchmarkKernLog(b *testing.B) {
 			name = "auto"
 		}
 		b.Run(name, func(b *testing.B) {
-			m, err := sequence.New([]sequence.Door{{
-				Name:     "ssh",
-				Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
-				Timeout:  time.Hour,
-			}}, sequence.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			m := sshMatcher(b)
 			p := Parser{Format: f, Prefix: "knock", Now: now, Location: zone}
 			var ev sequence.Event
 			out := make([]sequence.Match, 0, 4)

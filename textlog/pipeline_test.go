@@ -26,14 +26,7 @@ func BenchmarkSimplePipeline(b *testing.B) {
 		}
 	}
 	data := buf.Bytes()
-	m, err := sequence.New([]sequence.Door{{
-		Name:     "ssh",
-		Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
-		Timeout:  time.Hour,
-	}}, sequence.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := sshMatcher(b)
 	p := Parser{Format: FormatSimple}
 	ev := sequence.Event{Time: time.Unix(1e9, 0)}
 	out := make([]sequence.Match, 0, 4)
@@ -58,4 +51,19 @@ func BenchmarkSimplePipeline(b *testing.B) {
 		b.Fatalf("%d events, %d matches: the benchmark exercises nothing", events, matches)
 	}
 	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// sshMatcher is the benchmarks' matcher: one door, 7000/tcp, 8000/tcp,
+// 9000/udp within an hour.
+func sshMatcher(b *testing.B) *sequence.Matcher {
+	b.Helper()
+	m, err := sequence.New([]sequence.Door{{
+		Name:     "ssh",
+		Sequence: []sequence.Step{{Port: 7000, Proto: sequence.TCP}, {Port: 8000, Proto: sequence.TCP}, {Port: 9000, Proto: sequence.UDP}},
+		Timeout:  time.Hour,
+	}}, sequence.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
 }
